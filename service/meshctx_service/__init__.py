@@ -1,0 +1,1 @@
+"""The meshctx validation service (FastAPI). It imports ``meshctx.plan`` and never torch."""

@@ -1,0 +1,58 @@
+"""meshctx: know, before a job launches, exactly which device-mesh topology it will build.
+
+``import meshctx`` never imports torch; ``MeshContext`` (which needs torch) is loaded on first use.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from .axes import MeshAxisName
+from .config import (
+    DDPConfig,
+    FSDP2Config,
+    MegatronFSDPConfig,
+    ParallelismSizes,
+    ParallelSizes,
+    Strategy,
+)
+from .plan import (
+    ClusterShape,
+    MeshPlan,
+    ModelShape,
+    Problem,
+    TopologyError,
+    ValidationReport,
+    plan_mesh,
+    validate_topology,
+)
+
+if TYPE_CHECKING:
+    from .context import MeshContext
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ClusterShape",
+    "DDPConfig",
+    "FSDP2Config",
+    "MegatronFSDPConfig",
+    "MeshAxisName",
+    "MeshContext",
+    "MeshPlan",
+    "ModelShape",
+    "ParallelSizes",
+    "ParallelismSizes",
+    "Problem",
+    "Strategy",
+    "TopologyError",
+    "ValidationReport",
+    "plan_mesh",
+    "validate_topology",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MeshContext":
+        from .context import MeshContext
+
+        return MeshContext
+    raise AttributeError(f"module 'meshctx' has no attribute {name!r}")

@@ -1,0 +1,29 @@
+"""The torch-free planning core: every topology decision of meshctx is made here."""
+
+from .layout import AxisLayout
+from .mesh_plan import MeshPlan, MeshSpec, axis_kwargs
+from .planner import ValidationReport, WorldSizeVerdict, parse_nnodes, plan_mesh, validate_topology
+from .problems import Code, Problem, Severity, TopologyError
+from .rules import ResolvedSizes
+from .shapes import ClusterShape, ModelShape
+from .suggest import Suggestion
+
+__all__ = [
+    "AxisLayout",
+    "ClusterShape",
+    "Code",
+    "MeshPlan",
+    "MeshSpec",
+    "ModelShape",
+    "Problem",
+    "ResolvedSizes",
+    "Severity",
+    "Suggestion",
+    "TopologyError",
+    "ValidationReport",
+    "WorldSizeVerdict",
+    "axis_kwargs",
+    "parse_nnodes",
+    "plan_mesh",
+    "validate_topology",
+]

@@ -1,0 +1,44 @@
+"""Small integer helpers for hints: divisors and the nearest valid values."""
+
+from __future__ import annotations
+
+from math import isqrt, log2
+
+
+def is_size(value: object) -> bool:
+    """A usable parallel degree: an ``int`` (not ``bool``) of at least 1."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def divisors(n: int) -> list[int]:
+    """All divisors of ``n`` (n ≥ 1), ascending."""
+    small: list[int] = []
+    large: list[int] = []
+    for d in range(1, isqrt(n) + 1):
+        if n % d == 0:
+            small.append(d)
+            if d != n // d:
+                large.append(n // d)
+    return small + large[::-1]
+
+
+def nearest(candidates: list[int], target: int, count: int = 3) -> list[int]:
+    """Up to ``count`` candidates closest to ``target`` on a log scale, ascending."""
+    if not candidates:
+        return []
+    ranked = sorted(candidates, key=lambda c: (abs(log2(c) - log2(max(target, 1))), c))
+    return sorted(ranked[:count])
+
+
+def nearest_multiples(n: int, base: int) -> list[int]:
+    """The multiples of ``base`` just below and just above ``n`` (below omitted when it is 0)."""
+    below = (n // base) * base
+    above = below + base if below != n else n
+    return [m for m in dict.fromkeys((below, above)) if m > 0]
+
+
+def join_or(values: list[int]) -> str:
+    words = [str(v) for v in values]
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " or " + words[-1]

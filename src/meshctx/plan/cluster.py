@@ -1,0 +1,99 @@
+"""Where groups land on the hardware: nodes and NVLink domains spanned by each axis's groups.
+
+Rank ``r`` sits on node ``r // gpus_per_node`` and in NVLink domain ``r // nvlink_domain``. For the
+plain world (no rank subset) and layouts whose modes line up with the unit, every group spans the
+same number of units and the count is a product over the modes, with no enumeration; otherwise
+every group is enumerated, once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .arith import divisors, join_or
+from .layout import AxisLayout
+from .problems import Code, Problem
+
+if TYPE_CHECKING:
+    from .mesh_plan import MeshPlan
+
+#: Axes whose collectives are latency- or bandwidth-bound enough that leaving a node hurts.
+LOCAL_AXES: tuple[str, ...] = ("tp", "ep")
+
+
+def _aligned_span(layout: AxisLayout, unit: int) -> int | None:
+    """Units spanned by every group when each mode lies inside a unit, across units, or splits evenly."""
+    spanned = 1
+    for size, stride in zip(layout.sizes, layout.strides):
+        extent = size * stride
+        if unit % extent == 0:
+            continue
+        if stride % unit == 0:
+            spanned *= size
+        elif unit % stride == 0 and extent % unit == 0:
+            spanned *= extent // unit
+        else:
+            return None
+    return spanned
+
+
+def units_spanned(plan: MeshPlan, axis: str, unit: int) -> int:
+    """The most units (nodes, or NVLink domains) that one group of ``axis`` touches."""
+    layout = plan.layout(axis)
+    if plan.ranks is None:
+        fast = _aligned_span(layout, unit)
+        if fast is not None:
+            return fast
+    return max(len({plan.rank_at(p) // unit for p in group}) for group in layout.all_groups(plan.world_size))
+
+
+def cluster_report(plan: MeshPlan) -> dict[str, object]:
+    """Per axis, how many nodes (and NVLink domains) one group spans."""
+    cluster = plan.cluster
+    assert cluster is not None
+    spans: dict[str, dict[str, int]] = {}
+    for axis in plan.layouts:
+        entry = {"nodes": units_spanned(plan, axis, cluster.gpus_per_node)}
+        if cluster.nvlink_domain:
+            entry["nvlink_domains"] = units_spanned(plan, axis, cluster.nvlink_domain)
+        spans[axis] = entry
+    highest = max(plan.ranks) + 1 if plan.ranks is not None else plan.world_size
+    return {
+        "gpus_per_node": cluster.gpus_per_node,
+        "nvlink_domain": cluster.nvlink_domain,
+        "nodes": -(-highest // cluster.gpus_per_node),
+        "spans": spans,
+    }
+
+
+def cluster_warnings(plan: MeshPlan) -> list[Problem]:
+    """Warn when a TP group or an EP group leaves its node (or NVLink domain, when one is given)."""
+    cluster = plan.cluster
+    if cluster is None:
+        return []
+    if cluster.nvlink_domain:
+        unit, code, what = cluster.nvlink_domain, Code.AXIS_SPANS_NVLINK_DOMAIN, "NVLink domains"
+        unit_field = "cluster.nvlink_domain"
+    else:
+        unit, code, what = cluster.gpus_per_node, Code.AXIS_SPANS_NODES, "nodes"
+        unit_field = "cluster.gpus_per_node"
+    warnings = []
+    for axis in LOCAL_AXES:
+        if axis not in plan.layouts:
+            continue
+        spanned = units_spanned(plan, axis, unit)
+        if spanned <= 1:
+            continue
+        size = plan.size(axis)
+        inside = join_or([d for d in divisors(unit) if d <= size] or [1])
+        warnings.append(
+            Problem.warning(
+                code,
+                (f"{axis}_size", unit_field),
+                f"Each {axis} group of {size} ranks spans {spanned} {what} of {unit} GPUs, so its "
+                f"collectives leave NVLink.",
+                f"Keep {axis}_size a divisor of {unit} ({inside}) so each {axis} group stays inside one "
+                f"{what[:-1]}; move the remaining factor to dp or pp.",
+            )
+        )
+    return warnings

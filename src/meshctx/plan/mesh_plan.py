@@ -1,0 +1,275 @@
+"""``MeshPlan``: the whole layout of a job's meshes, computed without torch.
+
+Every axis (real, flattened, MoE) is kept as an ``AxisLayout`` over *mesh positions*; position
+``p`` holds global rank ``ranks[p]`` (``p`` itself when no rank subset is given). Groups and
+coordinates are derived from the layouts on demand, so a plan for 131072 ranks costs the same as
+one for 8 until somebody asks for every group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from ..axes import MeshAxisName
+from ..config import Strategy
+from .layout import AxisLayout
+from .rules import ResolvedSizes
+from .shapes import ClusterShape
+
+A = MeshAxisName
+
+FSDP2_AXES: tuple[MeshAxisName, ...] = (A.PP, A.DP_REPLICATE, A.DP_SHARD, A.CP, A.TP)
+FSDP2_FLATTENED: dict[MeshAxisName, tuple[MeshAxisName, ...]] = {
+    A.DP: (A.DP_REPLICATE, A.DP_SHARD),
+    A.DP_SHARD_CP: (A.DP_SHARD, A.CP),
+    A.DP_CP: (A.DP_REPLICATE, A.DP_SHARD, A.CP),
+}
+MEGATRON_AXES: tuple[MeshAxisName, ...] = (A.DP, A.CP, A.TP)
+MOE_AXES: tuple[MeshAxisName, ...] = (A.EP_SHARD, A.EP)
+
+#: The keys of ``to_dict()`` that describe the topology itself; the fingerprint covers exactly these.
+TOPOLOGY_KEYS: tuple[str, ...] = ("strategy", "world_size", "ranks", "sizes", "device_mesh", "moe_mesh", "layouts")
+
+
+@dataclass(frozen=True)
+class MeshSpec:
+    """A named mesh: its axes (outermost first), their sizes and the axes flattened from them."""
+
+    axes: tuple[MeshAxisName, ...]
+    shape: tuple[int, ...]
+    flattened: Mapping[MeshAxisName, tuple[MeshAxisName, ...]] = field(default_factory=dict)
+
+    def to_dict(self, *, with_flattened: bool = True) -> dict[str, object]:
+        out: dict[str, object] = {"axes": [a.value for a in self.axes], "shape": list(self.shape)}
+        if with_flattened:
+            out["flattened"] = {k.value: [a.value for a in v] for k, v in self.flattened.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> MeshSpec:
+        flattened = data.get("flattened") or {}
+        return cls(
+            axes=tuple(A(a) for a in data["axes"]),  # type: ignore[attr-defined]
+            shape=tuple(int(s) for s in data["shape"]),  # type: ignore[attr-defined]
+            flattened={A(k): tuple(A(a) for a in v) for k, v in flattened.items()},  # type: ignore[attr-defined]
+        )
+
+
+def axis_kwargs(device_axes: tuple[str, ...], moe_axes: tuple[str, ...]) -> dict[str, object]:
+    """``parallelize_fn`` axis kwargs, decided exactly as NeMo Automodel's ``MeshContext`` decides them:
+    from the *real* axes of the device mesh and the MoE mesh (flattened axes do not count)."""
+    if A.DP_REPLICATE in device_axes and A.DP_SHARD_CP in device_axes:
+        dp_axis_names: tuple[MeshAxisName, ...] = (A.DP_REPLICATE, A.DP_SHARD_CP)
+    else:
+        dp_axis_names = (A.DP_SHARD_CP,)
+    return {
+        "dp_axis_names": dp_axis_names,
+        "cp_axis_name": A.CP if A.CP in device_axes else None,
+        "tp_axis_name": A.TP if A.TP in device_axes else None,
+        "ep_axis_name": A.EP if A.EP in moe_axes else None,
+        "ep_shard_axis_names": (A.EP_SHARD,) if A.EP_SHARD in moe_axes else None,
+    }
+
+
+def _jsonable(kwargs: Mapping[str, object]) -> dict[str, object]:
+    def convert(value: object) -> object:
+        if isinstance(value, tuple):
+            return [convert(v) for v in value]
+        if isinstance(value, MeshAxisName):
+            return value.value
+        return value
+
+    return {key: convert(value) for key, value in kwargs.items()}
+
+
+@dataclass(frozen=True)
+class MeshPlan:
+    strategy: Strategy
+    world_size: int
+    ranks: tuple[int, ...] | None
+    sizes: ResolvedSizes
+    device_mesh: MeshSpec | None
+    moe_mesh: MeshSpec | None
+    layouts: Mapping[str, AxisLayout]
+    cluster: ClusterShape | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def build(
+        cls,
+        strategy: Strategy,
+        sizes: ResolvedSizes,
+        world_size: int,
+        ranks: tuple[int, ...] | None = None,
+        cluster: ClusterShape | None = None,
+    ) -> MeshPlan:
+        """Lay out a valid, resolved topology (see ``rules.check_sizes``)."""
+        if ranks is not None and list(ranks) == list(range(len(ranks))):
+            ranks = None  # the identity subset is the plain world: one canonical form
+        layouts: dict[str, AxisLayout] = {}
+        device_mesh: MeshSpec | None = None
+        moe_mesh: MeshSpec | None = None
+        if strategy is Strategy.FSDP2:
+            shape = (sizes.pp, sizes.dp_replicate, sizes.dp_shard, sizes.cp, sizes.tp)
+            device_mesh = MeshSpec(FSDP2_AXES, shape, dict(FSDP2_FLATTENED))
+            if sizes.ep > 1:
+                moe_mesh = MeshSpec(MOE_AXES, (sizes.ep_shard, sizes.ep))
+        elif strategy is Strategy.MEGATRON_FSDP:
+            flattened = {A.DP_CP: (A.DP, A.CP)} if sizes.cp > 1 else {}
+            device_mesh = MeshSpec(MEGATRON_AXES, (sizes.dp, sizes.cp, sizes.tp), flattened)
+        if device_mesh is not None:
+            for i, axis in enumerate(device_mesh.axes):
+                layouts[axis.value] = AxisLayout.row_major(device_mesh.shape, (i,))
+            for name, sources in device_mesh.flattened.items():
+                dims = tuple(device_mesh.axes.index(s) for s in sources)
+                layouts[name.value] = AxisLayout.row_major(device_mesh.shape, dims)
+        else:
+            layouts[A.DP.value] = AxisLayout.of((world_size,), (1,))
+        if moe_mesh is not None:
+            # Each pipeline stage's ranks, in (dp_replicate, dp_shard, cp, tp) order, reshaped to (ep_shard, ep).
+            layouts[A.EP_SHARD.value] = AxisLayout.of((sizes.ep_shard,), (sizes.ep,))
+            layouts[A.EP.value] = AxisLayout.of((sizes.ep,), (1,))
+        return cls(strategy, world_size, ranks, sizes, device_mesh, moe_mesh, layouts, cluster)
+
+    # ------------------------------------------------------------------ axes and ranks
+    @property
+    def axis_names(self) -> tuple[str, ...]:
+        """Every axis of the plan: device-mesh axes, flattened axes, then MoE axes."""
+        return tuple(self.layouts)
+
+    def layout(self, axis: str) -> AxisLayout:
+        try:
+            return self.layouts[str(axis)]
+        except KeyError:
+            raise KeyError(f"axis {str(axis)!r} is not in this plan; its axes are {list(self.layouts)}") from None
+
+    def size(self, axis: str) -> int:
+        return self.layout(axis).size
+
+    @cached_property
+    def _position_of(self) -> dict[int, int] | None:
+        return None if self.ranks is None else {r: p for p, r in enumerate(self.ranks)}
+
+    def position(self, rank: int) -> int:
+        """The mesh position that holds global ``rank``."""
+        if self._position_of is None:
+            if not 0 <= rank < self.world_size:
+                last = self.world_size - 1
+                raise ValueError(f"rank {rank} is outside this mesh of {self.world_size} ranks (0..{last})")
+            return rank
+        try:
+            return self._position_of[rank]
+        except KeyError:
+            raise ValueError(f"rank {rank} is not one of this mesh's ranks") from None
+
+    def rank_at(self, position: int) -> int:
+        return position if self.ranks is None else self.ranks[position]
+
+    def group(self, axis: str, rank: int) -> list[int]:
+        """Global ranks of the ``axis`` group that contains global ``rank``, in group order."""
+        return [self.rank_at(p) for p in self.layout(axis).group_positions(self.position(rank))]
+
+    def groups(self, axis: str) -> list[list[int]]:
+        """Every group of ``axis``, as global ranks."""
+        return [[self.rank_at(p) for p in g] for g in self.layout(axis).all_groups(self.world_size)]
+
+    def coordinates(self, rank: int) -> dict[str, int]:
+        """The index of ``rank`` inside its group, for every axis."""
+        position = self.position(rank)
+        return {name: layout.local_index(position) for name, layout in self.layouts.items()}
+
+    def rank_view(self, rank: int) -> dict[str, object]:
+        position = self.position(rank)
+        return {
+            "rank": rank,
+            "coordinates": self.coordinates(rank),
+            "groups": {
+                name: [self.rank_at(p) for p in layout.group_positions(position)]
+                for name, layout in self.layouts.items()
+            },
+        }
+
+    def mesh_ranks(self) -> list[object]:
+        """The device mesh as nested lists of global ranks (what ``DeviceMesh.mesh.tolist()`` shows)."""
+        if self.device_mesh is None:
+            return []
+        flat: list[object] = [self.rank_at(p) for p in range(self.world_size)]
+        for size in reversed(self.device_mesh.shape[1:]):
+            flat = [flat[i : i + size] for i in range(0, len(flat), size)]
+        return flat
+
+    # ------------------------------------------------------------------ NeMo-compatible kwargs
+    def parallelize_axis_kwargs(self) -> dict[str, object]:
+        device_axes = tuple(a.value for a in self.device_mesh.axes) if self.device_mesh else ()
+        moe_axes = tuple(a.value for a in self.moe_mesh.axes) if self.moe_mesh else ()
+        return axis_kwargs(device_axes, moe_axes)
+
+    def pipeline_axis_kwargs(self) -> dict[str, object]:
+        return {"pp_axis_name": A.PP} | self.parallelize_axis_kwargs()
+
+    # ------------------------------------------------------------------ serialization
+    def topology_dict(self) -> dict[str, object]:
+        """The canonical description of the topology (no context, no derived fields)."""
+        return {
+            "strategy": self.strategy.value,
+            "world_size": self.world_size,
+            "ranks": list(self.ranks) if self.ranks is not None else None,
+            "sizes": self.sizes.to_dict(),
+            "device_mesh": self.device_mesh.to_dict() if self.device_mesh else None,
+            "moe_mesh": self.moe_mesh.to_dict(with_flattened=False) if self.moe_mesh else None,
+            "layouts": {name: layout.to_dict() for name, layout in self.layouts.items()},
+        }
+
+    @cached_property
+    def _fingerprint(self) -> str:
+        canonical = json.dumps(self.topology_dict(), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical topology JSON: equal fingerprints mean identical meshes."""
+        return self._fingerprint
+
+    def to_dict(self, *, groups: bool = False) -> dict[str, object]:
+        out = self.topology_dict()
+        out["kwargs"] = {
+            "parallelize": _jsonable(self.parallelize_axis_kwargs()),
+            "pipeline": _jsonable(self.pipeline_axis_kwargs()),
+        }
+        out["fingerprint"] = self.fingerprint()
+        if self.cluster is not None:
+            from .cluster import cluster_report
+
+            out["cluster"] = cluster_report(self)
+        if groups:
+            out["groups"] = {name: self.groups(name) for name in self.layouts}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> MeshPlan:
+        """Read back ``to_dict()`` output; derived keys (kwargs, groups, fingerprint) are recomputed."""
+        ranks = data.get("ranks")
+        cluster = data.get("cluster")
+        device_mesh = data.get("device_mesh")
+        moe_mesh = data.get("moe_mesh")
+        plan = cls(
+            strategy=Strategy(str(data["strategy"])),
+            world_size=int(data["world_size"]),  # type: ignore[call-overload]
+            ranks=tuple(int(r) for r in ranks) if ranks is not None else None,  # type: ignore[attr-defined]
+            sizes=ResolvedSizes.from_dict(data["sizes"]),  # type: ignore[arg-type]
+            device_mesh=MeshSpec.from_dict(device_mesh) if device_mesh else None,  # type: ignore[arg-type]
+            moe_mesh=MeshSpec.from_dict(moe_mesh) if moe_mesh else None,  # type: ignore[arg-type]
+            layouts={str(k): AxisLayout.from_dict(v) for k, v in data["layouts"].items()},  # type: ignore[attr-defined]
+            cluster=(
+                ClusterShape(gpus_per_node=int(cluster["gpus_per_node"]), nvlink_domain=cluster.get("nvlink_domain"))  # type: ignore[index,attr-defined]
+                if cluster
+                else None
+            ),
+        )
+        claimed = data.get("fingerprint")
+        if claimed is not None and claimed != plan.fingerprint():
+            raise ValueError(f"plan fingerprint {claimed} does not match its content ({plan.fingerprint()})")
+        return plan

@@ -1,0 +1,141 @@
+"""Human-readable text for validation reports and plans.
+
+Everything here works on the wire dicts (``ValidationReport.to_dict()``, ``MeshPlan.to_dict()``,
+rank views), so the CLI prints the same text whether the answer was computed locally or came from
+a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+FLAGS: dict[str, str] = {
+    "tp_size": "--tp",
+    "pp_size": "--pp",
+    "cp_size": "--cp",
+    "ep_size": "--ep",
+    "dp_size": "--dp",
+    "dp_replicate_size": "--dp-replicate",
+}
+
+
+def suggestion_flags(sizes: Mapping[str, Any]) -> str:
+    parts = []
+    for key, flag in FLAGS.items():
+        value = sizes.get(key)
+        if value is None or (value == 1 and key not in ("dp_size",)):
+            continue
+        parts.append(f"{flag} {value}")
+    return " ".join(parts) or "(all degrees 1)"
+
+
+def _problem_lines(problem: Mapping[str, Any]) -> list[str]:
+    fields = ", ".join(problem["fields"])
+    return [
+        f"{problem['severity']}: {problem['code']} ({fields})",
+        f"  {problem['message']}",
+        f"  hint: {problem['hint']}",
+    ]
+
+
+def plan_lines(plan: Mapping[str, Any]) -> list[str]:
+    sizes = plan["sizes"]
+    lines = []
+    mesh = plan.get("device_mesh")
+    if mesh:
+        axes = " × ".join(mesh["axes"])
+        shape = " × ".join(str(s) for s in mesh["shape"])
+        lines.append(f"  device mesh  ({axes}) = ({shape})")
+        for name, sources in mesh.get("flattened", {}).items():
+            size = plan["layouts"][name]["size"]
+            lines.append(f"  flattened    {name} = {' · '.join(sources)} ({size})")
+    else:
+        lines.append(f"  device mesh  none (pure data parallelism over {plan['world_size']} ranks)")
+    moe = plan.get("moe_mesh")
+    if moe:
+        shape = " × ".join(str(s) for s in moe["shape"])
+        lines.append(f"  moe mesh     ({' × '.join(moe['axes'])}) = ({shape}) per pipeline stage")
+    lines.append("  sizes        " + " ".join(f"{k}={v}" for k, v in sizes.items()))
+    if plan.get("ranks") is not None:
+        lines.append(f"  ranks        {_compact_ranks(plan['ranks'])}")
+    cluster = plan.get("cluster")
+    if cluster:
+        spans = ", ".join(f"{axis} {entry['nodes']}" for axis, entry in cluster["spans"].items())
+        lines.append(f"  nodes        {cluster['nodes']} × {cluster['gpus_per_node']} GPUs; nodes per group: {spans}")
+    lines.append(f"  fingerprint  {plan['fingerprint']}")
+    return lines
+
+
+def _compact_ranks(ranks: Sequence[int]) -> str:
+    """``[0, 1, 2, 3, 8]`` → ``0-3,8``."""
+    runs: list[str] = []
+    start = prev = None
+    for r in [*ranks, None]:
+        if start is not None and (r is None or r != prev + 1):  # type: ignore[operator]
+            runs.append(str(start) if start == prev else f"{start}-{prev}")
+            start = None
+        if r is not None and start is None:
+            start = r
+        prev = r
+    return ",".join(runs)
+
+
+def report_text(request: Mapping[str, Any], report: Mapping[str, Any]) -> str:
+    """The ``meshctx validate`` output for one report."""
+    plan = report.get("plan")
+    world = plan["world_size"] if plan else request.get("world_size") or _world_words(request)
+    verdict = "VALID" if report["valid"] else f"INVALID ({len(report['problems'])} problem(s))"
+    lines = [f"{request.get('strategy', 'fsdp2')} on {world} ranks: {verdict}"]
+    if plan:
+        lines += plan_lines(plan)
+    for problem in report["problems"]:
+        lines += _problem_lines(problem)
+    for warning in report["warnings"]:
+        lines += _problem_lines(warning)
+    world_sizes = report.get("world_sizes")
+    if world_sizes:
+        lines.append("elastic range:")
+        for entry in world_sizes:
+            codes = ", ".join(sorted({p["code"] for p in entry["problems"]}))
+            status = "valid" if entry["valid"] else f"invalid ({codes})"
+            lines.append(f"  nnodes {entry['nnodes']:>4}  world_size {entry['world_size']:>7}  {status}")
+    if report["suggestions"]:
+        lines.append("suggestions:")
+        for i, suggestion in enumerate(report["suggestions"], 1):
+            lines.append(f"  {i}. {suggestion_flags(suggestion['sizes'])}    # {suggestion['reason']}")
+    return "\n".join(lines)
+
+
+def _world_words(request: Mapping[str, Any]) -> str:
+    if request.get("nnodes") is not None:
+        return f"{request['nnodes']} nodes × {request.get('nproc_per_node')}"
+    if request.get("ranks") is not None:
+        return str(len(request["ranks"]))
+    return "?"
+
+
+def layout_text(plan: Mapping[str, Any]) -> str:
+    """The ``meshctx layout`` output: the mesh and each axis's layout, and every group when present."""
+    lines = [f"{plan['strategy']} on {plan['world_size']} ranks", *plan_lines(plan)]
+    lines.append("axes (size, CuTe layout sizes:strides over mesh positions):")
+    for name, layout in plan["layouts"].items():
+        shape = ",".join(map(str, layout["sizes"])) or "1"
+        stride = ",".join(map(str, layout["strides"])) or "0"
+        lines.append(f"  {name:<13} {layout['size']:>7}  ({shape}):({stride})")
+    groups = plan.get("groups")
+    if groups:
+        lines.append("groups:")
+        for name, members in groups.items():
+            lines.append(f"  {name} ({len(members)} groups):")
+            lines += [f"    {_compact_ranks(g) if len(g) > 8 else g}" for g in members]
+    return "\n".join(lines)
+
+
+def rank_view_text(view: Mapping[str, Any]) -> str:
+    lines = [f"rank {view['rank']}:", f"  {'axis':<13} {'coord':>5}  group"]
+    for name, coordinate in view["coordinates"].items():
+        members = view["groups"][name]
+        shown = members if len(members) <= 16 else f"{_compact_ranks(members)} ({len(members)} ranks)"
+        lines.append(f"  {name:<13} {coordinate:>5}  {shown}")
+    return "\n".join(lines)
