@@ -1,0 +1,123 @@
+"""The wire format: round trips, fingerprints and the pinned JSON shapes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from meshctx import ParallelismSizes
+from meshctx.plan import AxisLayout, ClusterShape, MeshPlan, plan_mesh, validate_topology
+
+
+def test_round_trip_preserves_everything() -> None:
+    for plan in (
+        plan_mesh(
+            "fsdp2",
+            ParallelismSizes(tp_size=2, pp_size=2, cp_size=2, ep_size=4, dp_replicate_size=2),
+            world_size=32,
+            cluster=ClusterShape(gpus_per_node=8, nvlink_domain=16),
+        ),
+        plan_mesh("megatron_fsdp", ParallelismSizes(cp_size=2), ranks=[9, 3, 5, 7]),
+        plan_mesh("ddp", world_size=3),
+    ):
+        data = json.loads(json.dumps(plan.to_dict()))
+        again = MeshPlan.from_dict(data)
+        assert again == plan
+        assert again.fingerprint() == plan.fingerprint()
+        assert again.to_dict() == data
+
+
+def test_from_dict_rejects_a_tampered_fingerprint() -> None:
+    data = plan_mesh("fsdp2", ParallelismSizes(tp_size=2), world_size=4).to_dict()
+    data["layouts"]["tp"]["strides"] = [2]  # type: ignore[index]
+    with pytest.raises(ValueError, match="fingerprint"):
+        MeshPlan.from_dict(data)
+
+
+def test_fingerprint_depends_on_topology_only() -> None:
+    base = plan_mesh("fsdp2", ParallelismSizes(tp_size=2), world_size=8)
+    assert base.fingerprint().startswith("sha256:") and len(base.fingerprint()) == 7 + 64
+    same = plan_mesh(
+        "fsdp2", ParallelismSizes(tp_size=2, dp_size=4), world_size=8, cluster=ClusterShape(gpus_per_node=2)
+    )
+    assert same.fingerprint() == base.fingerprint()  # dp given or inferred, cluster context: same meshes
+    assert plan_mesh("fsdp2", ParallelismSizes(cp_size=2), world_size=8).fingerprint() != base.fingerprint()
+    shifted = plan_mesh("fsdp2", ParallelismSizes(tp_size=2), ranks=list(range(8, 16)))
+    assert shifted.fingerprint() != base.fingerprint()
+    identity = plan_mesh("fsdp2", ParallelismSizes(tp_size=2), ranks=list(range(8)))
+    assert identity.ranks is None and identity.fingerprint() == base.fingerprint()
+
+
+def test_validate_response_shape() -> None:
+    body = validate_topology(
+        "fsdp2", ParallelismSizes(tp_size=8, pp_size=2), world_size=64, cluster=ClusterShape(gpus_per_node=8)
+    ).to_dict()
+    assert set(body) == {"valid", "problems", "warnings", "suggestions", "plan"}
+    plan = body["plan"]
+    assert isinstance(plan, dict)
+    assert {
+        "strategy",
+        "world_size",
+        "ranks",
+        "sizes",
+        "device_mesh",
+        "moe_mesh",
+        "layouts",
+        "kwargs",
+        "fingerprint",
+    } <= set(plan)
+    assert set(plan["sizes"]) == {"dp", "dp_replicate", "dp_shard", "tp", "pp", "cp", "ep", "ep_shard"}
+    assert plan["device_mesh"] == {
+        "axes": ["pp", "dp_replicate", "dp_shard", "cp", "tp"],
+        "shape": [2, 1, 4, 1, 8],
+        "flattened": {
+            "dp": ["dp_replicate", "dp_shard"],
+            "dp_shard_cp": ["dp_shard", "cp"],
+            "dp_cp": ["dp_replicate", "dp_shard", "cp"],
+        },
+    }
+    assert plan["layouts"]["tp"] == {"size": 8, "sizes": [8], "strides": [1]}
+    assert plan["layouts"]["pp"] == {"size": 2, "sizes": [2], "strides": [32]}
+    assert plan["layouts"]["cp"] == {"size": 1, "sizes": [], "strides": []}
+    assert plan["kwargs"]["pipeline"]["pp_axis_name"] == "pp"
+    assert plan["kwargs"]["parallelize"]["dp_axis_names"] == ["dp_shard_cp"]
+    invalid = validate_topology("fsdp2", ParallelismSizes(tp_size=3), world_size=8).to_dict()
+    assert invalid["plan"] is None and invalid["problems"][0]["code"] == "world_size_not_divisible"
+    assert set(invalid["problems"][0]) == {"code", "severity", "fields", "message", "hint"}
+    assert set(invalid["suggestions"][0]) == {"sizes", "reason"}
+
+
+def test_rank_view_covers_every_axis() -> None:
+    plan = plan_mesh("fsdp2", ParallelismSizes(tp_size=2, cp_size=2, ep_size=4), world_size=16)
+    view = plan.rank_view(5)
+    assert view["rank"] == 5
+    assert set(view["coordinates"]) == set(view["groups"]) == set(plan.axis_names)  # type: ignore[arg-type]
+    assert view["groups"]["tp"] == [4, 5] and view["coordinates"]["tp"] == 1  # type: ignore[index]
+    assert view["groups"]["ep"] == [4, 5, 6, 7]  # type: ignore[index]
+    with pytest.raises(ValueError, match="outside"):
+        plan.rank_view(16)
+
+
+def test_compact_layout_at_huge_world_needs_no_enumeration() -> None:
+    plan = plan_mesh(
+        "fsdp2", ParallelismSizes(tp_size=8, pp_size=8, cp_size=2, ep_size=64, dp_replicate_size=4), world_size=131072
+    )
+    assert plan.layout("dp_shard_cp") == AxisLayout((512,), (8,))
+    assert plan.group("tp", 131071) == list(range(131064, 131072))
+    assert len(plan.group("dp", 0)) == 1024
+    assert plan.layout("ep").size == 64 and plan.layout("ep_shard").size == 256
+
+
+def test_mesh_ranks_is_the_rank_tensor() -> None:
+    plan = plan_mesh("megatron_fsdp", ParallelismSizes(tp_size=2), ranks=[7, 6, 5, 4])
+    assert plan.mesh_ranks() == [[[7, 6]], [[5, 4]]]
+
+
+def test_layout_algebra() -> None:
+    assert AxisLayout.of((2, 4), (4, 1)) == AxisLayout((8,), (1,))
+    assert AxisLayout.of((1, 3, 1), (9, 3, 1)) == AxisLayout((3,), (3,))
+    assert AxisLayout.of((2, 3), (12, 1)).complement(24) == AxisLayout((4,), (3,))
+    assert AxisLayout.of((), ()).offsets() == [0]
+    with pytest.raises(ValueError):
+        AxisLayout.of((2,), (1, 2))
