@@ -128,10 +128,10 @@ def _pytorchjob_world(obj: Mapping[str, Any], annotations: Mapping[str, object])
 
 
 def _jobset_world(obj: Mapping[str, Any], annotations: Mapping[str, object]) -> World:
-    """Every replicated job with processes: ``replicas × parallelism`` pods, each running the pod
-    template's ``meshctx.io/nproc-per-node`` annotation (else the JobSet's), else its
-    ``nvidia.com/gpu`` limits, processes. Jobs with none (e.g. an initializer) are not in the world;
-    the others must agree on processes per pod."""
+    """Every replicated job whose pods request ``nvidia.com/gpu`` or carry the
+    ``meshctx.io/nproc-per-node`` annotation counts ``replicas × parallelism`` pods, each running
+    that annotation's (else the JobSet's, else its GPU count) processes. Other jobs (e.g. an
+    initializer) are not in the world; the counted ones must agree on processes per pod."""
     world = World()
     jobs = _get(obj, "spec", "replicatedJobs")
     if not isinstance(jobs, list) or not jobs:
@@ -148,7 +148,8 @@ def _jobset_world(obj: Mapping[str, Any], annotations: Mapping[str, object]) -> 
             continue
         pod = _get(job, "template", "spec", "template")
         pod_annotations = _get(pod, "metadata", "annotations") or {}
-        nproc = _explicit_nproc(pod_annotations, world) or default or _pod_gpus(pod)
+        own, gpus = _explicit_nproc(pod_annotations, world), _pod_gpus(pod)
+        nproc = own or (default or gpus if gpus else None)
         if nproc:
             pods += replicas * parallelism
             per_pod.add(nproc)
