@@ -1,0 +1,82 @@
+"""``meshctx render TARGET``: the launcher settings of a valid topology, offline.
+
+Exit status as ``meshctx validate``: 0 rendered, 1 invalid topology, 2 usage error (bad launch settings too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .cli import EXIT_INVALID, EXIT_VALID, UsageError, add_topology_args, request_from_args
+from .launch import TARGETS, LaunchError, LaunchSpec, validate_and_render
+from .report_text import report_text
+
+
+def add_render_command(commands: Any) -> argparse.ArgumentParser:
+    """Add ``render`` to the ``meshctx`` subcommands (``commands`` is ``add_subparsers()``'s result)."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "render", help="launcher settings for a valid topology: " + ", ".join(TARGETS)
+    )
+    parser.add_argument("target", choices=TARGETS)
+    add_topology_args(parser)
+    launch = parser.add_argument_group("launch")
+    launch.add_argument("--job-name", default="meshctx-job")
+    launch.add_argument("--rdzv-endpoint", help="HOST:PORT of the rendezvous (torchrun, multi-node)")
+    launch.add_argument("--rdzv-backend", default="c10d")
+    launch.add_argument("--accelerator", help="GPU type, e.g. H100 (SkyPilot; Slurm gres type)")
+    launch.add_argument("--image", help="container image (TrainJob)")
+    launch.add_argument("--runtime", default="torch-distributed", help="TrainJob runtimeRef name")
+    launch.add_argument("--queue", help="Kueue LocalQueue name (TrainJob label)")
+    launch.add_argument("--slice-topology", help="Kueue: node label of the domain each group stays in")
+    launch.add_argument("--slice-group", choices=("model", "stage"), default="model")
+    launch.add_argument("--podset-topology", help="Kueue: node label of the domain the whole job stays in")
+    launch.add_argument("--podset-topology-mode", choices=("required", "preferred"), default="required")
+    launch.add_argument("--command", nargs=argparse.REMAINDER, default=["train.py"], help="training command (last)")
+    parser.set_defaults(handler=cmd_render)
+    return parser
+
+
+def launch_from_args(args: argparse.Namespace) -> LaunchSpec:
+    if args.nnodes is None or args.nproc_per_node is None:
+        raise UsageError("render needs --nnodes (N or MIN:MAX) and --nproc-per-node")
+    if args.world_size is not None or args.ranks is not None:
+        raise UsageError("render takes --nnodes and --nproc-per-node, not --world-size or --ranks")
+    return LaunchSpec(
+        nnodes=args.nnodes,
+        nproc_per_node=args.nproc_per_node,
+        job_name=args.job_name,
+        command=tuple(args.command) or ("train.py",),
+        rdzv_endpoint=args.rdzv_endpoint,
+        rdzv_backend=args.rdzv_backend,
+        accelerator=args.accelerator,
+        image=args.image,
+        runtime=args.runtime,
+        queue=args.queue,
+        slice_topology=args.slice_topology,
+        slice_group=args.slice_group,
+        podset_topology=args.podset_topology,
+        podset_topology_mode=args.podset_topology_mode,
+    )
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    launch = launch_from_args(args)
+    request = request_from_args(args)
+    try:
+        report, rendering = validate_and_render(
+            args.target, request.strategy, request.sizes, launch, model=request.model
+        )
+    except LaunchError as error:
+        raise UsageError("; ".join(f"--{f.replace('_', '-')}: {d}" for f, d in error.errors)) from None
+    if args.json:
+        print(json.dumps(report.to_dict() | {"rendering": rendering.to_dict() if rendering else None}, indent=2))
+    elif rendering is None:
+        print(report_text(request.to_dict(), report.to_dict()), file=sys.stderr)
+    else:
+        print(rendering.text, end="")
+        for line in (*(w.message for w in report.warnings), *rendering.notes):
+            print(f"# {line}", file=sys.stderr)
+    return EXIT_VALID if rendering is not None else EXIT_INVALID

@@ -1,0 +1,150 @@
+"""What a launcher needs beyond the plan (nodes, processes, rendezvous, names) and what it returns.
+
+Every renderer takes a valid ``MeshPlan`` and a ``LaunchSpec`` and returns a ``Rendering``: typed
+data (a dict that is a valid YAML/JSON document for its target) plus the text to paste, and the
+environment the job gets so it can attest, from inside, that it built the planned mesh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import lcm
+from typing import Literal
+
+from ..plan import MeshPlan, parse_nnodes
+
+#: Environment the job receives; ``MeshContext`` built in the job can compare its fingerprint with
+#: ``MESHCTX_FINGERPRINT``.
+ENV_STRATEGY = "MESHCTX_STRATEGY"
+ENV_WORLD_SIZE = "MESHCTX_WORLD_SIZE"
+ENV_FINGERPRINT = "MESHCTX_FINGERPRINT"
+#: Size field → environment variable (the same names the SkyPilot policy reads from a task's envs).
+SIZE_ENV: dict[str, str] = {
+    "tp_size": "MESHCTX_TP_SIZE",
+    "pp_size": "MESHCTX_PP_SIZE",
+    "cp_size": "MESHCTX_CP_SIZE",
+    "ep_size": "MESHCTX_EP_SIZE",
+    "dp_size": "MESHCTX_DP_SIZE",
+    "dp_replicate_size": "MESHCTX_DP_REPLICATE_SIZE",
+}
+
+
+class LaunchError(ValueError):
+    """The launch settings cannot describe this plan; ``errors`` holds every (field, detail) pair."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(f"{f}: {d}" for f, d in self.errors))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaunchSpec:
+    """How the job is started. ``nnodes`` is ``N`` or an elastic range ``"MIN:MAX"``."""
+
+    nnodes: int | str
+    nproc_per_node: int
+    job_name: str = "meshctx-job"
+    command: tuple[str, ...] = ("train.py",)
+    rdzv_endpoint: str | None = None
+    rdzv_backend: str = "c10d"
+    rdzv_id: str | None = None
+    accelerator: str | None = None
+    image: str | None = None
+    runtime: str = "torch-distributed"
+    queue: str | None = None
+    slice_topology: str | None = None
+    slice_group: Literal["model", "stage"] = "model"
+    podset_topology: str | None = None
+    podset_topology_mode: Literal["required", "preferred"] = "required"
+
+    @property
+    def node_range(self) -> tuple[int, int]:
+        parsed = parse_nnodes(self.nnodes)
+        assert parsed is not None, "checked by check_launch"
+        return parsed
+
+    @property
+    def elastic(self) -> bool:
+        low, high = self.node_range
+        return low != high
+
+
+@dataclass(frozen=True)
+class Rendering:
+    target: str
+    data: dict[str, object]
+    text: str
+    env: dict[str, str]
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, object]:
+        return {"target": self.target, "data": self.data, "text": self.text, "env": self.env, "notes": list(self.notes)}
+
+
+def check_launch(plan: MeshPlan, launch: LaunchSpec) -> None:
+    """Raise ``LaunchError`` with every reason the launch cannot run this plan."""
+    errors: list[tuple[str, str]] = []
+    node_range = parse_nnodes(launch.nnodes)
+    nproc = launch.nproc_per_node
+    nproc_ok = isinstance(nproc, int) and not isinstance(nproc, bool) and nproc >= 1
+    if node_range is None:
+        errors.append(("nnodes", f"expected N or MIN:MAX with 1 ≤ MIN ≤ MAX, got {launch.nnodes!r}"))
+    if not nproc_ok:
+        errors.append(("nproc_per_node", f"expected an integer ≥ 1, got {nproc!r}"))
+    if plan.ranks is not None:
+        errors.append(("plan.ranks", "a plan over a rank subset is part of a larger job; render the whole world"))
+    if node_range is not None and nproc_ok:
+        low, high = node_range
+        if low == high and low * nproc != plan.world_size:
+            errors.append(
+                (
+                    "nnodes",
+                    f"nnodes {low} × nproc_per_node {nproc} = {low * nproc} ranks, but the plan has "
+                    f"{plan.world_size}; use nnodes {plan.world_size // nproc}"
+                    if plan.world_size % nproc == 0
+                    else f"the plan's {plan.world_size} ranks are not a multiple of nproc_per_node {nproc}",
+                )
+            )
+        elif low != high and not (plan.world_size % nproc == 0 and low <= plan.world_size // nproc <= high):
+            errors.append(
+                ("nnodes", f"the plan's world size {plan.world_size} is not one of {low}..{high} × {nproc} ranks")
+            )
+    if not launch.job_name or any(c.isspace() for c in launch.job_name):
+        errors.append(("job_name", f"expected a non-empty name without spaces, got {launch.job_name!r}"))
+    if errors:
+        raise LaunchError(errors)
+
+
+def job_env(plan: MeshPlan, launch: LaunchSpec) -> dict[str, str]:
+    """The ``MESHCTX_*`` environment of the job. An elastic job's world size (and so ``dp`` and the
+    fingerprint) is only known once it runs, so those are left out for a node range."""
+    sizes = plan.sizes
+    env = {
+        ENV_STRATEGY: plan.strategy.value,
+        SIZE_ENV["tp_size"]: str(sizes.tp),
+        SIZE_ENV["pp_size"]: str(sizes.pp),
+        SIZE_ENV["cp_size"]: str(sizes.cp),
+        SIZE_ENV["ep_size"]: str(sizes.ep),
+        SIZE_ENV["dp_replicate_size"]: str(sizes.dp_replicate),
+    }
+    if not launch.elastic:
+        env[SIZE_ENV["dp_size"]] = str(sizes.dp)
+        env[ENV_WORLD_SIZE] = str(plan.world_size)
+        env[ENV_FINGERPRINT] = plan.fingerprint()
+    return env
+
+
+def _extent(plan: MeshPlan, axis: str) -> int:
+    """Ranks in the aligned block that holds one group of ``axis`` (the layouts are row-major)."""
+    if axis not in plan.layouts:
+        return 1
+    layout = plan.layouts[axis]
+    return max((size * stride for size, stride in zip(layout.sizes, layout.strides)), default=1)
+
+
+def group_block(plan: MeshPlan, group: Literal["model", "stage"]) -> int:
+    """Consecutive ranks that must share a topology domain: every tp/cp/ep group (``model``), or a
+    whole pipeline stage (``stage``)."""
+    if group == "stage":
+        return plan.world_size // plan.sizes.pp
+    return lcm(*(_extent(plan, axis) for axis in ("tp", "cp", "ep")))

@@ -1,0 +1,52 @@
+"""torchrun: command-line flags and the equivalent ``PET_*`` environment (torchrun reads every
+flag ``--some-flag`` from ``PET_SOME_FLAG`` when the flag is absent)."""
+
+from __future__ import annotations
+
+import shlex
+
+from ..plan import MeshPlan
+from .spec import LaunchError, LaunchSpec, Rendering, check_launch, job_env
+
+
+def torchrun_settings(launch: LaunchSpec, *, nnodes: str | None = None, endpoint: str | None = None) -> dict[str, str]:
+    """torchrun option → value; ``nnodes``/``endpoint`` override the spec (launchers that know them
+    only at run time pass shell expressions)."""
+    low, high = launch.node_range
+    settings = {"nnodes": nnodes or (str(low) if low == high else f"{low}:{high}")}
+    settings["nproc-per-node"] = str(launch.nproc_per_node)
+    endpoint = endpoint or launch.rdzv_endpoint
+    if endpoint is None:
+        if high > 1:
+            raise LaunchError([("rdzv_endpoint", "a multi-node or elastic job needs a rendezvous endpoint HOST:PORT")])
+        settings["standalone"] = "1"
+    else:
+        settings["rdzv-backend"] = launch.rdzv_backend
+        settings["rdzv-endpoint"] = endpoint
+        settings["rdzv-id"] = launch.rdzv_id or launch.job_name
+    return settings
+
+
+def pet_env(settings: dict[str, str]) -> dict[str, str]:
+    return {"PET_" + name.upper().replace("-", "_"): value for name, value in settings.items()}
+
+
+def torchrun_argv(settings: dict[str, str], command: tuple[str, ...]) -> list[str]:
+    flags = [f"--{name}" if name == "standalone" else f"--{name}={value}" for name, value in settings.items()]
+    return ["torchrun", *flags, *command]
+
+
+def render_torchrun(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
+    check_launch(plan, launch)
+    settings = torchrun_settings(launch)
+    env = job_env(plan, launch)
+    argv = torchrun_argv(settings, launch.command)
+    lines = [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
+    lines.append(" \\\n    ".join(shlex.quote(a) for a in argv))
+    return Rendering(
+        "torchrun",
+        {"argv": argv, "env": env, "pet_env": pet_env(settings)},
+        "\n".join(lines) + "\n",
+        env,
+        ("Run on every node; instead of the flags, the PET_* variables in pet_env configure torchrun.",),
+    )

@@ -1,0 +1,204 @@
+"""The admission review functions fed real AdmissionReview documents of each workload kind."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from meshctx.config import ParallelismSizes as P
+from meshctx.launch import LaunchSpec, render
+from meshctx.plan import plan_mesh
+from meshctx_service.admission import WARNING_LIMIT, AdmissionReviewError, review, shorten
+
+
+def admission_review(obj: dict[str, Any] | None, operation: str = "CREATE") -> dict[str, Any]:
+    kind = obj["kind"] if obj else "TrainJob"
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "trainer.kubeflow.org", "version": "v1alpha1", "kind": kind},
+            "resource": {"group": "trainer.kubeflow.org", "version": "v1alpha1", "resource": "trainjobs"},
+            "name": "llm",
+            "namespace": "team-a",
+            "operation": operation,
+            "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+            "object": obj,
+            "oldObject": None,
+            "dryRun": False,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+        },
+    }
+
+
+def trainjob(annotations: dict[str, str] | None, nodes: int = 4, nproc: int | str = 8) -> dict[str, Any]:
+    return {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainJob",
+        "metadata": {"name": "llm", "namespace": "team-a", "annotations": annotations or {}},
+        "spec": {"runtimeRef": {"name": "torch-distributed"}, "trainer": {"numNodes": nodes, "numProcPerNode": nproc}},
+    }
+
+
+def pytorchjob(annotations: dict[str, str], workers: int = 3, nproc: str = "8", elastic: Any = None) -> dict:
+    pod = {"spec": {"containers": [{"name": "pytorch", "image": "train:1"}]}}
+    spec: dict[str, Any] = {
+        "nprocPerNode": nproc,
+        "pytorchReplicaSpecs": {
+            "Master": {"replicas": 1, "restartPolicy": "OnFailure", "template": pod},
+            "Worker": {"replicas": workers, "restartPolicy": "OnFailure", "template": pod},
+        },
+    }
+    if elastic:
+        spec["elasticPolicy"] = elastic
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": {"name": "pt", "annotations": annotations},
+        "spec": spec,
+    }
+
+
+def jobset(annotations: dict[str, str], replicas: int = 2, parallelism: int = 2, gpus: int = 8) -> dict:
+    def job(name: str, count: int, gpu: int) -> dict:
+        limits = {"nvidia.com/gpu": str(gpu)} if gpu else {}
+        container = {"name": name, "image": "train:1", "resources": {"limits": limits}}
+        return {
+            "name": name,
+            "replicas": count,
+            "template": {
+                "spec": {
+                    "parallelism": parallelism,
+                    "completions": parallelism,
+                    "template": {"spec": {"containers": [container]}},
+                }
+            },
+        }
+
+    return {
+        "apiVersion": "jobset.x-k8s.io/v1alpha2",
+        "kind": "JobSet",
+        "metadata": {"name": "js", "annotations": annotations},
+        "spec": {"replicatedJobs": [job("initializer", 1, 0), job("workers", replicas, gpus)]},
+    }
+
+
+def response(obj: dict | None, operation: str = "CREATE") -> dict[str, Any]:
+    body = admission_review(obj, operation)
+    out = review(body)
+    assert out["apiVersion"] == body["apiVersion"] and out["kind"] == "AdmissionReview"
+    assert out["response"]["uid"] == body["request"]["uid"]
+    for warning in out["response"].get("warnings", []):
+        assert len(warning) <= WARNING_LIMIT
+    return out["response"]
+
+
+def test_workloads_without_meshctx_annotations_are_allowed_untouched() -> None:
+    assert response(trainjob(None, nodes=3)) == {"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": True}
+    assert response(trainjob({"team": "x"}, nodes=3))["allowed"] is True
+    assert response(None, "DELETE")["allowed"] is True
+
+
+def test_valid_trainjob_is_allowed_with_node_warnings_shortened() -> None:
+    assert response(trainjob({"meshctx.io/tp-size": "8", "meshctx.io/pp-size": "2"}))["allowed"] is True
+    out = response(trainjob({"meshctx.io/tp-size": "16"}))  # tp 16 spans 2 nodes of 8
+    assert out["allowed"] is True and out["warnings"][0].startswith("meshctx axis_spans_nodes")
+
+
+def test_invalid_trainjob_is_denied_with_the_numbers_and_a_fix() -> None:
+    out = response(trainjob({"meshctx.io/tp-size": "3", "meshctx.io/strategy": "fsdp2"}))
+    assert out["allowed"] is False and out["status"]["code"] == 403
+    message = out["status"]["message"]
+    assert "TrainJob team-a/llm on 4 nodes × 8 processes" in message
+    assert "world_size_not_divisible" in message and "Fix:" in message
+
+
+def test_unreadable_annotations_are_denied_with_422() -> None:
+    out = response(trainjob({"meshctx.io/tp-size": "eight", "meshctx.io/pp-size": "0"}))
+    assert out["allowed"] is False and out["status"]["code"] == 422
+    assert "meshctx.io/tp-size" in out["status"]["message"] and "meshctx.io/pp-size" in out["status"]["message"]
+
+
+def test_trainjob_without_num_nodes_is_allowed_with_a_warning() -> None:
+    obj = trainjob({"meshctx.io/tp-size": "8"})
+    del obj["spec"]["trainer"]["numNodes"]
+    out = response(obj)
+    assert out["allowed"] is True and "numNodes" in out["warnings"][0]
+
+
+def test_trainjob_auto_nproc_falls_back_to_gpu_limits() -> None:
+    obj = trainjob({"meshctx.io/tp-size": "3"}, nproc="auto")
+    obj["spec"]["trainer"]["resourcesPerNode"] = {"limits": {"nvidia.com/gpu": "6"}}
+    assert response(obj)["allowed"] is True  # 4 × 6 = 24 ranks, divisible by tp 3
+
+
+def test_rendered_trainjob_is_admitted_and_a_stale_fingerprint_is_denied() -> None:
+    plan = plan_mesh("fsdp2", P(tp_size=8, pp_size=2), world_size=32)
+    doc = render("trainjob", plan, LaunchSpec(nnodes=4, nproc_per_node=8)).data
+    assert response(copy.deepcopy(doc))["allowed"] is True
+    doc["spec"]["trainer"]["numNodes"] = 8  # scaled without re-rendering: the rendered dp no longer fits
+    assert "world_size_mismatch" in response(copy.deepcopy(doc))["status"]["message"]
+    del doc["metadata"]["annotations"]["meshctx.io/dp-size"]  # dp inferred: valid, but not the rendered plan
+    out = response(doc)
+    assert out["allowed"] is False and "meshctx.io/fingerprint" in out["status"]["message"]
+
+
+def test_pytorchjob_counts_master_and_workers() -> None:
+    assert response(pytorchjob({"meshctx.io/tp-size": "8"}, workers=3))["allowed"] is True  # 4 × 8
+    out = response(pytorchjob({"meshctx.io/tp-size": "8", "meshctx.io/dp-size": "2"}, workers=3))
+    assert out["allowed"] is False and "world_size_mismatch" in out["status"]["message"]
+
+
+def test_pytorchjob_elastic_policy_checks_every_node_count() -> None:
+    elastic = {"minReplicas": 2, "maxReplicas": 4, "nProcPerNode": 8}
+    assert response(pytorchjob({"meshctx.io/tp-size": "8"}, nproc="auto", elastic=elastic))["allowed"] is True
+    out = response(pytorchjob({"meshctx.io/tp-size": "8", "meshctx.io/dp-size": "2"}, elastic=elastic))
+    assert out["allowed"] is False and "elastic_range_invalid" in out["status"]["message"]
+
+
+def test_jobset_world_is_pods_with_gpus_times_their_gpus() -> None:
+    assert response(jobset({"meshctx.io/tp-size": "8", "meshctx.io/dp-size": "4"}))["allowed"] is True  # 2·2 pods × 8
+    out = response(jobset({"meshctx.io/tp-size": "8", "meshctx.io/dp-size": "8"}))
+    assert out["allowed"] is False and "32" in out["status"]["message"]
+    annotated = jobset({"meshctx.io/tp-size": "4", "meshctx.io/nproc-per-node": "4", "meshctx.io/dp-size": "4"})
+    assert response(annotated)["allowed"] is True  # 4 pods × 4 processes
+
+
+def test_unsupported_kind_with_annotations_is_allowed_with_a_warning() -> None:
+    obj = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "j", "annotations": {"meshctx.io/tp-size": "8"}},
+    }
+    out = response(obj)
+    assert out["allowed"] is True and "cannot read the world size of Job" in out["warnings"][0]
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ([], {"body"}),
+        ({"apiVersion": "v1", "kind": "Pod", "request": {"uid": "u"}}, {"apiVersion", "kind"}),
+        ({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}, {"request"}),
+        ({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": ""}}, {"request.uid"}),
+    ],
+)
+def test_malformed_reviews_raise_with_every_field(body: object, fields: set[str]) -> None:
+    with pytest.raises(AdmissionReviewError) as info:
+        review(body)
+    assert {f for f, _ in info.value.errors} == fields
+
+
+def test_v1beta1_reviews_get_v1beta1_back() -> None:
+    body = admission_review(trainjob({"meshctx.io/tp-size": "8"}))
+    body["apiVersion"] = "admission.k8s.io/v1beta1"
+    assert review(body)["apiVersion"] == "admission.k8s.io/v1beta1"
+
+
+def test_shorten_cuts_at_a_word_with_an_ellipsis() -> None:
+    text = "word " * 40
+    short = shorten(text)
+    assert len(short) <= WARNING_LIMIT and short.endswith("…") and not short.endswith(" …")
