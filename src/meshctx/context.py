@@ -101,7 +101,7 @@ class MeshContext:
         _check_axis_names(device_mesh=self.device_mesh, moe_mesh=self.moe_mesh)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in _MESH_FIELDS and "_sizes" in self.__dict__:  # a reassignment after __init__
+        if name in _MESH_FIELDS and "_axis_meshes" in self.__dict__:  # a reassignment after __init__
             _check_axis_names(**{name: value})
             object.__setattr__(self, "_sizes", None)
             self._axis_meshes.clear()

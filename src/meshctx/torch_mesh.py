@@ -60,7 +60,7 @@ def device_type_for_backend(backend: str) -> str:
 
 def nccl_timeout_override(device_type: str, timeout_minutes: float | None) -> BackendConfig | None:
     """``("nccl", options)`` carrying the timeout for every group of a CUDA mesh; ``None`` elsewhere."""
-    if timeout_minutes is None or device_type != "cuda":
+    if timeout_minutes is None or device_type != "cuda" or not dist.is_nccl_available():
         return None
     options = dist.ProcessGroupNCCL.Options()
     options._timeout = timedelta(minutes=timeout_minutes)
