@@ -1,6 +1,6 @@
 """The NCCL path: one process per GPU (torchrun-style env), cuda meshes, per-axis NCCL timeouts.
 
-Runs only where CUDA and at least two GPUs are present; everything it checks on the mesh side is also
+Runs only where CUDA is present (one process per GPU, up to 8); everything it checks on the mesh side is also
 checked on gloo (tests/torch/test_gloo_meshes.py), this adds NCCL groups, device type and timeouts.
 """
 
@@ -50,7 +50,7 @@ print("ok", rank)
 
 @pytest.mark.gpu
 @pytest.mark.torch
-@pytest.mark.skipif(GPUS < 2, reason=f"needs CUDA with at least 2 GPUs for an NCCL job; this machine has {GPUS}")
+@pytest.mark.skipif(GPUS < 1, reason="needs CUDA: an NCCL job runs one process per GPU and this machine has none")
 @pytest.mark.timeout(300)
 def test_nccl_meshes_match_the_plan(tmp_path: Path) -> None:
     world = min(GPUS, 8)
