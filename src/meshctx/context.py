@@ -125,16 +125,22 @@ class MeshContext:
     ) -> MeshContext:
         """Plan, then create the meshes on every rank of the job; raises ``TopologyError`` before any group
         exists when the topology is invalid, and ``RuntimeError`` if torch built something else."""
-        if world_size is None:
-            import torch.distributed as dist
+        import torch.distributed as dist
 
-            if not dist.is_initialized():
+        job_size = dist.get_world_size() if dist.is_initialized() else None
+        if world_size is None:
+            if job_size is None:
                 raise RuntimeError(
                     "world_size was not given and torch.distributed is not initialized: "
                     "call torch.distributed.init_process_group first or pass world_size"
                 )
-            world_size = dist.get_world_size()
+            world_size = job_size
         plan = plan_mesh(strategy_config, parallelism_sizes, world_size=world_size, ranks=ranks)  # type: ignore[arg-type]
+        if ranks is None and job_size is not None and world_size != job_size:
+            raise ValueError(
+                f"world_size={world_size} but this job has {job_size} ranks: leave world_size unset, "
+                f"or pass ranks=[...] to build the meshes on a subset of the job"
+            )
         from .torch_mesh import realize
 
         realized = realize(plan, device_type=device_type, timeout_minutes=timeout_minutes)

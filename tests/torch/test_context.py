@@ -94,9 +94,14 @@ def test_build_reads_world_size_and_checks_the_plan_against_the_job() -> None:
         ctx = MeshContext.build("fsdp2", ParallelismSizes(tp_size=3))
         assert ctx.built_from is not None and ctx.built_from.world_size == 12
         assert ctx.dp_size == 4
-        # a plan for more ranks than the job has is refused before torch sees it
-        with pytest.raises(ValueError, match="this job has 12 ranks"):
-            MeshContext.build("fsdp2", ParallelismSizes(tp_size=2), world_size=16)
+        # a world size other than the job's is refused before torch sees it: no silent partial mesh
+        for wrong in (8, 16):
+            with pytest.raises(ValueError, match=f"world_size={wrong} but this job has 12 ranks"):
+                MeshContext.build("fsdp2", ParallelismSizes(tp_size=2), world_size=wrong)
+        # the first 8 ranks as an explicit subset: stored like the plain world of 8, ranks 8..11 left out
+        sub = MeshContext.build("fsdp2", ParallelismSizes(tp_size=2), ranks=list(range(8)))
+        assert sub.built_from is not None and sub.built_from.ranks is None and sub.built_from.world_size == 8
+        assert sub.is_member and sub.to_plan().fingerprint() == sub.built_from.fingerprint()
         # the timeout only configures NCCL groups: a cpu mesh builds as usual
         assert MeshContext.build("ddp", timeout_minutes=5).to_plan().world_size == 12
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,9 @@ def test_recipe_builds_the_context() -> None:
     with fake_world(16, 9):
         ctx = load_recipe(RECIPE).build()
         assert (ctx.pp_size, ctx.dp_replicate_size, ctx.dp_shard_size, ctx.tp_size, ctx.ep_size) == (2, 2, 2, 2, 2)
+
+
+def test_recipe_and_package_import_without_torch() -> None:
+    code = "import sys, meshctx, meshctx.recipe; assert 'torch' not in sys.modules, 'torch imported'"
+    src = Path(__file__).resolve().parents[2] / "src"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, env={"PYTHONPATH": str(src)})
