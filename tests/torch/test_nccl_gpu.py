@@ -39,6 +39,8 @@ for sizes, ranks in ((ParallelismSizes(tp_size=tp, ep_size=world), None),
         group = ctx.axis_group(axis)
         expected = plan.group(axis, rank)
         assert dist.get_process_group_ranks(group) == sorted(expected), (axis, expected)
+        timeout = group._get_backend(torch.device("cuda")).options._timeout
+        assert timeout == timedelta(minutes=3), (axis, timeout)  # timeout_minutes reached every NCCL group
         value = torch.tensor([rank], device="cuda")
         dist.all_reduce(value, group=group)
         assert int(value.item()) == sum(expected), axis
