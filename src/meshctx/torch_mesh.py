@@ -5,7 +5,9 @@ data-parallel axes, ``_flatten()._unflatten`` for the MoE mesh), so code written
 the same objects. Rank subsets need care: ``new_group`` is collective over the default group, so every global
 rank must create the same groups in the same order, but torch cannot slice a mesh on a rank outside it. Ranks
 outside the subset therefore replay torch's own group creation (``DeviceMesh._init_process_groups``) for
-the same layouts, in the same order, and get no meshes back.
+the same layouts, in the same order, and get no meshes back. For a permuted subset (``ranks=[3, 1]``) the
+mesh keeps the plan's order, while torch's process group lists its ranks sorted, as ``new_group`` always does.
+Timeouts apply to NCCL groups only; gloo groups keep the default group's timeout.
 """
 
 from __future__ import annotations

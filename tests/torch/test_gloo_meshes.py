@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import run_gloo_world
+from torch_worlds import run_gloo_world
 
 from meshctx import ParallelismSizes, validate_topology
 

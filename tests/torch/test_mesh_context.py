@@ -5,8 +5,8 @@ from __future__ import annotations
 import warnings
 
 import pytest
-from conftest import fake_world
 from torch.distributed.device_mesh import init_device_mesh
+from torch_worlds import fake_world
 
 from meshctx import MeshContext, ParallelismSizes, plan_mesh
 from meshctx.plan import axis_kwargs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch.distributed as dist
-from conftest import fake_world
+from torch_worlds import fake_world
 
 from meshctx import MeshContext, ParallelismSizes, TopologyError, plan_mesh
 

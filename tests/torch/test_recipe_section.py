@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import fake_world
+from torch_worlds import fake_world
 
 from meshctx import FSDP2Config, MegatronFSDPConfig, ParallelismSizes, Strategy
 from meshctx.recipe import RecipeError, load_recipe, parse_distributed
