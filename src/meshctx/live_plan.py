@@ -1,0 +1,114 @@
+"""Read live torch meshes back into a ``MeshPlan``, so a job can prove it built what was approved.
+
+Everything comes from torch's own bookkeeping: the axes and shape of the root mesh, its rank map, the
+layouts torch keeps for every root axis (``mesh._layout``), for every flattened axis registered on the root
+(``_flatten_mapping``) and for the MoE mesh. Equal fingerprints therefore mean equal process groups.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.distributed as dist
+from torch.distributed.device_mesh import DeviceMesh
+
+from .axes import VALID_AXIS_NAMES, MeshAxisName
+from .config import Strategy
+from .plan import AxisLayout, MeshPlan, MeshSpec, ResolvedSizes
+from .plan.mesh_plan import FSDP2_AXES, FSDP2_FLATTENED, MEGATRON_AXES
+
+A = MeshAxisName
+
+
+def axis_layout(flat_layout: Any) -> AxisLayout:
+    """A torch ``_FlatLayout`` as the planner's ``AxisLayout`` (both normalized the same way)."""
+    return AxisLayout.of(tuple(flat_layout.shape), tuple(flat_layout.stride))
+
+
+def plan_from_meshes(
+    device_mesh: DeviceMesh | None, moe_mesh: DeviceMesh | None, process_group: Any = None
+) -> MeshPlan:
+    """The topology the given meshes (or, without meshes, the data-parallel group) actually have."""
+    if device_mesh is None:
+        if moe_mesh is not None:
+            raise ValueError("a MoE mesh without a device mesh does not describe a topology meshctx builds")
+        return _ddp_plan(process_group)
+    root = device_mesh._get_root_mesh()
+    axes = tuple(A(a) for a in root.mesh_dim_names or ())
+    shape = tuple(root.shape)
+    dims = dict(zip(axes, shape))
+    if axes == FSDP2_AXES:
+        strategy = Strategy.FSDP2
+        conventional = FSDP2_FLATTENED
+    elif axes == MEGATRON_AXES:
+        strategy = Strategy.MEGATRON_FSDP
+        conventional = {A.DP_CP: (A.DP, A.CP)}
+    else:
+        expected = [[a.value for a in FSDP2_AXES], [a.value for a in MEGATRON_AXES]]
+        raise ValueError(f"mesh axes {[a.value for a in axes]} are not a meshctx topology; expected one of {expected}")
+
+    layouts = {a.value: axis_layout(root._layout[i]) for i, a in enumerate(axes)}
+    flattened: dict[MeshAxisName, tuple[MeshAxisName, ...]] = {}
+    for name, flat_mesh in root._flatten_mapping.items():
+        if name not in VALID_AXIS_NAMES:
+            continue  # helper meshes such as NeMo's dp_replicate_dp_shard_cp_tp are not axes
+        sources = conventional.get(A(name))
+        layout = axis_layout(flat_mesh._layout[0])
+        if sources is None or layout != _merged(layouts, sources):
+            raise ValueError(
+                f"flattened axis {name!r} has layout {layout}, which is not the merge of the axes meshctx flattens "
+                f"into it ({[s.value for s in sources or ()]})"
+            )
+        flattened[A(name)] = sources
+        layouts[name] = layout
+
+    ep = ep_shard = 1
+    moe_spec = None
+    if moe_mesh is not None:
+        moe_axes = tuple(A(a) for a in moe_mesh.mesh_dim_names or ())
+        moe_spec = MeshSpec(moe_axes, tuple(moe_mesh.shape))
+        for i, a in enumerate(moe_axes):
+            layouts[a.value] = axis_layout(moe_mesh._layout[i])
+        moe_dims = dict(zip(moe_axes, moe_spec.shape))
+        ep, ep_shard = moe_dims.get(A.EP, 1), moe_dims.get(A.EP_SHARD, 1)
+
+    if strategy is Strategy.FSDP2:
+        replicate, shard = dims[A.DP_REPLICATE], dims[A.DP_SHARD]
+        sizes = ResolvedSizes(replicate * shard, replicate, shard, dims[A.TP], dims[A.PP], dims[A.CP], ep, ep_shard)
+    else:
+        sizes = ResolvedSizes(dims[A.DP], 1, dims[A.DP], dims[A.TP], 1, dims[A.CP], ep, ep_shard)
+    rank_map = root._rank_map.tolist()
+    return _plan(strategy, rank_map, sizes, MeshSpec(axes, shape, flattened), moe_spec, layouts)
+
+
+def _merged(layouts: dict[str, AxisLayout], sources: tuple[MeshAxisName, ...]) -> AxisLayout:
+    sizes: list[int] = []
+    strides: list[int] = []
+    for source in sources:
+        sizes.extend(layouts[source.value].sizes)
+        strides.extend(layouts[source.value].strides)
+    return AxisLayout.of(sizes, strides)
+
+
+def _ddp_plan(process_group: Any) -> MeshPlan:
+    if not dist.is_initialized():
+        raise RuntimeError("a context without meshes is data parallel over torch.distributed, which is not initialized")
+    group = process_group if process_group is not None else dist.group.WORLD
+    ranks = dist.get_process_group_ranks(group)
+    world = len(ranks)
+    sizes = ResolvedSizes(world, world, 1, 1, 1, 1, 1, 1)
+    layouts = {A.DP.value: AxisLayout.of((world,), (1,))}
+    return _plan(Strategy.DDP, ranks, sizes, None, None, layouts)
+
+
+def _plan(
+    strategy: Strategy,
+    rank_map: list[int],
+    sizes: ResolvedSizes,
+    device_mesh: MeshSpec | None,
+    moe_mesh: MeshSpec | None,
+    layouts: dict[str, AxisLayout],
+) -> MeshPlan:
+    # Identity ranks are stored as None, exactly as MeshPlan.build does, so fingerprints compare.
+    ranks = None if rank_map == list(range(len(rank_map))) else tuple(rank_map)
+    return MeshPlan(strategy, len(rank_map), ranks, sizes, device_mesh, moe_mesh, layouts)

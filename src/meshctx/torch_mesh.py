@@ -1,0 +1,163 @@
+"""Realize a ``MeshPlan`` with torch: the only module of meshctx that creates process groups.
+
+The meshes are built the way NeMo Automodel builds them (``init_device_mesh``, ``_flatten`` for the
+data-parallel axes, ``_flatten()._unflatten`` for the MoE mesh), so code written against NeMo's meshes sees
+the same objects. Rank subsets need care: ``new_group`` is collective over the default group, so every global
+rank must create the same groups in the same order, but torch cannot slice a mesh on a rank outside it. Ranks
+outside the subset therefore replay torch's own group creation (``DeviceMesh._init_process_groups``) for
+the same layouts, in the same order, and get no meshes back. For a permuted subset (``ranks=[3, 1]``) the
+mesh keeps the plan's order, while torch's process group lists its ranks sorted, as ``new_group`` always does.
+Timeouts apply to NCCL groups only; gloo groups keep the default group's timeout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
+
+from .axes import MeshAxisName
+from .plan import MeshPlan
+
+A = MeshAxisName
+
+#: The device axes of one pipeline stage, flattened and reshaped into the MoE mesh (NeMo's order).
+STAGE_AXES: tuple[str, ...] = (A.DP_REPLICATE.value, A.DP_SHARD.value, A.CP.value, A.TP.value)
+
+#: Which device a mesh lives on, by the backend the default process group was initialized with.
+#: The ``fake`` backend (one process pretending to be any rank) needs no device at all.
+BACKEND_DEVICE: dict[str, str] = {"nccl": "cuda", "gloo": "cpu", "fake": "cpu", "xccl": "xpu", "hccl": "hpu"}
+
+BackendConfig = tuple[str, Any]
+
+
+@dataclass(frozen=True)
+class RealizedMeshes:
+    """What one rank holds after ``realize``: its meshes (``None`` outside the plan's ranks)."""
+
+    device_mesh: DeviceMesh | None
+    moe_mesh: DeviceMesh | None
+    process_group: dist.ProcessGroup | None
+    member: bool
+
+
+def device_type_for_backend(backend: str) -> str:
+    """``nccl`` → ``cuda``, ``gloo`` → ``cpu``; a mixed backend (``cpu:gloo,cuda:nccl``) → its accelerator."""
+    name = backend.lower()
+    if name in BACKEND_DEVICE:
+        return BACKEND_DEVICE[name]
+    devices = [part.split(":", 1)[0] for part in name.split(",") if ":" in part]
+    accelerators = [d for d in devices if d != "cpu"]
+    if accelerators:
+        return accelerators[0]
+    if devices:
+        return "cpu"
+    known = ", ".join(sorted(BACKEND_DEVICE))
+    raise ValueError(f"cannot tell the device type of backend {backend!r}; known backends: {known}. Pass device_type.")
+
+
+def nccl_timeout_override(device_type: str, timeout_minutes: float | None) -> BackendConfig | None:
+    """``("nccl", options)`` carrying the timeout for every group of a CUDA mesh; ``None`` elsewhere."""
+    if timeout_minutes is None or device_type != "cuda" or not dist.is_nccl_available():
+        return None
+    options = dist.ProcessGroupNCCL.Options()
+    options._timeout = timedelta(minutes=timeout_minutes)
+    return ("nccl", options)
+
+
+def realize(plan: MeshPlan, *, device_type: str | None = None, timeout_minutes: float | None = None) -> RealizedMeshes:
+    """Create the process groups and meshes of ``plan``; every global rank of the job must call this."""
+    if not dist.is_initialized():
+        raise RuntimeError("torch.distributed is not initialized: call torch.distributed.init_process_group first")
+    world, rank = dist.get_world_size(), dist.get_rank()
+    ranks = list(plan.ranks) if plan.ranks is not None else list(range(plan.world_size))
+    if max(ranks) >= world:
+        raise ValueError(
+            f"the plan places ranks up to {max(ranks)} but this job has {world} ranks (0..{world - 1}); "
+            f"plan for world_size={world}"
+        )
+    device_type = device_type or device_type_for_backend(str(dist.get_backend()))
+    override = nccl_timeout_override(device_type, timeout_minutes)
+    member = rank in set(ranks)
+    if plan.device_mesh is None:
+        return RealizedMeshes(None, None, _ddp_group(ranks, world, override), member)
+
+    axes = tuple(a.value for a in plan.device_mesh.axes)
+    shape = plan.device_mesh.shape
+    if ranks == list(range(world)):
+        root = init_device_mesh(
+            device_type,
+            shape,
+            mesh_dim_names=axes,
+            backend_override=dict.fromkeys(axes, override) if override else None,
+        )
+    else:
+        rank_tensor = torch.tensor(ranks, dtype=torch.int).reshape(shape)
+        root = DeviceMesh(
+            device_type,
+            rank_tensor,
+            mesh_dim_names=axes,
+            backend_override=(override,) * len(axes) if override else None,
+        )
+    for name, sources in plan.device_mesh.flattened.items():
+        _flatten(root, tuple(s.value for s in sources), name.value, override, member)
+    moe_mesh = None
+    if plan.moe_mesh is not None:
+        moe_axes = tuple(a.value for a in plan.moe_mesh.axes)
+        stage = _flatten(root, STAGE_AXES, "_".join(STAGE_AXES), override, member)
+        moe_override = dict.fromkeys(moe_axes, override) if override else None
+        if member:
+            assert stage is not None
+            moe_mesh = stage._unflatten(0, plan.moe_mesh.shape, moe_axes, backend_override=moe_override)  # type: ignore[arg-type]
+        else:
+            _replay_unflatten(root, STAGE_AXES, plan.moe_mesh.shape, moe_axes, override)
+    return RealizedMeshes(root if member else None, moe_mesh, None, member)
+
+
+def _ddp_group(ranks: list[int], world: int, override: BackendConfig | None) -> dist.ProcessGroup | None:
+    if ranks == list(range(world)) and override is None:
+        return dist.group.WORLD
+    backend, options = override if override else (None, None)
+    timeout = options._timeout if options is not None else None
+    group = dist.new_group(ranks=ranks, backend=backend, pg_options=options, timeout=timeout)
+    return group if dist.get_rank() in ranks else None
+
+
+def _stage_layout(root: DeviceMesh, axes: tuple[str, ...]) -> Any:
+    """The flat layout of ``axes`` of ``root`` merged into one dimension (torch's ``_flatten`` layout)."""
+    from torch.distributed._mesh_layout import _MeshLayout
+
+    names = list(root.mesh_dim_names or ())
+    return _MeshLayout([root._layout[names.index(a)] for a in axes]).collapse()
+
+
+def _flatten(
+    root: DeviceMesh, axes: tuple[str, ...], name: str, override: BackendConfig | None, member: bool
+) -> DeviceMesh | None:
+    """``root[axes]._flatten(name)`` on members; the same group creation, without a mesh, elsewhere."""
+    if member:
+        return root[axes]._flatten(name, backend_override=override)
+    from torch.distributed._mesh_layout import _MeshLayout
+
+    flat = _MeshLayout([_stage_layout(root, axes)])
+    DeviceMesh._init_process_groups(flat, root._rank_map, (name,), (override or (None, None),))
+    return None
+
+
+def _replay_unflatten(
+    root: DeviceMesh,
+    axes: tuple[str, ...],
+    sizes: tuple[int, ...],
+    names: tuple[str, ...],
+    override: BackendConfig | None,
+) -> None:
+    """The groups ``flattened._unflatten(0, sizes, names)`` creates, for a rank outside the mesh."""
+    from torch.distributed._mesh_layout import _MeshLayout
+
+    inner = _MeshLayout.from_sizes_strides(tuple(sizes))
+    partial = _stage_layout(root, axes).composition(inner)
+    DeviceMesh._init_process_groups(partial, root._rank_map, names, (override or (None, None),) * len(names))

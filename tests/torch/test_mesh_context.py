@@ -1,0 +1,115 @@
+"""MeshContext behaviour on real (fake-backend) meshes: NeMo-compatible sizes, validation, caching, lookup."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from torch.distributed.device_mesh import init_device_mesh
+from torch_worlds import fake_world
+
+from meshctx import MeshContext, ParallelismSizes, plan_mesh
+from meshctx.plan import axis_kwargs
+from meshctx.torch_mesh import device_type_for_backend, nccl_timeout_override
+
+FSDP2 = ("pp", "dp_replicate", "dp_shard", "cp", "tp")
+
+
+def nemo_style_meshes(shape: tuple[int, ...], ep: int) -> tuple[object, object]:
+    """The meshes NeMo Automodel builds by hand for fsdp2 (init_device_mesh, _flatten, _unflatten)."""
+    mesh = init_device_mesh("cpu", shape, mesh_dim_names=FSDP2)
+    mesh[("dp_replicate", "dp_shard")]._flatten("dp")
+    mesh[("dp_shard", "cp")]._flatten("dp_shard_cp")
+    mesh[("dp_replicate", "dp_shard", "cp")]._flatten("dp_cp")
+    stage = mesh[("dp_replicate", "dp_shard", "cp", "tp")]._flatten()
+    moe = stage._unflatten(0, (stage.size() // ep, ep), ("ep_shard", "ep"))
+    return mesh, moe
+
+
+def test_no_mesh_defaults_like_nemo() -> None:
+    ctx = MeshContext()
+    assert (ctx.tp_size, ctx.pp_size, ctx.cp_size, ctx.ep_size, ctx.dp_shard_size) == (1, 1, 1, 1, 1)
+    assert ctx.dp_size is None and ctx.dp_replicate_size is None and ctx.pp_enabled is False
+    assert ctx.parallelize_axis_kwargs() == axis_kwargs((), ())
+    assert ctx._dp_axis_names() == ("dp_shard_cp",)
+
+
+@pytest.mark.torch
+def test_unknown_axis_names_are_rejected_with_the_allowed_ones() -> None:
+    with fake_world(8, 0):
+        mesh = init_device_mesh("cpu", (2, 4), mesh_dim_names=("data", "tp"))
+        with pytest.raises(ValueError, match=r"device_mesh has 'data'.*Allowed axis names: cp, dp"):
+            MeshContext(device_mesh=mesh)
+        good = init_device_mesh("cpu", (2, 4), mesh_dim_names=("dp", "tp"))
+        ctx = MeshContext(device_mesh=good)
+        with pytest.raises(ValueError, match="moe_mesh has 'data'"):
+            ctx.moe_mesh = mesh
+
+
+@pytest.mark.torch
+def test_nemo_built_meshes_read_like_the_plan() -> None:
+    sizes = ParallelismSizes(pp_size=2, dp_replicate_size=2, cp_size=2, tp_size=2, ep_size=4)
+    plan = plan_mesh("fsdp2", sizes, world_size=32)
+    with fake_world(32, 21):
+        mesh, moe = nemo_style_meshes((2, 2, 2, 2, 2), ep=4)
+        ctx = MeshContext.from_meshes(mesh, moe)
+        assert (ctx.dp_size, ctx.dp_replicate_size, ctx.dp_shard_size, ctx.ep_size, ctx.pp_enabled) == (
+            4,
+            2,
+            2,
+            4,
+            True,
+        )
+        assert ctx.to_plan().fingerprint() == plan.fingerprint()
+        assert ctx.pipeline_axis_kwargs() == plan.pipeline_axis_kwargs()
+        assert set(ctx.axis_names()) == set(plan.axis_names)
+
+
+@pytest.mark.torch
+def test_axis_mesh_reads_flattened_axes_without_deprecated_root_slicing() -> None:
+    with fake_world(16, 5):
+        ctx = MeshContext.build("fsdp2", ParallelismSizes(dp_replicate_size=2, cp_size=2, tp_size=2))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # torch warns when a flattened axis is sliced from the root
+            for axis in ("dp", "dp_shard_cp", "dp_cp", "tp"):
+                assert ctx.axis_mesh(axis).mesh.tolist() == ctx.built_from.group(axis, 5)  # type: ignore[union-attr]
+        assert ctx.axis_mesh("dp") is ctx.axis_mesh("dp")
+        with pytest.raises(KeyError, match="'ep' is not in this context"):
+            ctx.axis_mesh("ep")
+
+
+@pytest.mark.torch
+def test_reassigning_a_mesh_drops_the_cached_sizes() -> None:
+    with fake_world(8, 0):
+        ctx = MeshContext.build("megatron_fsdp", ParallelismSizes(tp_size=4))
+        assert (ctx.tp_size, ctx.dp_size) == (4, 2)
+        ctx.device_mesh = init_device_mesh("cpu", (8,), mesh_dim_names=("tp",))
+        assert (ctx.tp_size, ctx.dp_size, ctx.dp_shard_size) == (8, None, 1)
+        assert ctx.parallelize_axis_kwargs() == axis_kwargs(("tp",), ())
+
+
+@pytest.mark.torch
+def test_build_reads_world_size_and_checks_the_plan_against_the_job() -> None:
+    with fake_world(12, 3):
+        ctx = MeshContext.build("fsdp2", ParallelismSizes(tp_size=3))
+        assert ctx.built_from is not None and ctx.built_from.world_size == 12
+        assert ctx.dp_size == 4
+        # a world size other than the job's is refused before torch sees it: no silent partial mesh
+        for wrong in (8, 16):
+            with pytest.raises(ValueError, match=f"world_size={wrong} but this job has 12 ranks"):
+                MeshContext.build("fsdp2", ParallelismSizes(tp_size=2), world_size=wrong)
+        # the first 8 ranks as an explicit subset: stored like the plain world of 8, ranks 8..11 left out
+        sub = MeshContext.build("fsdp2", ParallelismSizes(tp_size=2), ranks=list(range(8)))
+        assert sub.built_from is not None and sub.built_from.ranks is None and sub.built_from.world_size == 8
+        assert sub.is_member and sub.to_plan().fingerprint() == sub.built_from.fingerprint()
+        # the timeout only configures NCCL groups: a cpu mesh builds as usual
+        assert MeshContext.build("ddp", timeout_minutes=5).to_plan().world_size == 12
+
+
+def test_device_type_follows_the_backend() -> None:
+    assert device_type_for_backend("nccl") == "cuda"
+    assert device_type_for_backend("gloo") == "cpu"
+    assert device_type_for_backend("cpu:gloo,cuda:nccl") == "cuda"
+    with pytest.raises(ValueError, match="known backends"):
+        device_type_for_backend("mpi")
+    assert nccl_timeout_override("cpu", 5) is None

@@ -1,0 +1,63 @@
+"""Helpers for tests that build real torch meshes: gloo worlds in subprocesses, fake worlds in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.distributed as dist  # noqa: E402
+from torch.testing._internal.distributed.fake_pg import FakeStore  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+WORKER = Path(__file__).resolve().parent / "gloo_worker.py"
+
+
+@contextmanager
+def fake_world(world_size: int, rank: int) -> Iterator[None]:
+    """This process plays ``rank`` of a ``world_size`` job on torch's ``fake`` backend."""
+    dist.init_process_group("fake", rank=rank, world_size=world_size, store=FakeStore())
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def run_gloo_world(world_size: int, cases: list[dict[str, object]], tmp: Path, timeout: float = 240) -> list[dict]:
+    """Run ``gloo_worker.py`` as ``world_size`` real processes on one gloo job; returns each rank's report."""
+    cases_file = tmp / "cases.json"
+    cases_file.write_text(json.dumps(cases))
+    env = dict(os.environ, PYTHONPATH=f"{REPO / 'src'}{os.pathsep}{REPO / 'service'}", OMP_NUM_THREADS="1")
+    store = tmp / "store"
+    procs = []
+    for rank in range(world_size):
+        out = tmp / f"rank{rank}.json"
+        args = [sys.executable, str(WORKER), str(store), str(rank), str(world_size), str(cases_file), str(out)]
+        log = open(tmp / f"rank{rank}.log", "w")  # noqa: SIM115 - closed below
+        procs.append((subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+    failed = []
+    try:
+        for rank, (proc, log) in enumerate(procs):
+            try:
+                code = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                code = "timeout"
+            log.close()
+            if code != 0:
+                failed.append((rank, code))
+    finally:
+        for proc, _ in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if failed:
+        logs = "\n".join(f"--- rank {r} ({c}):\n{(tmp / f'rank{r}.log').read_text()[-3000:]}" for r, c in failed)
+        pytest.fail(f"gloo world of {world_size} failed: {failed}\n{logs}")
+    return [json.loads((tmp / f"rank{rank}.json").read_text()) for rank in range(world_size)]
