@@ -18,12 +18,14 @@ from meshctx.cli import main
 plan = plan_mesh("fsdp2", ParallelismSizes(tp_size=8, ep_size=4), world_size=64)
 assert plan.group("tp", 9) == list(range(8, 16))
 assert main(["validate", "--world-size", "64", "--tp", "8", "--json"]) == 0
+context = meshctx.MeshContext()  # a context without meshes needs no torch: NeMo's defaults
+assert (context.tp_size, context.dp_size, context.pp_enabled) == (1, None, False)
 try:
-    meshctx.MeshContext
+    meshctx.MeshContext.build(meshctx.FSDP2Config(), world_size=8)
 except ImportError:
     pass
 else:
-    raise AssertionError("MeshContext needs torch and must fail loudly without it")
+    raise AssertionError("building meshes needs torch and must fail loudly without it")
 loaded = [m for m in sys.modules if m == "torch" or m.startswith("torch.")]
 assert loaded == ["torch"] and sys.modules["torch"] is None, loaded
 print("ok")
