@@ -88,7 +88,7 @@ def admit(request: TopologyRequest, cluster: Cluster | None) -> Admission:
                 _problem(
                     "cluster_too_small",
                     ("world_size", "ranks") if plan.ranks is not None else ("world_size",),
-                    f"The job needs GPUs 0..{highest - 1} but cluster {cluster.name!r} has only {capacity} "
+                    f"The job needs {highest} GPUs (ranks 0..{highest - 1} in launcher order) but cluster {cluster.name!r} has only {capacity} "
                     f"({cluster.nodes} nodes × {cluster.gpus_per_node}).",
                     f"Use a world size of at most {capacity}, or a larger cluster.",
                 )
