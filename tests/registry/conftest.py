@@ -77,7 +77,9 @@ class _LocalPostgres:
             self.prefix = [runuser, "-u", user, "--"]
         self._run([initdb, "-D", str(self.data), "-A", "trust", "-U", "meshctx", "-E", "UTF8", "--no-sync"], 120)
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
-        self._run([pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "-t", "60", "start"], 90)
+        self._run(
+            [pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "-t", "60", "start"], 90
+        )
         self.url = f"postgresql+psycopg://meshctx@127.0.0.1:{self.port}/postgres"
 
     def _run(self, argv: list[str], timeout: float) -> None:

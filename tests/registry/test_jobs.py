@@ -34,7 +34,13 @@ def test_register_stores_request_plan_and_fingerprint(registry: Registry) -> Non
     assert job.request == request.to_dict()
     assert job.plan == expected.to_dict()
     assert job.fingerprint == expected.fingerprint() == job.plan["fingerprint"]
-    assert (job.gpus, job.state, job.version, job.labels, job.cluster) == (16, JobState.REGISTERED, 1, {"team": "nlp"}, None)
+    assert (job.gpus, job.state, job.version, job.labels, job.cluster) == (
+        16,
+        JobState.REGISTERED,
+        1,
+        {"team": "nlp"},
+        None,
+    )
     assert job.created_at.tzinfo is not None and job.created_at == job.updated_at
 
 

@@ -34,7 +34,10 @@ def _problem(code: str, fields: tuple[str, ...], message: str, hint: str) -> dic
 def _shape_problems(request: TopologyRequest, cluster: Cluster) -> list[dict[str, object]]:
     problems = []
     given = request.cluster
-    if given is not None and (given.gpus_per_node, given.nvlink_domain) != (cluster.gpus_per_node, cluster.nvlink_domain):
+    if given is not None and (given.gpus_per_node, given.nvlink_domain) != (
+        cluster.gpus_per_node,
+        cluster.nvlink_domain,
+    ):
         problems.append(
             _problem(
                 "cluster_shape_mismatch",
@@ -88,8 +91,8 @@ def admit(request: TopologyRequest, cluster: Cluster | None) -> Admission:
                 _problem(
                     "cluster_too_small",
                     ("world_size", "ranks") if plan.ranks is not None else ("world_size",),
-                    f"The job needs {highest} GPUs (ranks 0..{highest - 1} in launcher order) but cluster {cluster.name!r} has only {capacity} "
-                    f"({cluster.nodes} nodes × {cluster.gpus_per_node}).",
+                    f"The job needs {highest} GPUs (ranks 0..{highest - 1} in launcher order) but cluster "
+                    f"{cluster.name!r} has only {capacity} ({cluster.nodes} nodes × {cluster.gpus_per_node}).",
                     f"Use a world size of at most {capacity}, or a larger cluster.",
                 )
             )

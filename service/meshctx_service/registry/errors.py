@@ -105,9 +105,7 @@ class IllegalTransitionError(ConflictError):
     def __init__(self, job_id: str, current: str, requested: str, allowed: Sequence[str]) -> None:
         self.current, self.requested, self.allowed = current, requested, list(allowed)
         options = ", ".join(allowed) if allowed else "none (it is final)"
-        super().__init__(
-            f"Job {job_id!r} is {current}; it cannot become {requested}. Allowed next states: {options}."
-        )
+        super().__init__(f"Job {job_id!r} is {current}; it cannot become {requested}. Allowed next states: {options}.")
 
     def extras(self) -> dict[str, object]:
         return {"state": self.current, "requested": self.requested, "allowed": self.allowed}

@@ -164,7 +164,9 @@ class Registry:
                 raise NotFoundError("cluster", name)
             return _cluster_record(row)
 
-    def list_clusters(self, tenant: str, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> Page[ClusterRecord]:
+    def list_clusters(
+        self, tenant: str, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+    ) -> Page[ClusterRecord]:
         limit, after = check_limit(limit), decode_cursor(cursor)
         query = select(Cluster).where(Cluster.tenant == tenant)
         if after is not None:
@@ -346,7 +348,9 @@ class Registry:
             now = _now()
             matched = fingerprint == row.fingerprint
             session.add(
-                Attestation(job_pk=row.id, expected=row.fingerprint, reported=fingerprint, matched=matched, created_at=now)
+                Attestation(
+                    job_pk=row.id, expected=row.fingerprint, reported=fingerprint, matched=matched, created_at=now
+                )
             )
             if matched and current == JobState.REGISTERED:
                 row.state, row.version, row.updated_at = JobState.RUNNING.value, row.version + 1, now
