@@ -44,7 +44,7 @@ class Job(Base):
         UniqueConstraint("tenant", "job_id", name="uq_jobs_tenant_job_id"),
         CheckConstraint(f"state IN ({', '.join(repr(s.value) for s in JobState)})", name="ck_jobs_state"),
         CheckConstraint("gpus >= 1", name="ck_jobs_gpus"),
-        Index("ix_jobs_tenant_cluster_state", "tenant", "cluster_name", "state"),
+        Index("ix_jobs_tenant_cluster_state", "tenant", "cluster_name", "state", "gpus"),  # covers the capacity sum
         Index("ix_jobs_tenant_state", "tenant", "state"),
     )
 

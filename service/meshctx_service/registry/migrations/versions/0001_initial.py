@@ -53,7 +53,7 @@ def upgrade() -> None:
         sa.CheckConstraint("state IN ('registered', 'running', 'finished', 'failed')", name="ck_jobs_state"),
         sa.CheckConstraint("gpus >= 1", name="ck_jobs_gpus"),
     )
-    op.create_index("ix_jobs_tenant_cluster_state", "jobs", ["tenant", "cluster_name", "state"])
+    op.create_index("ix_jobs_tenant_cluster_state", "jobs", ["tenant", "cluster_name", "state", "gpus"])
     op.create_index("ix_jobs_tenant_state", "jobs", ["tenant", "state"])
     op.create_table(
         "attestations",
