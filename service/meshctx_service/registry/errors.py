@@ -1,0 +1,186 @@
+"""Typed registry errors. Each names the HTTP status it maps to and carries the facts a client needs.
+
+The registry knows nothing about HTTP; ``status`` and ``code`` only let the route layer turn any of these
+into problem+json with one generic handler (``type``/``title`` from ``code``, ``detail`` from ``str(err)``,
+extra members from ``extras()``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class RegistryError(Exception):
+    status: int = 500
+    code: str = "registry_error"
+
+    def extras(self) -> dict[str, object]:
+        """Members added to the problem+json body besides ``detail``."""
+        return {}
+
+
+class InvalidInputError(RegistryError):
+    """Malformed identifiers, labels or cursors: every bad field at once, as ``errors[{field, detail}]``."""
+
+    status = 422
+    code = "invalid_input"
+
+    def __init__(self, errors: Sequence[tuple[str, str]]) -> None:
+        self.errors = [{"field": f, "detail": d} for f, d in errors]
+        super().__init__("; ".join(f"{f}: {d}" for f, d in errors))
+
+    def extras(self) -> dict[str, object]:
+        return {"errors": self.errors}
+
+
+class InvalidTopologyError(RegistryError):
+    """The planner (or the cluster's shape) rejects the topology; nothing was stored."""
+
+    status = 422
+    code = "invalid_topology"
+
+    def __init__(self, problems: list[dict[str, object]], report: dict[str, object] | None = None) -> None:
+        self.problems = problems
+        self.report = report or {"valid": False, "problems": problems, "warnings": [], "suggestions": []}
+        super().__init__("; ".join(str(p["message"]) for p in problems))
+
+    def extras(self) -> dict[str, object]:
+        return {
+            "problems": self.problems,
+            "warnings": self.report.get("warnings", []),
+            "suggestions": self.report.get("suggestions", []),
+        }
+
+
+class NotFoundError(RegistryError):
+    """Absent, or owned by another tenant: the two are indistinguishable on purpose."""
+
+    status = 404
+    code = "not_found"
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind, self.name = kind, name
+        super().__init__(f"No {kind} named {name!r}.")
+
+
+class ConflictError(RegistryError):
+    status = 409
+    code = "conflict"
+
+
+class JobExistsError(ConflictError):
+    """A PUT with a different body on an existing job and no ``If-Match``."""
+
+    code = "job_exists"
+
+    def __init__(self, job_id: str, etag: str) -> None:
+        self.job_id, self.etag = job_id, etag
+        super().__init__(
+            f"Job {job_id!r} is already registered with a different body. To replace it, repeat the request "
+            f"with If-Match: {etag}."
+        )
+
+    def extras(self) -> dict[str, object]:
+        return {"etag": self.etag}
+
+
+class PreconditionFailedError(ConflictError):
+    """``If-Match`` names a version that is not the current one (someone else changed it first)."""
+
+    status = 412
+    code = "precondition_failed"
+
+    def __init__(self, kind: str, name: str, expected: str, current: str | None) -> None:
+        self.expected, self.current = expected, current
+        now = f"its current ETag is {current}" if current else f"the {kind} does not exist"
+        super().__init__(f"If-Match {expected} does not match {kind} {name!r}: {now}. Fetch it again and retry.")
+
+    def extras(self) -> dict[str, object]:
+        return {"etag": self.current}
+
+
+class IllegalTransitionError(ConflictError):
+    code = "illegal_transition"
+
+    def __init__(self, job_id: str, current: str, requested: str, allowed: Sequence[str]) -> None:
+        self.current, self.requested, self.allowed = current, requested, list(allowed)
+        options = ", ".join(allowed) if allowed else "none (it is final)"
+        super().__init__(f"Job {job_id!r} is {current}; it cannot become {requested}. Allowed next states: {options}.")
+
+    def extras(self) -> dict[str, object]:
+        return {"state": self.current, "requested": self.requested, "allowed": self.allowed}
+
+
+class JobNotUpdatableError(ConflictError):
+    code = "job_not_updatable"
+
+    def __init__(self, job_id: str, state: str) -> None:
+        self.state = state
+        super().__init__(
+            f"Job {job_id!r} is {state}; only a registered job's topology can be replaced. "
+            f"Register the new topology under a new job id."
+        )
+
+
+class CapacityError(ConflictError):
+    """Registering would oversubscribe the cluster: GPUs held by its active jobs + this job > its GPUs."""
+
+    code = "capacity_exceeded"
+
+    def __init__(self, cluster: str, capacity: int, held: int, requested: int) -> None:
+        self.cluster, self.capacity, self.held, self.requested = cluster, capacity, held, requested
+        self.available = capacity - held
+        smaller = f", or use a world size of at most {self.available}" if self.available > 0 else ""
+        super().__init__(
+            f"Cluster {cluster!r} has {capacity} GPUs; its active jobs hold {held}, so {self.available} are free "
+            f"and this job needs {requested}. Wait for a job to finish or use another cluster{smaller}."
+        )
+
+    def extras(self) -> dict[str, object]:
+        return {
+            "cluster": self.cluster,
+            "capacity": self.capacity,
+            "held": self.held,
+            "requested": self.requested,
+            "available": self.available,
+        }
+
+
+class ClusterInUseError(ConflictError):
+    """Deleting or reshaping a cluster that active jobs are planned on."""
+
+    code = "cluster_in_use"
+
+    def __init__(self, cluster: str, active_jobs: int, held: int, change: str) -> None:
+        self.cluster, self.active_jobs, self.held = cluster, active_jobs, held
+        super().__init__(
+            f"Cannot {change} cluster {cluster!r}: its {active_jobs} active job(s) hold {held} GPUs and were "
+            f"planned on its current shape. Finish, fail or delete them first."
+        )
+
+    def extras(self) -> dict[str, object]:
+        return {"cluster": self.cluster, "active_jobs": self.active_jobs, "held": self.held}
+
+
+class FingerprintMismatchError(ConflictError):
+    """The job built a different mesh than the one registered. The attestation is recorded anyway."""
+
+    code = "fingerprint_mismatch"
+
+    def __init__(self, job_id: str, expected: str, reported: str) -> None:
+        self.expected, self.reported = expected, reported
+        super().__init__(
+            f"Job {job_id!r} built a mesh with fingerprint {reported}, but its registered plan has {expected}. "
+            f"The job's sizes, world size or rank order differ from the registration; fix the launch or "
+            f"re-register the topology it actually uses."
+        )
+
+    def extras(self) -> dict[str, object]:
+        return {"expected": self.expected, "reported": self.reported}
+
+
+class RegistryBusyError(RegistryError):
+    """The database stayed locked (or kept aborting our transaction) past every retry."""
+
+    status = 503
+    code = "registry_busy"

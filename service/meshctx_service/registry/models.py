@@ -1,0 +1,78 @@
+"""The registry's tables. Every row belongs to a tenant; names are unique per tenant, never globally, so one
+tenant cannot even learn that another's job id exists."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from .records import JobState
+
+NAME_LENGTH = 128
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Cluster(Base):
+    __tablename__ = "clusters"
+    __table_args__ = (
+        UniqueConstraint("tenant", "name", name="uq_clusters_tenant_name"),
+        CheckConstraint("nodes >= 1", name="ck_clusters_nodes"),
+        CheckConstraint("gpus_per_node >= 1", name="ck_clusters_gpus_per_node"),
+        CheckConstraint("nvlink_domain IS NULL OR nvlink_domain >= 1", name="ck_clusters_nvlink_domain"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    nodes: Mapped[int] = mapped_column(Integer)
+    gpus_per_node: Mapped[int] = mapped_column(Integer)
+    nvlink_domain: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("tenant", "job_id", name="uq_jobs_tenant_job_id"),
+        CheckConstraint(f"state IN ({', '.join(repr(s.value) for s in JobState)})", name="ck_jobs_state"),
+        CheckConstraint("gpus >= 1", name="ck_jobs_gpus"),
+        Index("ix_jobs_tenant_cluster_state", "tenant", "cluster_name", "state", "gpus"),  # covers the capacity sum
+        Index("ix_jobs_tenant_state", "tenant", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    job_id: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    # No foreign key: finished jobs keep the name of a cluster deleted later; live references are guarded by
+    # the cluster row lock taken in every write that admits a job (see transactions.py).
+    cluster_name: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    labels: Mapped[dict[str, str]] = mapped_column(JSON)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    fingerprint: Mapped[str] = mapped_column(String(80))
+    gpus: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    body_digest: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Attestation(Base):
+    __tablename__ = "attestations"
+    __table_args__ = (Index("ix_attestations_job", "job_pk", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_pk: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    expected: Mapped[str] = mapped_column(String(80))
+    reported: Mapped[str] = mapped_column(String(80))
+    matched: Mapped[bool]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,388 @@
+"""``Registry``: every registry operation, each one transaction, each scoped to one tenant.
+
+A row of another tenant is never read, changed or even acknowledged: every query filters on the tenant,
+and a miss is ``NotFoundError`` whether the name is free or taken by someone else. Writes go through
+``run_write`` (see ``transactions.py`` for the concurrency argument); reads use plain snapshots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from meshctx.plan.request import TopologyRequest
+
+from . import names
+from .admission import admit
+from .errors import (
+    CapacityError,
+    ClusterInUseError,
+    FingerprintMismatchError,
+    IllegalTransitionError,
+    InvalidInputError,
+    JobExistsError,
+    JobNotUpdatableError,
+    NotFoundError,
+    PreconditionFailedError,
+)
+from .etags import body_digest, etag_matches, make_etag
+from .models import Attestation, Cluster, Job
+from .paging import DEFAULT_LIMIT, check_limit, decode_cursor, encode_cursor
+from .records import (
+    ACTIVE_STATES,
+    TRANSITIONS,
+    AttestationRecord,
+    ClusterRecord,
+    JobRecord,
+    JobState,
+    Page,
+    Registration,
+)
+from .transactions import lock_cluster, read_session, run_write
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands timestamps back without a zone; they were written in UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+def _cluster_record(row: Cluster) -> ClusterRecord:
+    return ClusterRecord(
+        tenant=row.tenant,
+        name=row.name,
+        nodes=row.nodes,
+        gpus_per_node=row.gpus_per_node,
+        nvlink_domain=row.nvlink_domain,
+        created_at=_utc(row.created_at),
+        updated_at=_utc(row.updated_at),
+    )
+
+
+def _job_record(row: Job) -> JobRecord:
+    return JobRecord(
+        tenant=row.tenant,
+        job_id=row.job_id,
+        cluster=row.cluster_name,
+        labels=dict(row.labels),
+        request=dict(row.request),
+        plan=dict(row.plan),
+        fingerprint=row.fingerprint,
+        gpus=row.gpus,
+        state=JobState(row.state),
+        version=row.version,
+        etag=make_etag(row.version, row.body_digest),
+        created_at=_utc(row.created_at),
+        updated_at=_utc(row.updated_at),
+    )
+
+
+def _held(session: Session, tenant: str, cluster: str, *, excluding: int | None = None) -> tuple[int, int]:
+    """(active jobs, GPUs they hold) on a cluster, optionally leaving one job out."""
+    query = select(func.count(Job.id), func.coalesce(func.sum(Job.gpus), 0)).where(
+        Job.tenant == tenant, Job.cluster_name == cluster, Job.state.in_(ACTIVE_STATES)
+    )
+    if excluding is not None:
+        query = query.where(Job.id != excluding)
+    count, gpus = session.execute(query).one()
+    return int(count), int(gpus)
+
+
+@dataclass(frozen=True)
+class _Attested:
+    record: AttestationRecord
+    mismatch: FingerprintMismatchError | None
+
+
+class Registry:
+    """The registry over one engine (see ``engine.make_engine``); safe to share between threads."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- clusters -------------------------------------------------------------------------------------------
+
+    def put_cluster(
+        self, tenant: str, name: str, *, nodes: int, gpus_per_node: int, nvlink_domain: int | None = None
+    ) -> tuple[ClusterRecord, bool]:
+        """Create or replace a cluster; ``(record, created)``. Reshaping one that active jobs use is refused."""
+        errors = [names.name_error("tenant", tenant), names.name_error("name", name)]
+        for field, value, optional in (
+            ("nodes", nodes, False),
+            ("gpus_per_node", gpus_per_node, False),
+            ("nvlink_domain", nvlink_domain, True),
+        ):
+            if optional and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                errors.append((field, f"must be a positive integer, got {value!r}."))
+        names.check(*errors)
+
+        def work(session: Session) -> tuple[ClusterRecord, bool]:
+            now = _now()
+            row = lock_cluster(session, tenant, name)
+            if row is None:
+                row = Cluster(
+                    tenant=tenant,
+                    name=name,
+                    nodes=nodes,
+                    gpus_per_node=gpus_per_node,
+                    nvlink_domain=nvlink_domain,
+                    version=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(row)
+                session.flush()
+                return _cluster_record(row), True
+            if (row.nodes, row.gpus_per_node, row.nvlink_domain) != (nodes, gpus_per_node, nvlink_domain):
+                count, held = _held(session, tenant, name)
+                if count and (
+                    (row.gpus_per_node, row.nvlink_domain) != (gpus_per_node, nvlink_domain)
+                    or held > nodes * gpus_per_node
+                ):
+                    raise ClusterInUseError(name, count, held, f"reshape to {nodes}×{gpus_per_node} GPUs")
+                row.nodes, row.gpus_per_node, row.nvlink_domain = nodes, gpus_per_node, nvlink_domain
+                row.version += 1
+                row.updated_at = now
+            session.flush()
+            return _cluster_record(row), False
+
+        return run_write(self.engine, work)
+
+    def get_cluster(self, tenant: str, name: str) -> ClusterRecord:
+        with read_session(self.engine) as session:
+            row = session.scalars(select(Cluster).where(Cluster.tenant == tenant, Cluster.name == name)).one_or_none()
+            if row is None:
+                raise NotFoundError("cluster", name)
+            return _cluster_record(row)
+
+    def list_clusters(
+        self, tenant: str, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+    ) -> Page[ClusterRecord]:
+        limit, after = check_limit(limit), decode_cursor(cursor)
+        query = select(Cluster).where(Cluster.tenant == tenant)
+        if after is not None:
+            query = query.where(Cluster.name > after)
+        with read_session(self.engine) as session:
+            rows = list(session.scalars(query.order_by(Cluster.name).limit(limit + 1)))
+        more = len(rows) > limit
+        items = [_cluster_record(r) for r in rows[:limit]]
+        return Page(items, encode_cursor(items[-1].name) if more else None)
+
+    def delete_cluster(self, tenant: str, name: str) -> None:
+        """Refused while active jobs are planned on it; finished jobs keep its name for the record."""
+
+        def work(session: Session) -> None:
+            row = lock_cluster(session, tenant, name)
+            if row is None:
+                raise NotFoundError("cluster", name)
+            count, held = _held(session, tenant, name)
+            if count:
+                raise ClusterInUseError(name, count, held, "delete")
+            session.delete(row)
+
+        run_write(self.engine, work)
+
+    # -- jobs -----------------------------------------------------------------------------------------------
+
+    def register_job(
+        self,
+        tenant: str,
+        job_id: str,
+        request: TopologyRequest,
+        *,
+        cluster: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        if_match: str | None = None,
+    ) -> Registration:
+        """Idempotent PUT. The same body again returns the stored job unchanged; a different body replaces a
+        registered job only with ``if_match`` equal to its current ETag. On a cluster, the cluster's shape
+        must fit and its free GPUs must cover the job (``CapacityError`` otherwise)."""
+        labels = dict(labels or {})
+        names.check(
+            names.name_error("tenant", tenant),
+            names.name_error("job_id", job_id),
+            names.name_error("cluster", cluster) if cluster is not None else None,
+            more=names.label_errors(labels),
+        )
+        digest = body_digest({"request": request.to_dict(), "cluster": cluster, "labels": labels})
+
+        def work(session: Session) -> Registration:
+            now = _now()
+            row = session.scalars(
+                select(Job).where(Job.tenant == tenant, Job.job_id == job_id).with_for_update()
+            ).one_or_none()
+            current = make_etag(row.version, row.body_digest) if row is not None else None
+            if if_match is not None and not etag_matches(if_match, current):
+                raise PreconditionFailedError("job", job_id, if_match, current)
+            if row is not None and current is not None:
+                if row.body_digest == digest:
+                    return Registration(_job_record(row), created=False, changed=False)
+                if if_match is None:
+                    raise JobExistsError(job_id, current)
+                if row.state != JobState.REGISTERED.value:
+                    raise JobNotUpdatableError(job_id, row.state)
+            cluster_row = None
+            if cluster is not None:
+                cluster_row = lock_cluster(session, tenant, cluster)
+                if cluster_row is None:
+                    raise NotFoundError("cluster", cluster)
+            admission = admit(request, cluster_row)
+            if cluster_row is not None:
+                capacity = cluster_row.nodes * cluster_row.gpus_per_node
+                _, held = _held(session, tenant, cluster_row.name, excluding=row.id if row is not None else None)
+                if held + admission.gpus > capacity:
+                    raise CapacityError(cluster_row.name, capacity, held, admission.gpus)
+            values = {
+                "cluster_name": cluster,
+                "labels": labels,
+                "request": admission.request,
+                "plan": admission.plan,
+                "fingerprint": admission.fingerprint,
+                "gpus": admission.gpus,
+                "body_digest": digest,
+                "updated_at": now,
+            }
+            if row is None:
+                row = Job(
+                    tenant=tenant, job_id=job_id, state=JobState.REGISTERED.value, version=1, created_at=now, **values
+                )
+                session.add(row)
+                session.flush()
+                return Registration(_job_record(row), created=True, changed=True)
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.version += 1
+            session.flush()
+            return Registration(_job_record(row), created=False, changed=True)
+
+        return run_write(self.engine, work)
+
+    def get_job(self, tenant: str, job_id: str) -> JobRecord:
+        with read_session(self.engine) as session:
+            return _job_record(self._job(session, tenant, job_id))
+
+    def list_jobs(
+        self,
+        tenant: str,
+        *,
+        cluster: str | None = None,
+        state: JobState | str | None = None,
+        labels: Mapping[str, str] | None = None,
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> Page[JobRecord]:
+        """Jobs ordered by job id; every filter must hold (labels: each key=value pair)."""
+        errors = names.label_errors(labels or {}, "label")
+        if state is not None and str(state) not in {s.value for s in JobState}:
+            errors.append(("state", f"{state!r} is not a state; use one of {', '.join(s.value for s in JobState)}."))
+        names.check(more=errors)
+        limit, after = check_limit(limit), decode_cursor(cursor)
+        query = select(Job).where(Job.tenant == tenant)
+        if cluster is not None:
+            query = query.where(Job.cluster_name == cluster)
+        if state is not None:
+            query = query.where(Job.state == str(state))
+        for key, value in (labels or {}).items():
+            query = query.where(Job.labels[key].as_string() == value)
+        if after is not None:
+            query = query.where(Job.job_id > after)
+        with read_session(self.engine) as session:
+            rows = list(session.scalars(query.order_by(Job.job_id).limit(limit + 1)))
+        more = len(rows) > limit
+        items = [_job_record(r) for r in rows[:limit]]
+        return Page(items, encode_cursor(items[-1].job_id) if more else None)
+
+    def delete_job(self, tenant: str, job_id: str, *, if_match: str | None = None) -> None:
+        """Removes the job and its attestations, freeing its GPUs."""
+
+        def work(session: Session) -> None:
+            row = self._job(session, tenant, job_id, lock=True)
+            self._check_if_match(row, if_match)
+            session.delete(row)
+
+        run_write(self.engine, work)
+
+    def set_state(self, tenant: str, job_id: str, state: JobState | str, *, if_match: str | None = None) -> JobRecord:
+        """registered → running|failed, running → finished|failed. Repeating the current state is a no-op."""
+        try:
+            target = JobState(state)
+        except ValueError:
+            raise InvalidInputError(
+                [("state", f"{state!r} is not a state; use one of {', '.join(s.value for s in JobState)}.")]
+            ) from None
+
+        def work(session: Session) -> JobRecord:
+            row = self._job(session, tenant, job_id, lock=True)
+            self._check_if_match(row, if_match)
+            current = JobState(row.state)
+            if target != current:
+                allowed = TRANSITIONS[current]
+                if target not in allowed:
+                    raise IllegalTransitionError(job_id, current.value, target.value, [s.value for s in allowed])
+                row.state, row.version, row.updated_at = target.value, row.version + 1, _now()
+                session.flush()
+            return _job_record(row)
+
+        return run_write(self.engine, work)
+
+    def attest(self, tenant: str, job_id: str, fingerprint: str) -> AttestationRecord:
+        """Record the fingerprint a job built. A match marks a registered job running; a mismatch is recorded,
+        then raised as ``FingerprintMismatchError`` with both fingerprints."""
+        if not isinstance(fingerprint, str) or not fingerprint or len(fingerprint) > 80:
+            raise InvalidInputError([("fingerprint", "expected the 'sha256:...' string from MeshPlan.fingerprint().")])
+
+        def work(session: Session) -> _Attested:
+            row = self._job(session, tenant, job_id, lock=True)
+            current = JobState(row.state)
+            if not current.active:
+                raise IllegalTransitionError(job_id, current.value, JobState.RUNNING.value, [])
+            now = _now()
+            matched = fingerprint == row.fingerprint
+            session.add(
+                Attestation(
+                    job_pk=row.id, expected=row.fingerprint, reported=fingerprint, matched=matched, created_at=now
+                )
+            )
+            if matched and current == JobState.REGISTERED:
+                row.state, row.version, row.updated_at = JobState.RUNNING.value, row.version + 1, now
+            session.flush()
+            record = AttestationRecord(job_id, row.fingerprint, fingerprint, matched, now)
+            mismatch = None if matched else FingerprintMismatchError(job_id, row.fingerprint, fingerprint)
+            return _Attested(record, mismatch)
+
+        outcome = run_write(self.engine, work)
+        if outcome.mismatch is not None:
+            raise outcome.mismatch
+        return outcome.record
+
+    def attestations(self, tenant: str, job_id: str) -> list[AttestationRecord]:
+        with read_session(self.engine) as session:
+            row = self._job(session, tenant, job_id)
+            found = session.scalars(select(Attestation).where(Attestation.job_pk == row.id).order_by(Attestation.id))
+            return [AttestationRecord(job_id, a.expected, a.reported, a.matched, _utc(a.created_at)) for a in found]
+
+    # -- helpers --------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _job(session: Session, tenant: str, job_id: str, *, lock: bool = False) -> Job:
+        """The tenant's job (row-locked for writes: lock order is always job, then cluster)."""
+        query = select(Job).where(Job.tenant == tenant, Job.job_id == job_id)
+        row = session.scalars(query.with_for_update() if lock else query).one_or_none()
+        if row is None:
+            raise NotFoundError("job", job_id)
+        return row
+
+    @staticmethod
+    def _check_if_match(row: Job, if_match: str | None) -> None:
+        current = make_etag(row.version, row.body_digest)
+        if if_match is not None and not etag_matches(if_match, current):
+            raise PreconditionFailedError("job", row.job_id, if_match, current)
