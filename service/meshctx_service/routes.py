@@ -26,6 +26,7 @@ router = APIRouter(prefix="/v1", tags=["topology"])
 
 TopologyInput = Annotated[TopologyBody, Body(openapi_examples=EXAMPLES)]
 REFUSED: dict[int | str, dict[str, Any]] = {
+    400: {"model": ProblemDetails, "description": "The body could not be read as text (e.g. not UTF-8)."},
     413: {"model": ProblemDetails, "description": "Body over the size limit."},
     422: {"model": ProblemDetails, "description": "Malformed request; `errors` names each bad field."},
 }
