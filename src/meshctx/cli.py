@@ -1,14 +1,16 @@
-"""The ``meshctx`` command line: validate a topology and show its layout, offline.
+"""The ``meshctx`` command line: validate a topology and show its layout, offline or against a service
+(``--server URL``, same output), and ``meshctx serve`` to run that service.
 
-Exit status: 0 valid, 1 invalid topology, 2 usage error.
+Exit status: 0 valid, 1 invalid topology, 2 usage error, 3 the server could not answer.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .config import ParallelismSizes
@@ -17,11 +19,15 @@ from .plan.planner import parse_nnodes
 from .plan.request import TopologyRequest
 from .report_text import layout_text, rank_view_text, report_text
 
-EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
 
 class UsageError(Exception):
     """Bad command-line input: reported on stderr with exit status 2."""
+
+
+class ServerFailed(Exception):
+    """``--server`` could not be reached or failed: reported on stderr with exit status 3."""
 
 
 def _nnodes(text: str) -> int | str:
@@ -66,6 +72,7 @@ def add_topology_args(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--global-batch", dest="global_batch_size", type=int)
     model.add_argument("--micro-batch", dest="micro_batch_size", type=int)
     parser.add_argument("--json", action="store_true", help="print the JSON wire format")
+    parser.add_argument("--server", metavar="URL", help="ask a running meshctx service instead of planning locally")
 
 
 def request_from_args(args: argparse.Namespace) -> TopologyRequest:
@@ -103,9 +110,27 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def _ask_server(url: str, call: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``call(client)`` against the service; its refusals become usage errors, as they would locally."""
+    from .client import MeshctxClient, MeshctxError, ProblemError
+
+    try:
+        with MeshctxClient(url) as client:
+            return call(client)
+    except ProblemError as error:
+        if 400 <= error.status < 500:
+            raise UsageError("; ".join(e["detail"] for e in error.errors) or str(error)) from None
+        raise ServerFailed(f"{url}: {error}") from None
+    except MeshctxError as error:
+        raise ServerFailed(str(error)) from None
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     request = request_from_args(args)
-    report = request.validate().to_dict()
+    if args.server:
+        report = _ask_server(args.server, lambda client: client.validate(request))
+    else:
+        report = request.validate().to_dict()
     if args.json:
         _print_json(report)
     else:
@@ -113,25 +138,57 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_VALID if report["valid"] else EXIT_INVALID
 
 
-def cmd_layout(args: argparse.Namespace) -> int:
-    request = request_from_args(args)
+def _local_layout(args: argparse.Namespace, request: TopologyRequest) -> dict[str, Any]:
+    """What ``POST /v1/layout`` answers: the report if there is no plan, else a rank's view or the plan."""
     report = request.validate(suggest=True)
     if report.plan is None:
-        if args.json:
-            _print_json(report.to_dict())
-        else:
-            print(report_text(request.to_dict(), report.to_dict()))
-        return EXIT_INVALID
+        return report.to_dict()
     plan: MeshPlan = report.plan
     if args.rank is not None:
         try:
-            view = plan.rank_view(args.rank)
+            return plan.rank_view(args.rank)
         except ValueError as error:
             raise UsageError(str(error)) from None
-        _print_json(view) if args.json else print(rank_view_text(view))
-        return EXIT_VALID
-    data = plan.to_dict(groups=args.groups)
-    _print_json(data) if args.json else print(layout_text(data))
+    return plan.to_dict(groups=args.groups)
+
+
+def cmd_layout(args: argparse.Namespace) -> int:
+    request = request_from_args(args)
+    if args.server:
+        data = _ask_server(args.server, lambda client: client.layout(request, groups=args.groups, rank=args.rank))
+    else:
+        data = _local_layout(args, request)
+    if "valid" in data:  # no plan: the validation report says why
+        _print_json(data) if args.json else print(report_text(request.to_dict(), data))
+        return EXIT_INVALID
+    if args.rank is not None:
+        _print_json(data) if args.json else print(rank_view_text(data))
+    else:
+        _print_json(data) if args.json else print(layout_text(data))
+    return EXIT_VALID
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the service under uvicorn; flags override ``MESHCTX_*`` settings (workers read them from the env)."""
+    try:
+        import uvicorn
+
+        from meshctx_service.settings import Settings
+    except ImportError as error:
+        raise UsageError(f"serve needs the service extra (pip install 'meshctx[service]'): {error}") from None
+    for name in ("host", "port", "workers", "log_level"):
+        if getattr(args, name) is not None:
+            os.environ[f"MESHCTX_{name.upper()}"] = str(getattr(args, name))
+    settings = Settings()
+    uvicorn.run(
+        "meshctx_service.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=False,  # the service writes its own JSON access log
+    )
     return EXIT_VALID
 
 
@@ -148,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     layout.add_argument("--rank", type=int, help="show this global rank's coordinates and groups")
     layout.add_argument("--groups", action="store_true", help="list every group of every axis")
     layout.set_defaults(handler=cmd_layout)
+
+    serve = commands.add_parser("serve", help="run the validation service (settings also from MESHCTX_* env vars)")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port (default 8000)")
+    serve.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
+    serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
+    serve.set_defaults(handler=cmd_serve)
     return parser
 
 
@@ -159,6 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"meshctx {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except ServerFailed as error:
+        print(f"meshctx {args.command}: server error: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
 
 
 if __name__ == "__main__":

@@ -1,0 +1,153 @@
+"""HTTP benchmark of the validation service: ``POST /v1/validate`` (W = 131072, compact) against the app's
+constant-JSON route ``GET /livez``, on one uvicorn worker over loopback, in the same run.
+
+Also: cold start (process start → ``/readyz`` 200), RSS after warm-up, and whether torch was ever imported
+(from the server's ``-X importtime`` trace). The load generator is this process: ``--clients`` keep-alive
+connections speaking minimal HTTP/1.1 over asyncio streams, so the client is not the bottleneck.
+
+    PYTHONPATH=src:service python bench/bench_service.py [--duration 10] [--clients 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+BODY = json.dumps(
+    {
+        "strategy": "fsdp2",
+        "world_size": 131072,
+        "sizes": {"tp_size": 8, "pp_size": 4, "ep_size": 8},
+        "cluster": {"gpus_per_node": 8},
+    }
+).encode()
+JSON = {"content-type": "application/json"}
+TARGETS = {"validate": 20.0, "ratio": 0.60, "rss_mb": 90.0}
+
+
+def http_request(method: str, path: str, body: bytes = b"") -> bytes:
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+    if body:
+        head += "Content-Type: application/json\r\n"
+    return (head + "\r\n").encode() + body
+
+
+async def one_client(port: int, request: bytes, deadline: float, latencies: list[float], errors: list[int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - start)
+            if status != 200:
+                errors.append(status)
+    finally:
+        writer.close()
+
+
+async def load(port: int, request: bytes, clients: int, seconds: float) -> dict[str, float]:
+    latencies: list[float] = []
+    errors: list[int] = []
+    start = time.perf_counter()
+    deadline = start + seconds
+    await asyncio.gather(*(one_client(port, request, deadline, latencies, errors) for _ in range(clients)))
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
+        "mean_ms": 1000 * statistics.fmean(latencies),
+        "errors": len(errors),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per route")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent keep-alive connections")
+    parser.add_argument("--access-log", action="store_true", help="keep the JSON access log on (default off)")
+    args = parser.parse_args()
+
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO / "service")]))
+    env["MESHCTX_ACCESS_LOG"] = "true" if args.access_log else "false"
+    command = [sys.executable, "-X", "importtime", "-m", "meshctx.cli", "serve", "--port", str(port)]
+    with tempfile.TemporaryFile("w+") as log:
+        started = time.perf_counter()
+        server = subprocess.Popen([*command, "--log-level", "warning"], env=env, stdout=log, stderr=log, text=True)
+        try:
+            cold_start = None
+            while time.perf_counter() - started < 60 and server.poll() is None:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                        cold_start = time.perf_counter() - started
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.02)
+            if cold_start is None:
+                raise SystemExit("server did not become ready within 60 s")
+            reply = httpx.post(f"http://127.0.0.1:{port}/v1/validate", content=BODY, headers=JSON)
+            assert reply.status_code == 200 and reply.json()["valid"], reply.text
+
+            constant = http_request("GET", "/livez")
+            validate = http_request("POST", "/v1/validate", BODY)
+            asyncio.run(load(port, validate, args.clients, 1.0))  # warm-up
+            asyncio.run(load(port, constant, args.clients, 1.0))
+            rss = rss_mb(server.pid)
+            base = asyncio.run(load(port, constant, args.clients, args.duration))
+            result = asyncio.run(load(port, validate, args.clients, args.duration))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        log.seek(0)
+        trace = log.read()
+    torch_imported = any(line.rsplit("|", 1)[-1].strip().split(".")[0] == "torch" for line in trace.splitlines())
+
+    ratio = result["rps"] / base["rps"]
+    print(f"one uvicorn worker, loopback, {args.clients} clients, {args.duration:.0f} s per route")
+    print(f"{'route':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for name, row in (("GET /livez (constant JSON)", base), ("POST /v1/validate (W=131072)", result)):
+        print(f"{name:<34}{row['rps']:>9.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['errors']:>8.0f}")
+    print(f"validate / constant req/s: {ratio:.2f} (target >= {TARGETS['ratio']:.2f})")
+    print(f"validate p99: {result['p99_ms']:.2f} ms (target <= {TARGETS['validate']:.0f} ms)")
+    print(f"RSS after warm-up: {rss:.1f} MB (target <= {TARGETS['rss_mb']:.0f} MB)")
+    print(f"cold start to /readyz: {cold_start:.2f} s")
+    print(f"torch imported by the server: {torch_imported}")
+
+
+if __name__ == "__main__":
+    main()

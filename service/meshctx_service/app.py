@@ -1,0 +1,58 @@
+"""``create_app(settings)``: the validation service as a FastAPI app (``meshctx serve`` runs it under uvicorn)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+from fastapi import FastAPI
+
+from meshctx import __version__
+from meshctx.config import ParallelismSizes
+from meshctx.plan import validate_topology
+
+from . import health, routes
+from .access_log import configure_logging
+from .body_limit import LimitBody
+from .errors import install_error_handlers
+from .metrics import Metrics
+from .observe import ObserveRequests
+from .openapi import openapi_schema
+from .settings import Settings
+
+DESCRIPTION = (
+    "Check a distributed-training topology before the job launches: the same planner, answers and wire "
+    "format as the `meshctx` CLI. Errors are RFC 9457 `application/problem+json`."
+)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Plan one topology end to end before reporting ready, so the first real request pays no warm-up.
+    validate_topology("fsdp2", ParallelismSizes(tp_size=8, ep_size=8), world_size=131072).to_dict()
+    app.state.ready = True
+    yield
+    app.state.ready = False
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings if settings is not None else Settings()
+    app = FastAPI(title="meshctx", version=__version__, description=DESCRIPTION, lifespan=_lifespan)
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.ready = False
+    install_error_handlers(app)
+    app.include_router(routes.router)
+    app.include_router(health.router)
+    app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ObserveRequests, metrics=app.state.metrics, access_log=settings.access_log)  # outermost
+    app.openapi = partial(openapi_schema, app)  # type: ignore[method-assign]
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory (``meshctx_service.app:app_from_env``): settings from ``MESHCTX_*``, JSON logs."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,102 @@
+"""``POST /v1/validate`` and ``POST /v1/layout``: the planner behind HTTP, answering the CLI's wire format."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse
+
+from meshctx.plan import ValidationReport
+
+from .errors import InvalidFields
+from .metrics import Metrics
+from .schemas import (
+    EXAMPLES,
+    MAX_INT,
+    PlanOut,
+    ProblemDetails,
+    RankViewOut,
+    TopologyBody,
+    ValidationReportOut,
+)
+from .settings import Settings
+
+router = APIRouter(prefix="/v1", tags=["topology"])
+
+TopologyInput = Annotated[TopologyBody, Body(openapi_examples=EXAMPLES)]
+REFUSED: dict[int | str, dict[str, Any]] = {
+    400: {"model": ProblemDetails, "description": "The body could not be read as text (e.g. not UTF-8)."},
+    413: {"model": ProblemDetails, "description": "Body over the size limit."},
+    422: {"model": ProblemDetails, "description": "Malformed request; `errors` names each bad field."},
+}
+
+
+def _check(body: TopologyBody, request: Request, endpoint: str, *, suggest: bool = True) -> ValidationReport:
+    settings: Settings = request.app.state.settings
+    errors = body.request_errors(settings)
+    if errors:
+        raise InvalidFields(errors)
+    report = body.to_request().validate(suggest=suggest)
+    metrics: Metrics = request.app.state.metrics
+    metrics.observe_report(endpoint, report)
+    return report
+
+
+@router.post(
+    "/validate",
+    response_model=None,
+    responses={200: {"model": ValidationReportOut, "description": "The verdict (invalid is a 200 too)."}, **REFUSED},
+    summary="Check a topology and return its compact layout",
+)
+async def validate(body: TopologyInput, request: Request) -> JSONResponse:
+    """Every problem at once, warnings, the nearest valid sizes when invalid, and the compact plan when valid.
+
+    A well-formed request for an invalid topology is answered 200 with ``valid: false``."""
+    return JSONResponse(_check(body, request, "validate").to_dict())
+
+
+@router.post(
+    "/layout",
+    response_model=None,
+    responses={
+        200: {
+            "model": PlanOut | RankViewOut | ValidationReportOut,
+            "description": "The plan (compact, or with every group), one rank's view, or — for an invalid "
+            "topology — the same report `/v1/validate` gives (recognize it by its `valid` key).",
+        },
+        **REFUSED,
+    },
+    summary="The full layout of a topology, every group, or one rank's view",
+)
+async def layout(
+    body: TopologyInput,
+    request: Request,
+    groups: Annotated[bool, Query(description="List every group of every axis.")] = False,
+    rank: Annotated[
+        int | None, Query(le=MAX_INT, description="Show this global rank's coordinates and groups (wins over groups).")
+    ] = None,
+) -> JSONResponse:
+    """Like ``meshctx layout``: an invalid topology gets the validation report (200, ``valid: false``) because
+    there is no layout to show; a rank outside the mesh is a 422 naming ``rank``."""
+    report = _check(body, request, "layout")
+    plan = report.plan
+    if plan is None:
+        return JSONResponse(report.to_dict())
+    if rank is not None:
+        try:
+            return JSONResponse(plan.rank_view(rank))
+        except ValueError as error:
+            raise InvalidFields([("rank", str(error))]) from None
+    settings: Settings = request.app.state.settings
+    if groups and plan.world_size > settings.max_listed_world_size:
+        raise InvalidFields(
+            [
+                (
+                    "groups",
+                    f"listing every group of {plan.world_size} ranks is refused above "
+                    f"{settings.max_listed_world_size} ranks; ask for one rank's view with rank=N",
+                )
+            ]
+        )
+    return JSONResponse(plan.to_dict(groups=groups))

@@ -1,0 +1,235 @@
+"""Wire models of the HTTP API (DESIGN.md "Wire format").
+
+Requests are parsed strictly (unknown fields and non-integers are malformed, 422) and turned into a
+``TopologyRequest`` by ``TopologyBody.to_request`` — the one place HTTP input becomes planner input.
+Out-of-range *values* (a size of 0, a negative rank) are not malformed: the planner reports them as
+problems with a fix, exactly as the CLI does. Response models only document the responses; handlers
+send the library's own ``to_dict()`` output unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from meshctx.config import ParallelismSizes
+from meshctx.plan import ClusterShape, ModelShape, parse_nnodes
+from meshctx.plan.request import TopologyRequest
+
+from .settings import Settings
+
+#: Any integer the planner is asked about stays below this, so no request can make it factor huge numbers.
+MAX_INT = 2**31 - 1
+Int = Annotated[StrictInt, Field(le=MAX_INT)]
+NodeRange = Annotated[str, Field(pattern=r"^[0-9]{1,9}:[0-9]{1,9}$", examples=["2:8"])]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SizesBody(_Strict):
+    """Requested degrees; unset ones are 1, and ``dp_size: null`` means "infer from the world size"."""
+
+    tp_size: Int = 1
+    pp_size: Int = 1
+    cp_size: Int = 1
+    ep_size: Int = 1
+    dp_size: Int | None = None
+    dp_replicate_size: Int | None = None
+
+
+class ClusterBody(_Strict):
+    gpus_per_node: Int
+    nvlink_domain: Int | None = None
+
+
+class ModelBody(_Strict):
+    num_attention_heads: Int | None = None
+    num_key_value_heads: Int | None = None
+    num_experts: Int | None = None
+    num_hidden_layers: Int | None = None
+    seq_length: Int | None = None
+    global_batch_size: Int | None = None
+    micro_batch_size: Int | None = None
+
+
+class TopologyBody(_Strict):
+    """One topology: a strategy, a world (``world_size``, ``nnodes`` × ``nproc_per_node`` or ``ranks``) and sizes."""
+
+    strategy: Annotated[str, Field(max_length=64, examples=["fsdp2"])]
+    world_size: Int | None = None
+    nnodes: Int | NodeRange | None = None
+    nproc_per_node: Int | None = None
+    sizes: SizesBody = Field(default_factory=SizesBody)
+    ranks: list[Int] | None = None
+    cluster: ClusterBody | None = None
+    model: ModelBody | None = None
+
+    def request_errors(self, settings: Settings) -> list[tuple[str, str]]:
+        """(field, detail) for a request without a world, or bigger than this service plans (422).
+
+        Checked here rather than in the schema so each error names its field."""
+        errors = []
+        if self.world_size is None and self.nnodes is None and self.ranks is None:
+            errors.append(("world_size", "give world_size, or nnodes with nproc_per_node, or ranks"))
+        if self.nnodes is not None and self.nproc_per_node is None:
+            errors.append(("nproc_per_node", "nnodes needs nproc_per_node"))
+        if self.world_size is not None and self.world_size > settings.max_world_size:
+            errors.append(("world_size", f"world_size {self.world_size} exceeds {settings.max_world_size}"))
+        node_range = parse_nnodes(self.nnodes) if self.nnodes is not None else None
+        if node_range is not None and self.nproc_per_node is not None:
+            low, high = node_range
+            if high * self.nproc_per_node > settings.max_world_size:
+                errors.append(
+                    (
+                        "nnodes",
+                        f"nnodes {high} × nproc_per_node {self.nproc_per_node} exceeds the largest world "
+                        f"size {settings.max_world_size}",
+                    )
+                )
+            if high - low + 1 > settings.max_nnodes_span:
+                errors.append(("nnodes", f"range {low}:{high} spans more than {settings.max_nnodes_span} node counts"))
+        return errors
+
+    def to_request(self) -> TopologyRequest:
+        return TopologyRequest(
+            strategy=self.strategy,
+            sizes=ParallelismSizes(**self.sizes.model_dump()),
+            world_size=self.world_size,
+            nnodes=self.nnodes,
+            nproc_per_node=self.nproc_per_node,
+            ranks=tuple(self.ranks) if self.ranks is not None else None,
+            cluster=ClusterShape(**self.cluster.model_dump()) if self.cluster is not None else None,
+            model=ModelShape(**self.model.model_dump()) if self.model is not None else None,
+        )
+
+
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "fsdp2_tp_pp": {
+        "summary": "FSDP2, 64 ranks, tp 8 × pp 2 (dp inferred)",
+        "value": {
+            "strategy": "fsdp2",
+            "world_size": 64,
+            "sizes": {"tp_size": 8, "pp_size": 2, "dp_size": None, "dp_replicate_size": None},
+            "cluster": {"gpus_per_node": 8, "nvlink_domain": None},
+            "model": {"num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32},
+        },
+    },
+    "elastic_nodes": {
+        "summary": "Elastic job: 2 to 8 nodes of 8 GPUs, HSDP with tp 4",
+        "value": {"strategy": "fsdp2", "nnodes": "2:8", "nproc_per_node": 8, "sizes": {"tp_size": 4}},
+    },
+    "invalid": {
+        "summary": "Invalid: tp 3 does not divide 64 ranks (200, valid=false, with suggestions)",
+        "value": {"strategy": "fsdp2", "world_size": 64, "sizes": {"tp_size": 3}},
+    },
+    "moe": {
+        "summary": "MoE: 128 ranks, ep 8, on 4 NVL72 racks",
+        "value": {
+            "strategy": "fsdp2",
+            "world_size": 128,
+            "sizes": {"tp_size": 2, "ep_size": 8},
+            "cluster": {"gpus_per_node": 4, "nvlink_domain": 72},
+        },
+    },
+}
+
+
+# ---------------------------------------------------------------------------------------------- responses
+class ProblemOut(BaseModel):
+    code: str
+    severity: Literal["error", "warning"]
+    fields: list[str]
+    message: str
+    hint: str
+
+
+class SuggestedSizes(BaseModel):
+    tp_size: int
+    pp_size: int
+    cp_size: int
+    ep_size: int
+    dp_size: int | None
+    dp_replicate_size: int | None
+
+
+class SuggestionOut(BaseModel):
+    sizes: SuggestedSizes
+    reason: str
+
+
+class AxisLayoutOut(BaseModel):
+    size: int
+    sizes: list[int]
+    strides: list[int]
+
+
+class MeshOut(BaseModel):
+    axes: list[str]
+    shape: list[int]
+    flattened: dict[str, list[str]] | None = None
+
+
+class KwargsOut(BaseModel):
+    parallelize: dict[str, Any]
+    pipeline: dict[str, Any]
+
+
+class PlanOut(BaseModel):
+    """The compact layout: groups are computable from ``layouts``; ``groups`` only with ``?groups=true``."""
+
+    strategy: str
+    world_size: int
+    ranks: list[int] | None
+    sizes: dict[str, int]
+    device_mesh: MeshOut | None
+    moe_mesh: MeshOut | None
+    layouts: dict[str, AxisLayoutOut]
+    kwargs: KwargsOut
+    fingerprint: str
+    cluster: dict[str, Any] | None = None
+    groups: dict[str, list[list[int]]] | None = None
+
+
+class WorldSizeOut(BaseModel):
+    world_size: int
+    nnodes: int
+    valid: bool
+    problems: list[ProblemOut]
+
+
+class ValidationReportOut(BaseModel):
+    valid: bool
+    problems: list[ProblemOut]
+    warnings: list[ProblemOut]
+    suggestions: list[SuggestionOut]
+    plan: PlanOut | None
+    world_sizes: list[WorldSizeOut] | None = None
+
+
+class RankViewOut(BaseModel):
+    rank: int
+    coordinates: dict[str, int]
+    groups: dict[str, list[int]]
+
+
+class FieldErrorOut(BaseModel):
+    field: str
+    detail: str
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details (``application/problem+json``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldErrorOut] | None = None
+
+
+class Health(BaseModel):
+    status: str
