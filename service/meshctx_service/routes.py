@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
-from fastapi.responses import JSONResponse
 
 from meshctx.plan import ValidationReport
 
 from .errors import InvalidFields
+from .fast_json import FastJSONResponse
 from .metrics import Metrics
 from .schemas import (
     EXAMPLES,
@@ -49,11 +49,11 @@ def _check(body: TopologyBody, request: Request, endpoint: str, *, suggest: bool
     responses={200: {"model": ValidationReportOut, "description": "The verdict (invalid is a 200 too)."}, **REFUSED},
     summary="Check a topology and return its compact layout",
 )
-async def validate(body: TopologyInput, request: Request) -> JSONResponse:
+async def validate(body: TopologyInput, request: Request) -> FastJSONResponse:
     """Every problem at once, warnings, the nearest valid sizes when invalid, and the compact plan when valid.
 
     A well-formed request for an invalid topology is answered 200 with ``valid: false``."""
-    return JSONResponse(_check(body, request, "validate").to_dict())
+    return FastJSONResponse(_check(body, request, "validate").to_dict())
 
 
 @router.post(
@@ -76,16 +76,16 @@ async def layout(
     rank: Annotated[
         int | None, Query(le=MAX_INT, description="Show this global rank's coordinates and groups (wins over groups).")
     ] = None,
-) -> JSONResponse:
+) -> FastJSONResponse:
     """Like ``meshctx layout``: an invalid topology gets the validation report (200, ``valid: false``) because
     there is no layout to show; a rank outside the mesh is a 422 naming ``rank``."""
     report = _check(body, request, "layout")
     plan = report.plan
     if plan is None:
-        return JSONResponse(report.to_dict())
+        return FastJSONResponse(report.to_dict())
     if rank is not None:
         try:
-            return JSONResponse(plan.rank_view(rank))
+            return FastJSONResponse(plan.rank_view(rank))
         except ValueError as error:
             raise InvalidFields([("rank", str(error))]) from None
     settings: Settings = request.app.state.settings
@@ -99,4 +99,4 @@ async def layout(
                 )
             ]
         )
-    return JSONResponse(plan.to_dict(groups=groups))
+    return FastJSONResponse(plan.to_dict(groups=groups))

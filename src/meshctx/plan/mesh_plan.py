@@ -12,7 +12,8 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
+from types import MappingProxyType
 
 from ..axes import MeshAxisName
 from ..config import Strategy
@@ -43,10 +44,16 @@ class MeshSpec:
     shape: tuple[int, ...]
     flattened: Mapping[MeshAxisName, tuple[MeshAxisName, ...]] = field(default_factory=dict)
 
+    @cached_property
+    def _names(self) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
+        flattened = tuple((k.value, tuple(a.value for a in v)) for k, v in self.flattened.items())
+        return tuple(a.value for a in self.axes), flattened
+
     def to_dict(self, *, with_flattened: bool = True) -> dict[str, object]:
-        out: dict[str, object] = {"axes": [a.value for a in self.axes], "shape": list(self.shape)}
+        axes, flattened = self._names
+        out: dict[str, object] = {"axes": list(axes), "shape": list(self.shape)}
         if with_flattened:
-            out["flattened"] = {k.value: [a.value for a in v] for k, v in self.flattened.items()}
+            out["flattened"] = {name: list(sources) for name, sources in flattened}
         return out
 
     @classmethod
@@ -86,6 +93,44 @@ def _jsonable(kwargs: Mapping[str, object]) -> dict[str, object]:
     return {key: convert(value) for key, value in kwargs.items()}
 
 
+@lru_cache(maxsize=4096)
+def _layout_topology(
+    strategy: Strategy, sizes: ResolvedSizes, world_size: int
+) -> tuple[MeshSpec | None, MeshSpec | None, Mapping[str, AxisLayout]]:
+    """The meshes and every axis layout of a resolved topology: a pure function of its arguments, so it is
+    computed once per distinct topology (the service sees the same few topologies over and over)."""
+    layouts: dict[str, AxisLayout] = {}
+    device_mesh: MeshSpec | None = None
+    moe_mesh: MeshSpec | None = None
+    if strategy is Strategy.FSDP2:
+        shape = (sizes.pp, sizes.dp_replicate, sizes.dp_shard, sizes.cp, sizes.tp)
+        device_mesh = MeshSpec(FSDP2_AXES, shape, MappingProxyType(FSDP2_FLATTENED))
+        if sizes.ep > 1:
+            moe_mesh = MeshSpec(MOE_AXES, (sizes.ep_shard, sizes.ep))
+    elif strategy is Strategy.MEGATRON_FSDP:
+        flattened = {A.DP_CP: (A.DP, A.CP)} if sizes.cp > 1 else {}
+        device_mesh = MeshSpec(MEGATRON_AXES, (sizes.dp, sizes.cp, sizes.tp), MappingProxyType(flattened))
+    if device_mesh is not None:
+        for i, axis in enumerate(device_mesh.axes):
+            layouts[axis.value] = AxisLayout.row_major(device_mesh.shape, (i,))
+        for name, sources in device_mesh.flattened.items():
+            dims = tuple(device_mesh.axes.index(s) for s in sources)
+            layouts[name.value] = AxisLayout.row_major(device_mesh.shape, dims)
+    else:
+        layouts[A.DP.value] = AxisLayout.of((world_size,), (1,))
+    if moe_mesh is not None:
+        # Each pipeline stage's ranks, in (dp_replicate, dp_shard, cp, tp) order, reshaped to (ep_shard, ep).
+        layouts[A.EP_SHARD.value] = AxisLayout.of((sizes.ep_shard,), (sizes.ep,))
+        layouts[A.EP.value] = AxisLayout.of((sizes.ep,), (1,))
+    return device_mesh, moe_mesh, MappingProxyType(layouts)
+
+
+@lru_cache(maxsize=4096)
+def _plain_fingerprint(strategy: Strategy, sizes: ResolvedSizes, world_size: int) -> str:
+    device_mesh, moe_mesh, layouts = _layout_topology(strategy, sizes, world_size)
+    return MeshPlan(strategy, world_size, None, sizes, device_mesh, moe_mesh, layouts).fingerprint()
+
+
 @dataclass(frozen=True)
 class MeshPlan:
     strategy: Strategy
@@ -110,30 +155,11 @@ class MeshPlan:
         """Lay out a valid, resolved topology (see ``rules.check_sizes``)."""
         if ranks is not None and list(ranks) == list(range(len(ranks))):
             ranks = None  # the identity subset is the plain world: one canonical form
-        layouts: dict[str, AxisLayout] = {}
-        device_mesh: MeshSpec | None = None
-        moe_mesh: MeshSpec | None = None
-        if strategy is Strategy.FSDP2:
-            shape = (sizes.pp, sizes.dp_replicate, sizes.dp_shard, sizes.cp, sizes.tp)
-            device_mesh = MeshSpec(FSDP2_AXES, shape, dict(FSDP2_FLATTENED))
-            if sizes.ep > 1:
-                moe_mesh = MeshSpec(MOE_AXES, (sizes.ep_shard, sizes.ep))
-        elif strategy is Strategy.MEGATRON_FSDP:
-            flattened = {A.DP_CP: (A.DP, A.CP)} if sizes.cp > 1 else {}
-            device_mesh = MeshSpec(MEGATRON_AXES, (sizes.dp, sizes.cp, sizes.tp), flattened)
-        if device_mesh is not None:
-            for i, axis in enumerate(device_mesh.axes):
-                layouts[axis.value] = AxisLayout.row_major(device_mesh.shape, (i,))
-            for name, sources in device_mesh.flattened.items():
-                dims = tuple(device_mesh.axes.index(s) for s in sources)
-                layouts[name.value] = AxisLayout.row_major(device_mesh.shape, dims)
-        else:
-            layouts[A.DP.value] = AxisLayout.of((world_size,), (1,))
-        if moe_mesh is not None:
-            # Each pipeline stage's ranks, in (dp_replicate, dp_shard, cp, tp) order, reshaped to (ep_shard, ep).
-            layouts[A.EP_SHARD.value] = AxisLayout.of((sizes.ep_shard,), (sizes.ep,))
-            layouts[A.EP.value] = AxisLayout.of((sizes.ep,), (1,))
-        return cls(strategy, world_size, ranks, sizes, device_mesh, moe_mesh, layouts, cluster)
+        device_mesh, moe_mesh, layouts = _layout_topology(strategy, sizes, world_size)
+        plan = cls(strategy, world_size, ranks, sizes, device_mesh, moe_mesh, layouts, cluster)
+        if ranks is None:  # then the topology, hence the fingerprint, is a function of these three
+            plan.__dict__["_fingerprint"] = _plain_fingerprint(strategy, sizes, world_size)
+        return plan
 
     # ------------------------------------------------------------------ axes and ranks
     @property
@@ -224,17 +250,21 @@ class MeshPlan:
             "layouts": {name: layout.to_dict() for name, layout in self.layouts.items()},
         }
 
-    @cached_property
-    def _fingerprint(self) -> str:
-        canonical = json.dumps(self.topology_dict(), sort_keys=True, separators=(",", ":"))
-        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
-
     def fingerprint(self) -> str:
         """sha256 of the canonical topology JSON: equal fingerprints mean identical meshes."""
-        return self._fingerprint
+        cached = self.__dict__.get("_fingerprint")
+        return cached if cached is not None else self._remember_fingerprint(self.topology_dict())
+
+    def _remember_fingerprint(self, topology: dict[str, object]) -> str:
+        canonical = json.dumps(topology, sort_keys=True, separators=(",", ":"))
+        fingerprint = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+        self.__dict__["_fingerprint"] = fingerprint  # frozen dataclass: cache beside the fields
+        return fingerprint
 
     def to_dict(self, *, groups: bool = False) -> dict[str, object]:
         out = self.topology_dict()
+        if "_fingerprint" not in self.__dict__:
+            self._remember_fingerprint(out)
         out["kwargs"] = {
             "parallelize": _jsonable(self.parallelize_axis_kwargs()),
             "pipeline": _jsonable(self.pipeline_axis_kwargs()),
