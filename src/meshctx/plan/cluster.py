@@ -8,11 +8,15 @@ every group is enumerated, once.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from ..config import Strategy
 from .arith import divisors, join_or
 from .layout import AxisLayout
 from .problems import Code, Problem
+from .rules import ResolvedSizes
+from .shapes import ClusterShape
 
 if TYPE_CHECKING:
     from .mesh_plan import MeshPlan
@@ -49,6 +53,24 @@ def units_spanned(plan: MeshPlan, axis: str, unit: int) -> int:
 
 def cluster_report(plan: MeshPlan) -> dict[str, object]:
     """Per axis, how many nodes (and NVLink domains) one group spans."""
+    cluster = plan.cluster
+    assert cluster is not None
+    if plan.ranks is None:  # then a pure function of the topology and the cluster: computed once
+        report = _plain_cluster_report(plan.strategy, plan.sizes, plan.world_size, cluster)
+        return {**report, "spans": {axis: dict(entry) for axis, entry in report["spans"].items()}}  # type: ignore[attr-defined]
+    return _cluster_report(plan)
+
+
+@lru_cache(maxsize=1024)
+def _plain_cluster_report(
+    strategy: Strategy, sizes: ResolvedSizes, world_size: int, cluster: ClusterShape
+) -> dict[str, object]:
+    from .mesh_plan import MeshPlan
+
+    return _cluster_report(MeshPlan.build(strategy, sizes, world_size, None, cluster))
+
+
+def _cluster_report(plan: MeshPlan) -> dict[str, object]:
     cluster = plan.cluster
     assert cluster is not None
     spans: dict[str, dict[str, int]] = {}

@@ -82,15 +82,14 @@ def axis_kwargs(device_axes: tuple[str, ...], moe_axes: tuple[str, ...]) -> dict
     }
 
 
-def _jsonable(kwargs: Mapping[str, object]) -> dict[str, object]:
-    def convert(value: object) -> object:
-        if isinstance(value, tuple):
-            return [convert(v) for v in value]
-        if isinstance(value, MeshAxisName):
-            return value.value
-        return value
-
-    return {key: convert(value) for key, value in kwargs.items()}
+@lru_cache(maxsize=64)
+def _kwargs_json(device_axes: tuple[str, ...], moe_axes: tuple[str, ...]) -> str:
+    """The JSON form of both kwargs dicts; cached, since only a handful of axis sets exist."""
+    parallelize = {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in axis_kwargs(device_axes, moe_axes).items()
+    }
+    return json.dumps({"parallelize": parallelize, "pipeline": {"pp_axis_name": A.PP.value, **parallelize}})
 
 
 @lru_cache(maxsize=4096)
@@ -229,10 +228,13 @@ class MeshPlan:
         return flat
 
     # ------------------------------------------------------------------ NeMo-compatible kwargs
+    def _axis_sets(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        device_axes = self.device_mesh._names[0] if self.device_mesh else ()
+        moe_axes = self.moe_mesh._names[0] if self.moe_mesh else ()
+        return device_axes, moe_axes
+
     def parallelize_axis_kwargs(self) -> dict[str, object]:
-        device_axes = tuple(a.value for a in self.device_mesh.axes) if self.device_mesh else ()
-        moe_axes = tuple(a.value for a in self.moe_mesh.axes) if self.moe_mesh else ()
-        return axis_kwargs(device_axes, moe_axes)
+        return axis_kwargs(*self._axis_sets())
 
     def pipeline_axis_kwargs(self) -> dict[str, object]:
         return {"pp_axis_name": A.PP} | self.parallelize_axis_kwargs()
@@ -265,10 +267,7 @@ class MeshPlan:
         out = self.topology_dict()
         if "_fingerprint" not in self.__dict__:
             self._remember_fingerprint(out)
-        out["kwargs"] = {
-            "parallelize": _jsonable(self.parallelize_axis_kwargs()),
-            "pipeline": _jsonable(self.pipeline_axis_kwargs()),
-        }
+        out["kwargs"] = json.loads(_kwargs_json(*self._axis_sets()))
         out["fingerprint"] = self.fingerprint()
         if self.cluster is not None:
             from .cluster import cluster_report
