@@ -460,7 +460,7 @@ function layoutGrid() {
   canvas.dataset.cells = String(tooBig ? 0 : aggregate ? nodes : plan.world_size);
   const info = $("#mesh-info");
   const what = tooBig
-    ? `${plan.world_size} GPUs on ${nodes} nodes: too many to draw; type a rank below the grid to inspect it.`
+    ? `${plan.world_size} GPUs on ${nodes} nodes: too many to draw; type a rank in “Inspect rank” to see its groups.`
     : aggregate
       ? `${plan.world_size} GPUs: one cell per node of ${gpn} GPUs (a striped node holds several ${state.axis} groups).`
       : `${plan.world_size} GPUs, ${nodes} node${nodes === 1 ? "" : "s"} of ${gpn}${plan.cluster ? "" : " (assumed)"}${nvl ? `, NVLink domains of ${nvl}` : ""}.`;
@@ -730,11 +730,11 @@ function showGroupList() {
   const count = plan.world_size / layout.size;
   const offs = offsets(layout);
   $("#group-list summary").textContent = `Groups of ${state.axis}: ${count} group${count === 1 ? "" : "s"} of ${layout.size}`;
-  const part = axisPartition(state.axis);
+  // Groups are numbered by their first position, so the first MAX_LISTED need no pass over the world.
   let shown = 0;
   for (let p = 0; p < plan.world_size && shown < MAX_LISTED; p++) {
-    if (part.index[p] !== 0) continue;
-    const g = part.ord[p];
+    if (locate(layout, p).index !== 0) continue;
+    const g = shown;
     const item = document.createElement("li");
     item.dataset.group = String(g);
     const swatch = document.createElement("span");
@@ -984,6 +984,10 @@ function init() {
     canvas.focus();
   });
   canvas.addEventListener("keydown", onKey);
+  $("#f-goto").addEventListener("change", (event) => {
+    const rank = Number(event.target.value);
+    if (state.plan && Number.isInteger(rank) && exists(rank) !== null) select(rank);
+  });
   $("#jobs [data-action=load-jobs]").addEventListener("click", loadJobs);
   $("#jobs [data-action=save-token]").addEventListener("click", () => {
     sessionStorage.setItem(TOKEN_KEY, $("#f-token").value.trim());
