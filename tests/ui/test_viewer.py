@@ -42,7 +42,9 @@ def page(browser: Any, ui_server: LiveServer) -> Iterator[Any]:
 
 def refused(console_text: str) -> bool:
     """Chromium logs every 4xx answer; 422 (malformed input) and 401 (no token) are answers the page handles."""
-    return console_text.startswith("Failed to load resource") and any(f"status of {c}" in console_text for c in (401, 422))
+    return console_text.startswith("Failed to load resource") and any(
+        f"status of {c}" in console_text for c in (401, 422)
+    )
 
 
 def open_viewer(page: Any, server: LiveServer, **params: object) -> None:
@@ -80,9 +82,7 @@ def pixel(page: Any, x: float, y: float) -> str:
     )
 
 
-def the_plan(
-    strategy: str, world: int, *, gpn: int | None = None, nvlink: int | None = None, **sizes: int
-) -> MeshPlan:
+def the_plan(strategy: str, world: int, *, gpn: int | None = None, nvlink: int | None = None, **sizes: int) -> MeshPlan:
     cluster = ClusterShape(gpus_per_node=gpn, nvlink_domain=nvlink) if gpn else None
     return plan_mesh(strategy, ParallelismSizes(**sizes), world_size=world, cluster=cluster)
 
@@ -250,7 +250,10 @@ def test_selecting_a_rank_shows_its_groups(page: Any, ui_server: LiveServer) -> 
     page.wait_for_function("() => meshViewer.selected === null")
     # Hovering shows a GPU without selecting it.
     rect = page.evaluate("() => meshViewer.cellRect(5)")
-    page.mouse.move(rect["x"] + 5 + page.locator("#grid").bounding_box()["x"], rect["y"] + 5 + page.locator("#grid").bounding_box()["y"])
+    page.mouse.move(
+        rect["x"] + 5 + page.locator("#grid").bounding_box()["x"],
+        rect["y"] + 5 + page.locator("#grid").bounding_box()["y"],
+    )
     page.wait_for_selector('#details[data-rank="5"]')
     assert "(selected)" not in str(page.text_content("#details h2"))
 
@@ -301,12 +304,21 @@ def test_4096_gpus_render_quickly_and_bigger_worlds_aggregate_by_node(page: Any,
         assert render_ms < RENDER_4096_MS, (axis, render_ms)
     plan = the_plan("fsdp2", 4096, gpn=8, tp_size=8, pp_size=4)
     assert page.evaluate("() => meshViewer.groups('dp').length") == len(plan.groups("dp"))
+    # Hovering redraws the grid with the hovered GPU's group outlined: each redraw must stay fast.
     hover_ms = page.evaluate(
-        "() => { const c = document.getElementById('grid'); const t = performance.now();"
-        " for (let i = 0; i < 20; i++) c.dispatchEvent(new MouseEvent('mousemove', {clientX: c.getBoundingClientRect().left + 20 + i * 11, clientY: c.getBoundingClientRect().top + 20}));"
-        " return performance.now() - t; }"
+        """async () => {
+            const c = document.getElementById('grid'), box = c.getBoundingClientRect(), out = [];
+            for (let i = 0; i < 10; i++) {
+                const at = {clientX: box.left + 20 + i * 37, clientY: box.top + 20 + i * 13};
+                c.dispatchEvent(new MouseEvent('mousemove', at));
+                await new Promise(requestAnimationFrame);
+                out.push(parseFloat(c.dataset.renderMs));
+            }
+            return Math.max(...out);
+        }"""
     )
-    print(f"\n4096 GPUs: first paint {first_paint:.2f} s, axis switch ms {timings}, 20 hovers {hover_ms:.1f} ms")
+    assert hover_ms < RENDER_4096_MS
+    print(f"\n4096 GPUs: first paint {first_paint:.2f} s, axis switch ms {timings}, hover redraw {hover_ms:.1f} ms")
     assert first_paint < FIRST_PAINT_4096_S
 
     for world, mode, cells in ((16384, "nodes", 2048), (131072, "nodes", 16384), (1 << 20, "too-big", 0)):
@@ -336,7 +348,11 @@ def test_screenshots_light_and_dark(browser: Any, ui_server: LiveServer, artifac
     for scheme in ("light", "dark"):
         context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
         page = context.new_page()
-        for world, sizes in ((8, {"tp_size": 2}), (64, {"tp_size": 4, "pp_size": 2}), (512, {"tp_size": 8, "pp_size": 4})):
+        for world, sizes in (
+            (8, {"tp_size": 2}),
+            (64, {"tp_size": 4, "pp_size": 2}),
+            (512, {"tp_size": 8, "pp_size": 4}),
+        ):
             open_viewer(page, ui_server, world_size=world, gpus_per_node=8, **sizes)
             wait_verdict(page, "valid")
             choose_axis(page, "tp")
@@ -347,7 +363,8 @@ def test_screenshots_light_and_dark(browser: Any, ui_server: LiveServer, artifac
             shots.append(path)
         colours = page.evaluate(
             "() => { const s = getComputedStyle(document.documentElement);"
-            " return ['--bg', '--fg', '--error', '--warning', '--valid', '--muted'].map(n => s.getPropertyValue(n).trim()); }"
+            " const names = ['--bg', '--fg', '--error', '--warning', '--valid', '--muted'];"
+            " return names.map(n => s.getPropertyValue(n).trim()); }"
         )
         bg, *inks = colours
         for ink in inks:

@@ -30,6 +30,7 @@ const state = {
   view: null, // geometry of the drawing
   groupCache: new Map(), // axis -> {ord, index, count}
   inflight: null,
+  rangeText: "",
   timer: null,
   features: { render: null, jobs: false },
 };
@@ -356,11 +357,10 @@ function setPlan(plan, worldSizes) {
   state.hover = null;
   const picker = $("#axis-picker");
   picker.replaceChildren();
-  const info = $("#mesh-info");
-  info.replaceChildren();
-  if (worldSizes) {
-    info.textContent = `Node range: ${worldSizes.map((w) => `${w.world_size} ${w.valid ? "✓" : "✗"}`).join(", ")}. `;
-  }
+  state.rangeText = worldSizes
+    ? `Node range: ${worldSizes.map((w) => `${w.world_size} ${w.valid ? "✓" : "✗"}`).join(", ")}. `
+    : "";
+  $("#mesh-info").textContent = state.rangeText;
   if (!plan) {
     canvas.hidden = true;
     $("#details").replaceChildren();
@@ -458,13 +458,12 @@ function layoutGrid() {
   canvas.height = Math.round(cssH * ratio);
   canvas.dataset.mode = tooBig ? "too-big" : aggregate ? "nodes" : "gpus";
   canvas.dataset.cells = String(tooBig ? 0 : aggregate ? nodes : plan.world_size);
-  const info = $("#mesh-info");
   const what = tooBig
     ? `${plan.world_size} GPUs on ${nodes} nodes: too many to draw; type a rank in “Inspect rank” to see its groups.`
     : aggregate
       ? `${plan.world_size} GPUs: one cell per node of ${gpn} GPUs (a striped node holds several ${state.axis} groups).`
       : `${plan.world_size} GPUs, ${nodes} node${nodes === 1 ? "" : "s"} of ${gpn}${plan.cluster ? "" : " (assumed)"}${nvl ? `, NVLink domains of ${nvl}` : ""}.`;
-  info.append(document.createTextNode(` ${what}`));
+  $("#mesh-info").textContent = state.rangeText + what;
   canvas.dataset.layoutMs = (performance.now() - t0).toFixed(2);
 }
 
