@@ -1,0 +1,424 @@
+"""The topology viewer end to end: headless Chromium against a live uvicorn server on loopback.
+
+Every expectation about the mesh comes from ``meshctx.plan`` computed here, and the viewer's client-side
+groups are also compared with the server's ``/v1/layout?groups=true``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from service_harness import LiveServer
+
+from meshctx.config import ParallelismSizes
+from meshctx.plan import ClusterShape, MeshPlan, plan_mesh
+
+TIMEOUT_MS = 10_000
+#: Generous bounds for a shared 2-core CI machine; the measured numbers are printed and far lower.
+RENDER_4096_MS = 250.0
+FIRST_PAINT_4096_S = 5.0
+
+
+@pytest.fixture
+def page(browser: Any, ui_server: LiveServer) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+    page = context.new_page()
+    errors: list[str] = []
+    offsite: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and not refused(msg.text) else None)
+    page.on("request", lambda req: None if req.url.startswith((ui_server.url, "data:")) else offsite.append(req.url))
+    page.set_default_timeout(TIMEOUT_MS)
+    yield page
+    context.close()
+    assert not errors, f"the page logged errors: {errors}"
+    assert not offsite, f"the page reached beyond the service: {offsite}"
+
+
+def refused(console_text: str) -> bool:
+    """Chromium logs every 4xx answer; 422 (malformed input) and 401 (no token) are answers the page handles."""
+    return console_text.startswith("Failed to load resource") and any(
+        f"status of {c}" in console_text for c in (401, 422)
+    )
+
+
+def open_viewer(page: Any, server: LiveServer, **params: object) -> None:
+    query = urlencode({key: value for key, value in params.items()})
+    page.goto(f"{server.url}/ui/#{query}" if query else f"{server.url}/ui")
+    page.wait_for_selector("#verdict[data-state=valid], #verdict[data-state=invalid]")
+
+
+def wait_verdict(page: Any, state: str) -> str:
+    page.wait_for_selector(f"#verdict[data-state={state}]")
+    return str(page.text_content("#verdict"))
+
+
+def choose_axis(page: Any, axis: str) -> None:
+    page.check(f'#axis-picker input[value="{axis}"]')
+    page.wait_for_selector(f'#grid[data-axis="{axis}"]')
+
+
+def field_messages(page: Any, input_id: str) -> str:
+    return str(page.locator(".field", has=page.locator(f"#{input_id}")).locator(".msgs").inner_text())
+
+
+def pixel(page: Any, x: float, y: float) -> str:
+    """The canvas colour at CSS pixel (x, y) as ``#RRGGBB``."""
+    return str(
+        page.evaluate(
+            """([x, y]) => {
+                const c = document.getElementById('grid');
+                const r = c.width / parseFloat(c.style.width);
+                const d = c.getContext('2d').getImageData(Math.round(x * r), Math.round(y * r), 1, 1).data;
+                return '#' + [d[0], d[1], d[2]].map(v => v.toString(16).padStart(2, '0')).join('').toUpperCase();
+            }""",
+            [x, y],
+        )
+    )
+
+
+def the_plan(strategy: str, world: int, *, gpn: int | None = None, nvlink: int | None = None, **sizes: int) -> MeshPlan:
+    cluster = ClusterShape(gpus_per_node=gpn, nvlink_domain=nvlink) if gpn else None
+    return plan_mesh(strategy, ParallelismSizes(**sizes), world_size=world, cluster=cluster)
+
+
+# ---------------------------------------------------------------------------------------------- serving
+def test_ui_is_served_from_the_package(ui_server: LiveServer) -> None:
+    from importlib.resources import files
+
+    shipped = files("meshctx_service") / "ui"
+    redirect = httpx.get(f"{ui_server.url}/ui", timeout=5)
+    assert redirect.status_code == 307 and redirect.headers["location"] == "/ui/"
+    for name, kind in (("", "text/html"), ("app.js", "javascript"), ("style.css", "text/css")):
+        response = httpx.get(f"{ui_server.url}/ui/{name}", timeout=5)
+        assert response.status_code == 200 and kind in response.headers["content-type"]
+        assert response.text == (shipped / (name or "index.html")).read_text()
+    assert "/ui" not in str(httpx.get(f"{ui_server.url}/openapi.json", timeout=5).json()["paths"])
+
+
+# ---------------------------------------------------------------------------------------------- live validation
+def test_problem_next_to_its_field_then_suggestion_makes_it_valid(page: Any, ui_server: LiveServer) -> None:
+    open_viewer(page, ui_server)
+    assert "Valid" in wait_verdict(page, "valid")
+    assert page.get_attribute("#verdict", "aria-live") == "polite"
+
+    page.fill("#f-tp_size", "3")
+    assert wait_verdict(page, "invalid").startswith("Invalid: 1 problem")
+    world_msgs = field_messages(page, "f-world_size")
+    assert "world_size 64 is not divisible by tp·cp·pp = 3·1·1 = 3" in world_msgs and "Fix:" in world_msgs
+    assert "world_size_not_divisible" in field_messages(page, "f-tp_size")  # a pointer from every field it names
+    assert page.get_attribute("#f-tp_size", "aria-invalid") == "true"
+    described = page.get_attribute("#f-tp_size", "aria-describedby")
+    assert described and "world_size 64" in str(page.text_content(f"#{described}"))
+
+    page.click("#model-shape summary")
+    page.fill("#f-num_attention_heads", "32")
+    page.wait_for_selector('.problem[data-code="heads_not_divisible"]')
+    assert "num_attention_heads 32 cannot be split evenly over tp_size 3" in field_messages(
+        page, "f-num_attention_heads"
+    )
+
+    suggestions = page.locator("button.suggestion")
+    assert suggestions.count() >= 1
+    first = str(suggestions.first.text_content())
+    assert "tp 3→" in first
+    suggestions.first.click()
+    assert "Valid" in wait_verdict(page, "valid")
+    applied = int(page.input_value("#f-tp_size"))
+    assert f"tp 3→{applied}" in first and 32 % applied == 0
+    assert page.locator(".problem.error").count() == 0
+    assert page.locator("#f-tp_size[aria-invalid]").count() == 0
+    assert f"tp_size={applied}" in page.url
+
+
+def test_malformed_input_is_refused_next_to_its_field(page: Any, ui_server: LiveServer) -> None:
+    open_viewer(page, ui_server)
+    page.check('input[name="world_mode"][value="nodes"]')
+    page.fill("#f-nnodes", "2:x")
+    assert "Request not accepted (422)" in wait_verdict(page, "invalid")
+    assert "nnodes" in field_messages(page, "f-nnodes")
+    assert page.is_hidden("#grid")
+    page.fill("#f-nnodes", "2:4")
+    assert "Valid" in wait_verdict(page, "valid")
+    assert "Node range: 16 ✓, 24 ✓, 32 ✓" in str(page.text_content("#mesh-info"))
+
+
+def test_warnings_flag_axes_that_span_nodes(page: Any, ui_server: LiveServer) -> None:
+    open_viewer(page, ui_server, world_size=64, gpus_per_node=8, nvlink_domain=8, tp_size=16)
+    wait_verdict(page, "valid")
+    assert "spans 2 NVLink domains" in field_messages(page, "f-tp_size")
+    flagged = page.locator("#axis-picker label[data-spans]")
+    plan = the_plan("fsdp2", 64, gpn=8, nvlink=8, tp_size=16)
+    spans = plan.to_dict()["cluster"]["spans"]  # type: ignore[index]
+    expected = {axis for axis, span in spans.items() if span["nodes"] > 1}
+    assert {str(flagged.nth(i).locator("input").get_attribute("value")) for i in range(flagged.count())} == expected
+
+
+# ---------------------------------------------------------------------------------------------- groups
+CASES = [
+    pytest.param("fsdp2", 32, 8, {"tp_size": 2, "pp_size": 2, "cp_size": 2, "ep_size": 4}, id="fsdp2-tp-pp-cp-ep"),
+    pytest.param("fsdp2", 64, 8, {"tp_size": 4, "dp_replicate_size": 2}, id="fsdp2-hsdp"),
+    pytest.param("megatron_fsdp", 16, 4, {"tp_size": 2, "cp_size": 2}, id="megatron-cp"),
+]
+
+
+@pytest.mark.parametrize(("strategy", "world", "gpn", "sizes"), CASES)
+def test_axis_colours_match_the_plan(
+    page: Any, ui_server: LiveServer, strategy: str, world: int, gpn: int, sizes: dict[str, int]
+) -> None:
+    plan = the_plan(strategy, world, gpn=gpn, **sizes)
+    body = {"strategy": strategy, "world_size": world, "sizes": sizes, "cluster": {"gpus_per_node": gpn}}
+    served = httpx.post(f"{ui_server.url}/v1/layout?groups=true", json=body, timeout=10).json()["groups"]
+    open_viewer(page, ui_server, strategy=strategy, world_size=world, gpus_per_node=gpn, **sizes)
+    wait_verdict(page, "valid")
+    picker = page.locator("#axis-picker input[name=axis]")
+    assert [picker.nth(i).get_attribute("value") for i in range(picker.count())] == list(plan.layouts)
+    for axis in plan.layouts:
+        choose_axis(page, axis)
+        shown = page.evaluate("() => meshViewer.groups()")
+        assert shown == plan.groups(axis) == served[axis], axis
+        # The picture: every GPU's cell has the colour of its group, and groups of one colour differ in pattern.
+        styles = page.evaluate(
+            "() => { const v = meshViewer, p = v.plan; const out = [];"
+            " for (let r = 0; r < p.world_size; r++) out.push([v.styleOf(v.groupOf(r)), v.cellRect(r)]); return out; }"
+        )
+        for group_index, members in enumerate(plan.groups(axis)):
+            for rank in members:
+                style, rect = styles[rank]
+                assert style == page.evaluate("g => meshViewer.styleOf(g)", group_index)
+                if style["pattern"] == "solid":
+                    assert pixel(page, rect["x"] + 3, rect["y"] + 3) == style["colour"], (axis, rank)
+        listed = page.locator("#group-list li[data-group]")
+        assert listed.count() == min(64, len(plan.groups(axis)))
+        first = ", ".join(map(str, plan.groups(axis)[0]))
+        assert str(listed.first.text_content()).strip() == f"group 0: {first}"
+
+
+def test_selecting_a_rank_shows_its_groups(page: Any, ui_server: LiveServer) -> None:
+    sizes = {"tp_size": 2, "pp_size": 2, "ep_size": 4}
+    plan = the_plan("fsdp2", 32, gpn=8, nvlink=16, **sizes)
+    open_viewer(page, ui_server, world_size=32, gpus_per_node=8, nvlink_domain=16, **sizes)
+    wait_verdict(page, "valid")
+
+    def details() -> dict[str, tuple[str, str]]:
+        rows = page.locator("#details tbody tr")
+        return {
+            str(rows.nth(i).get_attribute("data-axis")): (
+                str(rows.nth(i).locator("td").nth(2).text_content()),
+                str(rows.nth(i).locator("td").nth(3).text_content()),
+            )
+            for i in range(rows.count())
+        }
+
+    def check(rank: int) -> None:
+        page.wait_for_selector(f'#details[data-rank="{rank}"]')
+        assert f"Rank {rank} (selected)" in str(page.text_content("#details h2"))
+        facts = str(page.text_content("#details .facts"))
+        assert facts == f"node {rank // 8} · local rank {rank % 8} · NVLink domain {rank // 16}"
+        view = plan.rank_view(rank)
+        expected = {
+            axis: (str(view["coordinates"][axis]), ", ".join(map(str, members)))  # type: ignore[index]
+            for axis, members in view["groups"].items()  # type: ignore[attr-defined]
+        }
+        assert details() == expected
+
+    rect = page.evaluate("() => meshViewer.cellRect(13)")
+    page.click("#grid", position={"x": rect["x"] + rect["w"] / 2, "y": rect["y"] + rect["h"] / 2})
+    check(13)
+    assert "rank=13" in page.url
+    # Keyboard: the grid is focusable and arrows move between GPUs as drawn.
+    page.focus("#grid")
+    page.keyboard.press("ArrowRight")
+    check(14)
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    check(12)
+    above_rect = page.evaluate("() => meshViewer.cellRect(12)")
+    page.keyboard.press("ArrowDown")  # the GPU drawn below: node 3 sits under node 1, two node boxes per row
+    check(28)
+    below_rect = page.evaluate("() => meshViewer.cellRect(28)")
+    assert below_rect["y"] > above_rect["y"] and below_rect["x"] == above_rect["x"]
+    page.keyboard.press("PageUp")
+    check(20)
+    assert "Rank" in str(page.text_content("#grid-announce"))
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => meshViewer.selected === null")
+    # Hovering shows a GPU without selecting it.
+    rect = page.evaluate("() => meshViewer.cellRect(5)")
+    page.mouse.move(
+        rect["x"] + 5 + page.locator("#grid").bounding_box()["x"],
+        rect["y"] + 5 + page.locator("#grid").bounding_box()["y"],
+    )
+    page.wait_for_selector('#details[data-rank="5"]')
+    assert "(selected)" not in str(page.text_content("#details h2"))
+
+
+# ---------------------------------------------------------------------------------------------- URL state
+def test_state_round_trips_through_the_url(page: Any, ui_server: LiveServer) -> None:
+    open_viewer(page, ui_server)
+    page.check('input[name="world_mode"][value="nodes"]')
+    page.fill("#f-nnodes", "4")
+    page.select_option("#f-strategy", "fsdp2")
+    page.fill("#f-tp_size", "4")
+    page.fill("#f-pp_size", "2")
+    page.click("#model-shape summary")
+    page.fill("#f-num_hidden_layers", "32")
+    verdict = wait_verdict(page, "valid")
+    choose_axis(page, "pp")
+    rect = page.evaluate("() => meshViewer.cellRect(5)")
+    page.click("#grid", position={"x": rect["x"] + 4, "y": rect["y"] + 4})
+    page.wait_for_selector('#details[data-rank="5"]')
+    url = page.url
+    assert "mode=nodes" in url and "nnodes=4" in url and "axis=pp" in url and "rank=5" in url
+
+    fresh = page.context.new_page()
+    fresh.goto(url)
+    fresh.wait_for_selector('#details[data-rank="5"]')
+    assert fresh.text_content("#verdict") == verdict
+    assert fresh.is_checked('input[name="world_mode"][value="nodes"]')
+    for field, value in {"f-nnodes": "4", "f-tp_size": "4", "f-pp_size": "2", "f-num_hidden_layers": "32"}.items():
+        assert fresh.input_value(f"#{field}") == value
+    assert fresh.is_checked('#axis-picker input[value="pp"]')
+    assert fresh.url == url
+    fresh.close()
+
+
+# ---------------------------------------------------------------------------------------------- scale
+def test_4096_gpus_render_quickly_and_bigger_worlds_aggregate_by_node(page: Any, ui_server: LiveServer) -> None:
+    start = time.perf_counter()
+    open_viewer(page, ui_server, world_size=4096, gpus_per_node=8, tp_size=8, pp_size=4)
+    wait_verdict(page, "valid")
+    page.wait_for_selector('#grid[data-mode="gpus"][data-cells="4096"][data-axis="tp"]')
+    first_paint = time.perf_counter() - start
+    timings = {}
+    for axis in ("dp", "pp", "tp"):
+        before = time.perf_counter()
+        choose_axis(page, axis)
+        timings[axis] = (time.perf_counter() - before) * 1000
+        render_ms = float(str(page.get_attribute("#grid", "data-render-ms")))
+        assert render_ms < RENDER_4096_MS, (axis, render_ms)
+    plan = the_plan("fsdp2", 4096, gpn=8, tp_size=8, pp_size=4)
+    assert page.evaluate("() => meshViewer.groups('dp').length") == len(plan.groups("dp"))
+    # Hovering redraws the grid with the hovered GPU's group outlined: each redraw must stay fast.
+    hover_ms = page.evaluate(
+        """async () => {
+            const c = document.getElementById('grid'), box = c.getBoundingClientRect(), out = [];
+            for (let i = 0; i < 10; i++) {
+                const at = {clientX: box.left + 20 + i * 37, clientY: box.top + 20 + i * 13};
+                c.dispatchEvent(new MouseEvent('mousemove', at));
+                await new Promise(requestAnimationFrame);
+                out.push(parseFloat(c.dataset.renderMs));
+            }
+            return Math.max(...out);
+        }"""
+    )
+    assert hover_ms < RENDER_4096_MS
+    print(f"\n4096 GPUs: first paint {first_paint:.2f} s, axis switch ms {timings}, hover redraw {hover_ms:.1f} ms")
+    assert first_paint < FIRST_PAINT_4096_S
+
+    for world, mode, cells in ((16384, "nodes", 2048), (131072, "nodes", 16384), (1 << 20, "too-big", 0)):
+        page.fill("#f-world_size", str(world))
+        page.wait_for_selector(f'#grid[data-mode="{mode}"][data-cells="{cells}"]', state="attached")
+        wait_verdict(page, "valid")
+        assert str(world) in str(page.text_content("#mesh-info"))
+    # Too big to draw: one rank can still be inspected, its groups computed from the compact layout.
+    page.fill("#f-goto", "1000003")
+    page.press("#f-goto", "Enter")
+    page.wait_for_selector('#details[data-rank="1000003"]')
+    big = the_plan("fsdp2", 1 << 20, gpn=8, tp_size=8, pp_size=4)
+    tp_row = page.locator('#details tr[data-axis="tp"] td').nth(3)
+    assert tp_row.text_content() == ", ".join(map(str, big.group("tp", 1000003)))
+    page.fill("#f-world_size", "16384")
+    page.wait_for_selector('#grid[data-mode="nodes"]')
+    choose_axis(page, "tp")
+    rect = page.evaluate("() => meshViewer.cellRect(8 * 7)")  # node 7, one cell per node
+    page.click("#grid", position={"x": rect["x"] + 2, "y": rect["y"] + 2})
+    page.wait_for_selector('#details[data-rank="56"]')
+    assert "holds one group of tp" in str(page.text_content("#details .facts"))
+
+
+# ---------------------------------------------------------------------------------------------- looks
+def test_screenshots_light_and_dark(browser: Any, ui_server: LiveServer, artifacts: Path) -> None:
+    shots = []
+    for scheme in ("light", "dark"):
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+        page = context.new_page()
+        for world, sizes in (
+            (8, {"tp_size": 2}),
+            (64, {"tp_size": 4, "pp_size": 2}),
+            (512, {"tp_size": 8, "pp_size": 4}),
+        ):
+            open_viewer(page, ui_server, world_size=world, gpus_per_node=8, **sizes)
+            wait_verdict(page, "valid")
+            choose_axis(page, "tp")
+            page.evaluate("() => meshViewer.select(1)")
+            page.wait_for_selector('#details[data-rank="1"]')
+            path = artifacts / f"viewer-{world}-{scheme}.png"
+            page.screenshot(path=str(path), full_page=True)
+            shots.append(path)
+        colours = page.evaluate(
+            "() => { const s = getComputedStyle(document.documentElement);"
+            " const names = ['--bg', '--fg', '--error', '--warning', '--valid', '--muted'];"
+            " return names.map(n => s.getPropertyValue(n).trim()); }"
+        )
+        bg, *inks = colours
+        for ink in inks:
+            assert contrast(ink, bg) >= 4.5, (scheme, ink, bg)
+        assert page.evaluate("() => getComputedStyle(document.body).backgroundColor") == (
+            "rgb(255, 255, 255)" if scheme == "light" else "rgb(21, 23, 26)"
+        )
+        context.close()
+    assert all(path.stat().st_size > 10_000 for path in shots)
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two ``#RRGGBB`` colours."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_every_control_is_labelled(page: Any, ui_server: LiveServer) -> None:
+    open_viewer(page, ui_server)
+    wait_verdict(page, "valid")
+    unlabelled = page.evaluate(
+        "() => [...document.querySelectorAll('input, select, textarea, canvas')]"
+        ".filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.closest('label'))"
+        ".map(e => e.id || e.name)"
+    )
+    assert unlabelled == []
+    assert page.get_attribute("#grid", "tabindex") == "0"
+
+
+# ---------------------------------------------------------------------------------------------- optional features
+def test_launch_and_jobs_follow_the_routes_the_service_has(page: Any, ui_server: LiveServer) -> None:
+    paths = httpx.get(f"{ui_server.url}/openapi.json", timeout=5).json()["paths"]
+    has_render = any(p.startswith("/v1/render/") for p in paths)
+    has_jobs = "get" in paths.get("/v1/jobs", {})
+    open_viewer(page, ui_server, world_size=16, gpus_per_node=8, tp_size=2)
+    wait_verdict(page, "valid")
+    page.wait_for_function("() => document.body.dataset.features !== undefined")
+    assert page.is_visible("#launch") == has_render
+    assert page.is_visible("#jobs") == has_jobs
+    if has_render:
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=ui_server.url)
+        page.click('#launch button[data-target="torchrun"]')
+        page.wait_for_function("() => document.querySelector('#launch textarea').value.length > 0")
+        text = page.input_value("#launch textarea")
+        assert "torchrun" in text and "--nproc" in text
+        assert page.evaluate("() => navigator.clipboard.readText()") == text
+    if has_jobs:
+        page.click("#jobs [data-action=load-jobs]")
+        page.wait_for_function("() => document.querySelector('#jobs .jobs-status').textContent.length > 8")
+        status = str(page.text_content("#jobs .jobs-status"))
+        assert "job" in status or "token" in status
