@@ -16,6 +16,7 @@ from . import health, routes
 from .access_log import configure_logging
 from .body_limit import LimitBody
 from .errors import install_error_handlers
+from .integration_routes import router as integration_router
 from .metrics import Metrics
 from .observe import ObserveRequests
 from .openapi import openapi_schema
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(health.router)
+    app.include_router(integration_router)  # render, Kubernetes admission, SkyPilot policy
     app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObserveRequests, metrics=app.state.metrics, access_log=settings.access_log)  # outermost
     app.openapi = partial(openapi_schema, app)  # type: ignore[method-assign]
