@@ -238,4 +238,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from meshctx.cli import main as package_main  # not __main__'s copy: cli_render raises meshctx.cli's errors
+
+    sys.exit(package_main())
