@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from meshctx.launch import TARGETS, LaunchError, LaunchSpec, validate_and_render
 
@@ -218,6 +218,17 @@ class SkyPilotRequestIn(_Open):
     skypilot_config: str = Field(description="The SkyPilot config as YAML")
 
 
+def _encoding(body: object) -> str | None:
+    """Which form the body takes; the tags are not identifiers, so error fields read ``task``, not a union tag."""
+    return "as-string" if isinstance(body, str) else "as-object" if isinstance(body, dict) else None
+
+
+SkyPilotBody = Annotated[
+    Annotated[str, Tag("as-string")] | Annotated[SkyPilotRequestIn, Tag("as-object")],
+    Discriminator(_encoding, custom_error_type="invalid_body", custom_error_message="expected a JSON string or object"),
+]
+
+
 @router.post(
     "/policy/skypilot",
     tags=["integration"],
@@ -242,7 +253,7 @@ class SkyPilotRequestIn(_Open):
 )
 async def policy_skypilot(
     body: Annotated[
-        str | SkyPilotRequestIn,
+        SkyPilotBody,
         Body(description="`UserRequest.encode()` — the JSON object, JSON-encoded once more as a string."),
     ],
 ) -> Response:
