@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from service_harness import LiveServer
 
 from meshctx.config import ParallelismSizes
 from meshctx.plan import plan_mesh
@@ -161,3 +162,19 @@ def test_cli_render_text_and_exit_codes() -> None:
     unknown = meshctx("render", "mpirun", *CLI_BASE)
     assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
     assert "render" in meshctx("--help").stdout
+
+
+def test_cli_render_with_server_prints_what_it_prints_offline(integration_server: LiveServer) -> None:
+    flags = (*CLI_BASE, "--accelerator", "H100", "--job-name", "llm", "--command", "train.py", "--lr", "1")
+    for target in ("slurm", "skypilot"):
+        offline = meshctx("render", target, *flags[:-4], "--json", *flags[-4:])
+        online = meshctx("render", target, *flags[:-4], "--json", "--server", integration_server.url, *flags[-4:])
+        assert online.returncode == offline.returncode == 0, online.stderr
+        assert json.loads(online.stdout) == json.loads(offline.stdout)
+    text = meshctx("render", "trainjob", *CLI_BASE, "--server", integration_server.url)
+    assert text.returncode == 0 and text.stdout == meshctx("render", "trainjob", *CLI_BASE).stdout
+    server = ("--server", integration_server.url)
+    invalid = meshctx("render", "slurm", "--nnodes", "2", "--nproc-per-node", "8", "--tp", "3", *server)
+    assert invalid.returncode == 1 and "world_size_not_divisible" in invalid.stderr
+    refused = meshctx("render", "torchrun", *CLI_BASE, "--server", integration_server.url)
+    assert refused.returncode == 2 and "rendezvous endpoint" in refused.stderr and "Traceback" not in refused.stderr
