@@ -3,6 +3,7 @@ API server calls the webhook: a self-signed certificate made here with openssl, 
 
 from __future__ import annotations
 
+import json
 import shutil
 import ssl
 import subprocess
@@ -99,3 +100,25 @@ def test_half_or_missing_tls_settings_are_usage_errors(certificate: tuple[Path, 
     missing = serve(("MESHCTX_TLS_CERT_FILE", str(tmp_path / "absent.crt")))
     assert missing.returncode == 2 and "absent.crt" in missing.stderr
     assert "Traceback" not in key_only.stderr + missing.stderr
+
+
+def healthcheck_argv() -> list[str]:
+    """The ``HEALTHCHECK ... CMD [...]`` of the image, as Docker runs it."""
+    text = (REPO / "deploy" / "Dockerfile").read_text()
+    line = next(line for line in text.splitlines() if line.strip().startswith('CMD ["python"'))
+    return list(json.loads(line.strip().removeprefix("CMD ")))
+
+
+@pytest.mark.parametrize("scheme", ["https", "http"])
+def test_image_healthcheck_works_with_and_without_tls(
+    scheme: str, https_server: LiveServer, integration_server: LiveServer, certificate: tuple[Path, Path]
+) -> None:
+    server = https_server if scheme == "https" else integration_server
+    env = service_env(MESHCTX_PORT=server.url.rsplit(":", 1)[1])
+    env.pop("MESHCTX_TLS_CERT_FILE", None)
+    if scheme == "https":
+        env["MESHCTX_TLS_CERT_FILE"] = str(certificate[0])
+    argv = healthcheck_argv()
+    assert argv[0] == "python"
+    done = subprocess.run([sys.executable, *argv[1:]], env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
