@@ -16,11 +16,12 @@ from . import health, routes
 from .access_log import configure_logging
 from .body_limit import LimitBody
 from .errors import install_error_handlers
+from .integration_routes import router as integration_router
 from .metrics import Metrics
 from .observe import ObserveRequests
 from .openapi import openapi_schema
 from .settings import Settings
-from .ui_routes import mount_ui  # topology viewer (issue 8)
+from .ui_routes import mount_ui
 
 DESCRIPTION = (
     "Check a distributed-training topology before the job launches: the same planner, answers and wire "
@@ -46,7 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(health.router)
-    mount_ui(app)  # topology viewer at /ui (issue 8)
+    app.include_router(integration_router)  # render, Kubernetes admission, SkyPilot policy
+    mount_ui(app)  # topology viewer at /ui
     app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObserveRequests, metrics=app.state.metrics, access_log=settings.access_log)  # outermost
     app.openapi = partial(openapi_schema, app)  # type: ignore[method-assign]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
@@ -26,3 +27,17 @@ class Settings(BaseSettings):
     max_nnodes_span: Annotated[int, Field(ge=1)] = 1024
     #: ``groups=true`` lists every rank once per axis; refuse it above this world size (use ``rank=N``).
     max_listed_world_size: Annotated[int, Field(ge=1)] = 1 << 17
+    #: Serve HTTPS with this certificate (PEM; may hold the key too) and key; Kubernetes calls webhooks over HTTPS only.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_files_exist(self) -> Settings:
+        """Refuse a half or broken TLS setup at start-up rather than serving plain HTTP or crashing in uvicorn."""
+        if self.tls_key_file and not self.tls_cert_file:
+            raise ValueError("MESHCTX_TLS_KEY_FILE is set without MESHCTX_TLS_CERT_FILE")
+        for name in ("tls_cert_file", "tls_key_file"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise ValueError(f"MESHCTX_{name.upper()} {path!r} is not a file")
+        return self

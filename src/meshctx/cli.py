@@ -179,7 +179,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for name in ("host", "port", "workers", "log_level"):
         if getattr(args, name) is not None:
             os.environ[f"MESHCTX_{name.upper()}"] = str(getattr(args, name))
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValueError as error:  # pydantic's ValidationError: a bad MESHCTX_* setting
+        raise UsageError(str(error)) from None
     uvicorn.run(
         "meshctx_service.app:app_from_env",
         factory=True,
@@ -188,6 +191,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=settings.workers,
         log_level=settings.log_level,
         access_log=False,  # the service writes its own JSON access log
+        ssl_certfile=settings.tls_cert_file,  # HTTPS when MESHCTX_TLS_CERT_FILE is set
+        ssl_keyfile=settings.tls_key_file,
     )
     return EXIT_VALID
 
@@ -212,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
     serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
     serve.set_defaults(handler=cmd_serve)
+
+    from .cli_render import add_render_command  # imported here: cli_render imports this module
+
+    add_render_command(commands)
     return parser
 
 
@@ -229,4 +238,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from meshctx.cli import main as package_main  # not __main__'s copy: cli_render raises meshctx.cli's errors
+
+    sys.exit(package_main())

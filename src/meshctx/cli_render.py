@@ -1,6 +1,7 @@
 """``meshctx render TARGET``: the launcher settings of a valid topology, offline.
 
-Exit status as ``meshctx validate``: 0 rendered, 1 invalid topology, 2 usage error (bad launch settings too).
+Exit status as ``meshctx validate``: 0 rendered, 1 invalid topology, 2 usage error (bad launch settings too),
+3 the ``--server`` could not answer. With ``--server URL`` the service renders (``POST /v1/render/TARGET``).
 """
 
 from __future__ import annotations
@@ -8,10 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from typing import Any
 
-from .cli import EXIT_INVALID, EXIT_VALID, UsageError, add_topology_args, request_from_args
+from .cli import EXIT_INVALID, EXIT_VALID, UsageError, _ask_server, add_topology_args, request_from_args
 from .launch import TARGETS, LaunchError, LaunchSpec, validate_and_render
+from .plan.request import TopologyRequest
 from .report_text import report_text
 
 
@@ -62,21 +65,37 @@ def launch_from_args(args: argparse.Namespace) -> LaunchSpec:
     )
 
 
+def render_body(request: TopologyRequest, launch: LaunchSpec) -> dict[str, Any]:
+    """The ``POST /v1/render/{target}`` body: the topology's fields plus the launch settings."""
+    topology = request.to_dict()
+    body = {k: topology[k] for k in ("strategy", "sizes", "model") if k in topology}
+    return body | asdict(launch) | {"command": list(launch.command)}
+
+
+def _render_locally(target: str, request: TopologyRequest, launch: LaunchSpec) -> dict[str, Any]:
+    try:
+        report, rendering = validate_and_render(target, request.strategy, request.sizes, launch, model=request.model)
+    except LaunchError as error:
+        raise UsageError("; ".join(f"--{f.replace('_', '-')}: {d}" for f, d in error.errors)) from None
+    return report.to_dict() | {"rendering": rendering.to_dict() if rendering is not None else None}
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     launch = launch_from_args(args)
     request = request_from_args(args)
-    try:
-        report, rendering = validate_and_render(
-            args.target, request.strategy, request.sizes, launch, model=request.model
-        )
-    except LaunchError as error:
-        raise UsageError("; ".join(f"--{f.replace('_', '-')}: {d}" for f, d in error.errors)) from None
-    if args.json:
-        print(json.dumps(report.to_dict() | {"rendering": rendering.to_dict() if rendering else None}, indent=2))
-    elif rendering is None:
-        print(report_text(request.to_dict(), report.to_dict()), file=sys.stderr)
+    if args.server:
+        body = render_body(request, launch)
+        answer = _ask_server(args.server, lambda client: client.render(args.target, body))
     else:
-        print(rendering.text, end="")
-        for line in (*(w.message for w in report.warnings), *rendering.notes):
+        answer = _render_locally(args.target, request, launch)
+    rendering = answer["rendering"]
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    elif rendering is None:
+        report = {k: v for k, v in answer.items() if k != "rendering"}
+        print(report_text(request.to_dict(), report), file=sys.stderr)
+    else:
+        print(rendering["text"], end="")
+        for line in (*(w["message"] for w in answer["warnings"]), *rendering["notes"]):
             print(f"# {line}", file=sys.stderr)
     return EXIT_VALID if rendering is not None else EXIT_INVALID

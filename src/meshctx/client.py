@@ -111,6 +111,10 @@ class MeshctxClient:
         """The plan (``groups``: with every group list), one ``rank``'s view, or the report if invalid."""
         return _json(self._send("POST", "/v1/layout", json=_body(request), params=_layout_params(groups, rank)))
 
+    def render(self, target: str, body: Mapping[str, Any]) -> Json:
+        """``POST /v1/render/{target}``: the validate report plus ``rendering`` (null when invalid)."""
+        return _json(self._send("POST", f"/v1/render/{target}", json=dict(body)))
+
     def ready(self) -> bool:
         return self._send("GET", "/readyz").status_code == 200
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 
 import pytest
 
 from meshctx import cli
-from meshctx.cli_render import add_render_command
 from meshctx.config import ParallelismSizes as P
 from meshctx.launch import TARGETS, LaunchError, LaunchSpec, render, validate_and_render
 from meshctx.launch.kueue import SLICE_REQUIRED, SLICE_SIZE, slice_pods
@@ -139,15 +137,8 @@ def test_launch_must_match_the_plan_and_unknown_targets_are_named() -> None:
     assert set(TARGETS) == {"torchrun", "slurm", "trainjob", "kueue", "skypilot"}
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = cli.build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    add_render_command(commands)
-    return parser
-
-
 def test_cli_render_prints_the_text_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = _parser()
+    parser = cli.build_parser()  # meshctx render is one of its commands
     args = parser.parse_args(["render", "trainjob", "--nnodes", "4", "--nproc-per-node", "8", "--tp", "8"])
     assert args.handler(args) == cli.EXIT_VALID
     assert "numProcPerNode: 8" in capsys.readouterr().out

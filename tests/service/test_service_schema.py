@@ -32,6 +32,12 @@ OPERATIONS = [
     ("/v1/validate", "POST", 50, NEGATIVE),
     ("/v1/layout", "POST", 50, POSITIVE),
     ("/v1/layout", "POST", 50, NEGATIVE),
+    ("/v1/render/{target}", "POST", 50, POSITIVE),
+    ("/v1/render/{target}", "POST", 50, NEGATIVE),
+    ("/v1/admission/kubernetes", "POST", 50, POSITIVE),
+    ("/v1/admission/kubernetes", "POST", 50, NEGATIVE),
+    ("/v1/policy/skypilot", "POST", 50, POSITIVE),
+    ("/v1/policy/skypilot", "POST", 50, NEGATIVE),
     ("/livez", "GET", 3, POSITIVE),  # operations without inputs have no negative data
     ("/readyz", "GET", 3, POSITIVE),
     ("/metrics", "GET", 3, POSITIVE),
