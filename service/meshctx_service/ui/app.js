@@ -851,6 +851,7 @@ function setupLaunch() {
 }
 
 /** The request for POST /v1/render/{target}: the topology as nodes × processes per node. */
+// The render route takes nodes × processes per node (launchers count nodes), not a world size or cluster.
 function launchBody() {
   const body = requestBody();
   if (body.nnodes === undefined) {
@@ -859,10 +860,15 @@ function launchBody() {
     const perNode = gpn && world % gpn === 0 ? gpn : world;
     body.nnodes = perNode ? world / perNode : 1;
     body.nproc_per_node = perNode;
-    delete body.world_size;
   }
+  delete body.world_size;
+  delete body.cluster;
+  delete body.ranks;
+  // Multi-node torchrun needs a rendezvous endpoint; a placeholder the user replaces when pasting.
+  body.rdzv_endpoint = RDZV_PLACEHOLDER;
   return body;
 }
+const RDZV_PLACEHOLDER = "head-node:29500";
 
 async function copyLaunch(target) {
   const status = $("#launch .launch-status");
@@ -896,7 +902,8 @@ async function copyLaunch(target) {
   area.hidden = false;
   try {
     await navigator.clipboard.writeText(text);
-    status.textContent = `Copied the ${TARGET_LABELS[target] ?? target} settings to the clipboard.`;
+    const placeholder = text.includes(RDZV_PLACEHOLDER) ? ` Replace ${RDZV_PLACEHOLDER} with your rendezvous host.` : "";
+    status.textContent = `Copied the ${TARGET_LABELS[target] ?? target} settings to the clipboard.${placeholder}`;
   } catch {
     area.select();
     status.textContent = `The ${TARGET_LABELS[target] ?? target} settings are below (the clipboard is not available here).`;
