@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+AuthMode = Literal["auto", "tokens", "disabled"]
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "meshctx"
 
 
 class Settings(BaseSettings):
@@ -26,3 +33,17 @@ class Settings(BaseSettings):
     max_nnodes_span: Annotated[int, Field(ge=1)] = 1024
     #: ``groups=true`` lists every rank once per axis; refuse it above this world size (use ``rank=N``).
     max_listed_world_size: Annotated[int, Field(ge=1)] = 1 << 17
+
+    # -- registry (docs/registry.md) ----------------------------------------------------------------------
+    #: Where the embedded SQLite registry lives (``<data_dir>/meshctx.db``) when no database URL is given.
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    #: ``postgresql+psycopg://…`` for several replicas; unset: the SQLite file under ``data_dir``.
+    database_url: str | None = None
+    #: Bearer tokens: a YAML/JSON file, or the JSON mapping itself (both may be given; they are merged).
+    tokens_file: Path | None = None
+    tokens: str | None = None
+    #: ``auto``: tokens when any are configured, else no auth while bound to loopback, else refuse (401).
+    #: ``tokens``: always require a token. ``disabled``: everyone is the ``local`` tenant's admin (development).
+    auth: AuthMode = "auto"
+    #: ``/v1/validate`` and ``/v1/layout`` answer without a token; ``false``: they need a read token.
+    open_validate: bool = True
