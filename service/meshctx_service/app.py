@@ -14,8 +14,8 @@ from meshctx.config import ParallelismSizes
 from meshctx.plan import validate_topology
 
 from . import health, registry_routes, routes
-from .auth import Role
 from .access_log import configure_logging
+from .auth import Role
 from .body_limit import LimitBody
 from .errors import install_error_handlers
 from .gate import Gate, needs

@@ -83,4 +83,3 @@ def needs(role: Role) -> Callable[..., Principal]:
         return gate.principal(request.headers.get("authorization"), role)
 
     return principal
-

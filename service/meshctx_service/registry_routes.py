@@ -40,9 +40,7 @@ Writer = Annotated[Principal, Depends(needs(Role.WRITE))]
 Admin = Annotated[Principal, Depends(needs(Role.ADMIN))]
 ClusterName = Annotated[str, Path(description="Cluster name (letters, digits, '.', '_', '-').")]
 JobId = Annotated[str, Path(description="Job id, chosen by the client (letters, digits, '.', '_', '-').")]
-IfMatch = Annotated[
-    str | None, Header(description="Proceed only if the job's current ETag is one of these (or `*`).")
-]
+IfMatch = Annotated[str | None, Header(description="Proceed only if the job's current ETag is one of these (or `*`).")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Most items on this page.")]
 Cursor = Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page.")]
 
