@@ -212,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
     serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
     serve.set_defaults(handler=cmd_serve)
+    from .cli_registry import add_registry_commands
+
+    add_registry_commands(commands)
     return parser
 
 
