@@ -253,6 +253,8 @@ class MeshctxClient:
                     raise ServiceUnreachable(_unreachable(self._http.base_url, error, attempt + 1)) from error
                 time.sleep(self.retry.delay(attempt))
                 continue
+            except httpx.TransportError as error:  # e.g. the connection dropped mid-answer: not retried
+                raise ServiceUnreachable(_unreachable(self._http.base_url, error, attempt + 1)) from error
             if response.status_code not in RETRY_STATUSES or last:
                 return response
             time.sleep(self.retry.delay(attempt, response))
@@ -359,6 +361,8 @@ class AsyncMeshctxClient:
                     raise ServiceUnreachable(_unreachable(self._http.base_url, error, attempt + 1)) from error
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue
+            except httpx.TransportError as error:
+                raise ServiceUnreachable(_unreachable(self._http.base_url, error, attempt + 1)) from error
             if response.status_code not in RETRY_STATUSES or last:
                 return response
             await asyncio.sleep(self.retry.delay(attempt, response))

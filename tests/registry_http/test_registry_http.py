@@ -31,8 +31,11 @@ def refused(call: Callable[[], object]) -> ProblemError:
 def test_jobs_and_clusters_lifecycle(server: LiveServer) -> None:
     with MeshctxClient(server.url, token="admin-a") as admin, MeshctxClient(server.url, token="writer-a") as client:
         assert admin.put_cluster("pool", nodes=4, gpus_per_node=8)["gpus"] == 32
-        raw = httpx.put(f"{server.url}/v1/clusters/pool", json={"nodes": 4, "gpus_per_node": 8},
-                        headers={"Authorization": "Bearer admin-a"})
+        raw = httpx.put(
+            f"{server.url}/v1/clusters/pool",
+            json={"nodes": 4, "gpus_per_node": 8},
+            headers={"Authorization": "Bearer admin-a"},
+        )
         assert raw.status_code == 200  # the same shape again: replaced, not created
 
         created = httpx.put(
@@ -69,7 +72,8 @@ def test_jobs_and_clusters_lifecycle(server: LiveServer) -> None:
 
         # An invalid topology: 422 with the planner's problems and a fix; nothing stored.
         invalid = httpx.put(
-            f"{server.url}/v1/jobs/bad", json={"request": fsdp2(16, tp=3).to_dict()},
+            f"{server.url}/v1/jobs/bad",
+            json={"request": fsdp2(16, tp=3).to_dict()},
             headers={"Authorization": "Bearer writer-a"},
         )
         assert invalid.status_code == 422 and invalid.headers["content-type"] == PROBLEM_JSON
@@ -82,7 +86,10 @@ def test_jobs_and_clusters_lifecycle(server: LiveServer) -> None:
         # Listing: filters and cursor pages.
         assert [j["job_id"] for j in client.list_jobs(labels={"team": "infra"})["items"]] == ["small-0", "small-1"]
         assert [j["job_id"] for j in client.list_jobs(cluster="pool", state="registered")["items"]] == [
-            "llm-1", "small-0", "small-1"]
+            "llm-1",
+            "small-0",
+            "small-1",
+        ]
         first = client.list_jobs(limit=2)
         assert len(first["items"]) == 2 and first["next_cursor"]
         rest = client.list_jobs(limit=2, cursor=first["next_cursor"])
@@ -180,10 +187,13 @@ def test_auth_defaults_and_closed_validation(serve: Callable[..., LiveServer], t
     assert httpx.post(f"{closed.url}/v1/validate", json=fsdp2(8).to_dict()).status_code == 200
     # MESHCTX_OPEN_VALIDATE=false: validate and layout need a read token too.
     guarded = serve(
-        MESHCTX_DATA_DIR=str(tmp_path / "guarded"), MESHCTX_OPEN_VALIDATE="false",
+        MESHCTX_DATA_DIR=str(tmp_path / "guarded"),
+        MESHCTX_OPEN_VALIDATE="false",
         MESHCTX_TOKENS='{"reader-x": {"tenant": "x", "role": "read"}}',
     )
     for path in ("/v1/validate", "/v1/layout"):
         assert httpx.post(f"{guarded.url}{path}", json=fsdp2(8).to_dict()).status_code == 401
-        answer = httpx.post(f"{guarded.url}{path}", json=fsdp2(8).to_dict(), headers={"Authorization": "Bearer reader-x"})
+        answer = httpx.post(
+            f"{guarded.url}{path}", json=fsdp2(8).to_dict(), headers={"Authorization": "Bearer reader-x"}
+        )
         assert answer.status_code == 200
