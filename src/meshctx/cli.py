@@ -232,4 +232,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from meshctx.cli import main as package_main  # the imported module, whose errors cli_registry raises
+
+    sys.exit(package_main())

@@ -37,13 +37,14 @@ def test_acknowledged_registrations_survive_sigkill(
     with MeshctxClient(server.url, token="admin-a") as admin:
         admin.put_cluster("pool", nodes=8, gpus_per_node=8)
     acknowledged: set[str] = set()
+    lock = threading.Lock()
+
+    def ack(job_id: str) -> None:
+        with lock:
+            acknowledged.add(job_id)
+
     for round_ in range(ROUNDS):
-        lock, stop = threading.Lock(), threading.Event()
-
-        def ack(job_id: str) -> None:
-            with lock:
-                acknowledged.add(job_id)
-
+        stop = threading.Event()
         before = len(acknowledged)
         with ThreadPoolExecutor(CLIENTS) as pool:
             futures = [
