@@ -47,6 +47,8 @@ Cursor = Annotated[str | None, Query(max_length=512, description="`next_cursor` 
 
 def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     what = {
+        400: "The body could not be read (not UTF-8 JSON).",
+        413: "Body over the size limit.",
         401: "No, malformed or unknown bearer token (WWW-Authenticate says Bearer).",
         403: "The token's role is too low for this operation.",
         404: "No such cluster or job for this tenant (another tenant's is indistinguishable from none).",
@@ -90,7 +92,7 @@ def _labels(pairs: list[str] | None) -> dict[str, str]:
     responses={
         200: {"model": ClusterOut, "description": "Replaced (or unchanged)."},
         201: {"model": ClusterOut, "description": "Created."},
-        **_problems(409, 422, 503),
+        **_problems(400, 413, 409, 422, 503),
     },
     summary="Create or reshape a cluster (admin)",
 )
@@ -150,7 +152,7 @@ def delete_cluster(name: ClusterName, principal: Admin, request: Request) -> Res
     responses={
         200: {"model": JobOut, "description": "The same body again (nothing changed), or replaced with If-Match."},
         201: {"model": JobOut, "description": "Registered; `ETag` names this version."},
-        **_problems(404, 409, 412, 422, 503),
+        **_problems(400, 413, 404, 409, 412, 422, 503),
     },
     summary="Register a job's topology, optionally on a cluster (write)",
 )
@@ -217,7 +219,7 @@ def delete_job(job_id: JobId, principal: Writer, request: Request, if_match: IfM
     "/jobs/{job_id}/state",
     tags=["jobs"],
     response_model=None,
-    responses={200: {"model": JobOut}, **_problems(404, 409, 412, 422, 503)},
+    responses={200: {"model": JobOut}, **_problems(400, 413, 404, 409, 412, 422, 503)},
     summary="Move a job along registered → running → finished | failed (write)",
 )
 def put_state(
@@ -233,7 +235,7 @@ def put_state(
     status_code=201,
     responses={
         201: {"model": AttestationOut, "description": "The fingerprints match; a registered job is now running."},
-        **_problems(404, 409, 422, 503),
+        **_problems(400, 413, 404, 409, 422, 503),
     },
     summary="Report the fingerprint of the mesh the job built (write)",
 )
