@@ -6,20 +6,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
-from fastapi import FastAPI
+import anyio
+from fastapi import Depends, FastAPI
 
 from meshctx import __version__
 from meshctx.config import ParallelismSizes
 from meshctx.plan import validate_topology
 
-from . import health, routes
+from . import health, registry_routes, routes
 from .access_log import configure_logging
+from .auth import Role
 from .body_limit import LimitBody
 from .errors import install_error_handlers
+from .gate import Gate, needs
 from .integration_routes import router as integration_router
 from .metrics import Metrics
 from .observe import ObserveRequests
 from .openapi import openapi_schema
+from .registry import Registry, default_database_url, make_engine, upgrade_database
 from .settings import Settings
 from .ui_routes import mount_ui
 
@@ -33,9 +37,14 @@ DESCRIPTION = (
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Plan one topology end to end before reporting ready, so the first real request pays no warm-up.
     validate_topology("fsdp2", ParallelismSizes(tp_size=8, ep_size=8), world_size=131072).to_dict()
+    settings: Settings = app.state.settings
+    url = settings.database_url or default_database_url(settings.data_dir)
+    await anyio.to_thread.run_sync(upgrade_database, url)  # safe from every replica at once (migrate.py)
+    app.state.registry = Registry(make_engine(url))
     app.state.ready = True
     yield
     app.state.ready = False
+    app.state.registry.engine.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,8 +53,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.ready = False
+    app.state.gate = Gate.from_settings(settings)
     install_error_handlers(app)
-    app.include_router(routes.router)
+    app.include_router(routes.router, dependencies=[] if settings.open_validate else [Depends(needs(Role.READ))])
+    registry_routes.install(app)
     app.include_router(health.router)
     app.include_router(integration_router)  # render, Kubernetes admission, SkyPilot policy
     mount_ui(app)  # topology viewer at /ui

@@ -94,6 +94,14 @@ class TokenStore:
         return len(self._entries)
 
     @classmethod
+    def merge(cls, *stores: TokenStore) -> TokenStore:
+        """One store holding every token of ``stores`` (e.g. a token file and ``$MESHCTX_TOKENS``)."""
+        merged = cls()
+        for store in stores:
+            merged._entries.extend(store._entries)
+        return merged
+
+    @classmethod
     def from_mapping(cls, data: object, source: str = "token configuration") -> TokenStore:
         if not isinstance(data, Mapping):
             raise TokenConfigError(f"{source}: expected a mapping of token -> {{tenant, role}}.")

@@ -34,8 +34,12 @@ def problem_response(
     instance: str | None = None,
     errors: Iterable[tuple[str, str]] | None = None,
     headers: Mapping[str, str] | None = None,
+    extras: Mapping[str, Any] | None = None,
 ) -> Response:
+    """``extras``: further members (RFC 9457 §3.2), e.g. a conflict's numbers; they never replace the standard ones."""
     body: dict[str, Any] = {"type": type_, "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
+    for key, value in (extras or {}).items():
+        body.setdefault(key, value)
     if instance is not None:
         body["instance"] = instance
     if errors is not None:

@@ -45,6 +45,8 @@ async def _read_topology(request: Request) -> TopologyBody:
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None
+
+
 REFUSED: dict[int | str, dict[str, Any]] = {
     400: {"model": ProblemDetails, "description": "The body could not be read as text (e.g. not UTF-8)."},
     413: {"model": ProblemDetails, "description": "Body over the size limit."},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -9,6 +10,11 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+AuthMode = Literal["auto", "tokens", "disabled"]
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "meshctx"
 
 
 class Settings(BaseSettings):
@@ -41,3 +47,17 @@ class Settings(BaseSettings):
             if path and not Path(path).is_file():
                 raise ValueError(f"MESHCTX_{name.upper()} {path!r} is not a file")
         return self
+
+    # -- registry (docs/registry.md) ----------------------------------------------------------------------
+    #: Where the embedded SQLite registry lives (``<data_dir>/meshctx.db``) when no database URL is given.
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    #: ``postgresql+psycopg://…`` for several replicas; unset: the SQLite file under ``data_dir``.
+    database_url: str | None = None
+    #: Bearer tokens: a YAML/JSON file, or the JSON mapping itself (both may be given; they are merged).
+    tokens_file: Path | None = None
+    tokens: str | None = None
+    #: ``auto``: tokens when any are configured, else no auth while bound to loopback, else refuse (401).
+    #: ``tokens``: always require a token. ``disabled``: everyone is the ``local`` tenant's admin (development).
+    auth: AuthMode = "auto"
+    #: ``/v1/validate`` and ``/v1/layout`` answer without a token; ``false``: they need a read token.
+    open_validate: bool = True

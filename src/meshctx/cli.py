@@ -221,6 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_render import add_render_command  # imported here: cli_render imports this module
 
     add_render_command(commands)
+
+    from .cli_registry import add_registry_commands
+
+    add_registry_commands(commands)
     return parser
 
 
@@ -238,6 +242,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from meshctx.cli import main as package_main  # not __main__'s copy: cli_render raises meshctx.cli's errors
+    from meshctx.cli import main as package_main  # the imported module, whose errors cli_render/cli_registry raise
 
     sys.exit(package_main())

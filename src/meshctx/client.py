@@ -1,28 +1,35 @@
-"""Typed clients for the meshctx validation service, sync (``MeshctxClient``) and async (``AsyncMeshctxClient``).
+"""Typed clients for the meshctx service, sync (``MeshctxClient``) and async (``AsyncMeshctxClient``).
 
 Both send the wire format of ``TopologyRequest.to_dict()`` and return the service's JSON as dicts (the
-same dicts ``ValidationReport.to_dict()`` / ``MeshPlan.to_dict()`` give locally). Every call is pure,
-so retrying is always safe: connection failures and 503 answers are retried with exponential backoff.
-A refused request (4xx) raises ``ProblemError`` carrying the RFC 9457 body.
+same dicts ``ValidationReport.to_dict()`` / ``MeshPlan.to_dict()`` give locally). Connection failures and
+503 answers are retried with exponential backoff: validation is pure, and registry writes are idempotent
+PUTs (an attestation repeated by a retry is recorded twice, harmlessly). A refused request (4xx) raises
+``ProblemError`` carrying the RFC 9457 body. Registry calls send ``token`` (default ``$MESHCTX_TOKEN``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
 
 from .plan.request import TopologyRequest
+
+if TYPE_CHECKING:
+    from .context import MeshContext
 
 Json = dict[str, Any]
 TopologyLike = TopologyRequest | Mapping[str, Any]
 RETRY_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
 RETRY_STATUSES = frozenset({503})
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
+TOKEN_ENV = "MESHCTX_TOKEN"
 
 
 class MeshctxError(Exception):
@@ -89,6 +96,67 @@ def _unreachable(url: httpx.URL, error: Exception, attempts: int) -> str:
     return f"no answer from {url} after {attempts} attempt{'s' * (attempts > 1)}: {error!r}"
 
 
+@dataclass(frozen=True)
+class _Call:
+    """One HTTP request of the API; ``empty``: success has no body (204)."""
+
+    method: str
+    path: str
+    json: Any = None
+    params: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    empty: bool = False
+
+    def kwargs(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"params": self.params, "headers": self.headers}
+        if self.json is not None:
+            out["json"] = self.json
+        return out
+
+
+def _seg(name: str) -> str:
+    return quote(name, safe="")
+
+
+def _if_match(etag: str | None) -> dict[str, str]:
+    return {"If-Match": etag} if etag is not None else {}
+
+
+def _page(limit: int | None, cursor: str | None, **filters: Any) -> dict[str, Any]:
+    params = {k: v for k, v in filters.items() if v is not None}
+    if limit is not None:
+        params["limit"] = limit
+    if cursor is not None:
+        params["cursor"] = cursor
+    return params
+
+
+def _cluster_call(name: str, nodes: int, gpus_per_node: int, nvlink_domain: int | None) -> _Call:
+    body = {"nodes": nodes, "gpus_per_node": gpus_per_node, "nvlink_domain": nvlink_domain}
+    return _Call("PUT", f"/v1/clusters/{_seg(name)}", json=body)
+
+
+def _register_call(
+    job_id: str, request: TopologyLike, cluster: str | None, labels: Mapping[str, str] | None, if_match: str | None
+) -> _Call:
+    body = {"request": dict(_body(request)), "cluster": cluster, "labels": dict(labels or {})}
+    return _Call("PUT", f"/v1/jobs/{_seg(job_id)}", json=body, headers=_if_match(if_match))
+
+
+def _list_jobs_call(
+    cluster: str | None, state: str | None, labels: Mapping[str, str] | None, limit: int | None, cursor: str | None
+) -> _Call:
+    params = _page(limit, cursor, cluster=cluster, state=state)
+    if labels:
+        params["label"] = [f"{k}={v}" for k, v in labels.items()]
+    return _Call("GET", "/v1/jobs", params=params)
+
+
+def _headers(token: str | None) -> dict[str, str]:
+    token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 class MeshctxClient:
     """Blocking client. ``with MeshctxClient("http://host:8000") as client: client.validate(request)``."""
 
@@ -99,9 +167,10 @@ class MeshctxClient:
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
         self.retry = retry if retry is not None else RetryPolicy()
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport, headers=_headers(token))
 
     def validate(self, request: TopologyLike) -> Json:
         """``ValidationReport.to_dict()`` of the request (an invalid topology is an answer, not an error)."""
@@ -118,6 +187,66 @@ class MeshctxClient:
     def ready(self) -> bool:
         return self._send("GET", "/readyz").status_code == 200
 
+    # -- registry (docs/registry.md); every call acts for the token's tenant --------------------------------
+
+    def put_cluster(self, name: str, *, nodes: int, gpus_per_node: int, nvlink_domain: int | None = None) -> Json:
+        return self._do(_cluster_call(name, nodes, gpus_per_node, nvlink_domain))
+
+    def get_cluster(self, name: str) -> Json:
+        return self._do(_Call("GET", f"/v1/clusters/{_seg(name)}"))
+
+    def list_clusters(self, *, limit: int | None = None, cursor: str | None = None) -> Json:
+        """``{"items": [...], "next_cursor": str | None}``."""
+        return self._do(_Call("GET", "/v1/clusters", params=_page(limit, cursor)))
+
+    def delete_cluster(self, name: str) -> None:
+        self._do(_Call("DELETE", f"/v1/clusters/{_seg(name)}", empty=True))
+
+    def register_job(
+        self,
+        job_id: str,
+        request: TopologyLike,
+        *,
+        cluster: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        if_match: str | None = None,
+    ) -> Json:
+        """The stored job (``etag`` included). Repeating the same registration is a no-op."""
+        return self._do(_register_call(job_id, request, cluster, labels, if_match))
+
+    def get_job(self, job_id: str) -> Json:
+        return self._do(_Call("GET", f"/v1/jobs/{_seg(job_id)}"))
+
+    def list_jobs(
+        self,
+        *,
+        cluster: str | None = None,
+        state: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Json:
+        return self._do(_list_jobs_call(cluster, state, labels, limit, cursor))
+
+    def delete_job(self, job_id: str, *, if_match: str | None = None) -> None:
+        self._do(_Call("DELETE", f"/v1/jobs/{_seg(job_id)}", headers=_if_match(if_match), empty=True))
+
+    def set_state(self, job_id: str, state: str, *, if_match: str | None = None) -> Json:
+        return self._do(
+            _Call("PUT", f"/v1/jobs/{_seg(job_id)}/state", json={"state": state}, headers=_if_match(if_match))
+        )
+
+    def attest(self, job_id: str, fingerprint: str) -> Json:
+        """Report the fingerprint the job built; a mismatch raises ``ProblemError`` (409, both fingerprints)."""
+        return self._do(_Call("POST", f"/v1/jobs/{_seg(job_id)}/attestations", json={"fingerprint": fingerprint}))
+
+    def attestations(self, job_id: str) -> list[Json]:
+        return list(self._do(_Call("GET", f"/v1/jobs/{_seg(job_id)}/attestations"))["items"])
+
+    def _do(self, call: _Call) -> Json:
+        response = self._send(call.method, call.path, **call.kwargs())
+        return {} if call.empty and response.is_success else _json(response)
+
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         for attempt in range(self.retry.retries + 1):
             last = attempt == self.retry.retries
@@ -128,6 +257,8 @@ class MeshctxClient:
                     raise ServiceUnreachable(_unreachable(self._http.base_url, error, attempt + 1)) from error
                 time.sleep(self.retry.delay(attempt))
                 continue
+            except httpx.TransportError as error:  # e.g. the connection dropped mid-answer: not retried
+                raise ServiceUnreachable(_unreachable(self._http.base_url, error, attempt + 1)) from error
             if response.status_code not in RETRY_STATUSES or last:
                 return response
             time.sleep(self.retry.delay(attempt, response))
@@ -153,9 +284,10 @@ class AsyncMeshctxClient:
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
         self.retry = retry if retry is not None else RetryPolicy()
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport, headers=_headers(token))
 
     async def validate(self, request: TopologyLike) -> Json:
         return _json(await self._send("POST", "/v1/validate", json=_body(request)))
@@ -167,6 +299,62 @@ class AsyncMeshctxClient:
     async def ready(self) -> bool:
         return (await self._send("GET", "/readyz")).status_code == 200
 
+    # -- registry: the same calls as ``MeshctxClient`` ------------------------------------------------------
+
+    async def put_cluster(self, name: str, *, nodes: int, gpus_per_node: int, nvlink_domain: int | None = None) -> Json:
+        return await self._do(_cluster_call(name, nodes, gpus_per_node, nvlink_domain))
+
+    async def get_cluster(self, name: str) -> Json:
+        return await self._do(_Call("GET", f"/v1/clusters/{_seg(name)}"))
+
+    async def list_clusters(self, *, limit: int | None = None, cursor: str | None = None) -> Json:
+        return await self._do(_Call("GET", "/v1/clusters", params=_page(limit, cursor)))
+
+    async def delete_cluster(self, name: str) -> None:
+        await self._do(_Call("DELETE", f"/v1/clusters/{_seg(name)}", empty=True))
+
+    async def register_job(
+        self,
+        job_id: str,
+        request: TopologyLike,
+        *,
+        cluster: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        if_match: str | None = None,
+    ) -> Json:
+        return await self._do(_register_call(job_id, request, cluster, labels, if_match))
+
+    async def get_job(self, job_id: str) -> Json:
+        return await self._do(_Call("GET", f"/v1/jobs/{_seg(job_id)}"))
+
+    async def list_jobs(
+        self,
+        *,
+        cluster: str | None = None,
+        state: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Json:
+        return await self._do(_list_jobs_call(cluster, state, labels, limit, cursor))
+
+    async def delete_job(self, job_id: str, *, if_match: str | None = None) -> None:
+        await self._do(_Call("DELETE", f"/v1/jobs/{_seg(job_id)}", headers=_if_match(if_match), empty=True))
+
+    async def set_state(self, job_id: str, state: str, *, if_match: str | None = None) -> Json:
+        call = _Call("PUT", f"/v1/jobs/{_seg(job_id)}/state", json={"state": state}, headers=_if_match(if_match))
+        return await self._do(call)
+
+    async def attest(self, job_id: str, fingerprint: str) -> Json:
+        return await self._do(_Call("POST", f"/v1/jobs/{_seg(job_id)}/attestations", json={"fingerprint": fingerprint}))
+
+    async def attestations(self, job_id: str) -> list[Json]:
+        return list((await self._do(_Call("GET", f"/v1/jobs/{_seg(job_id)}/attestations")))["items"])
+
+    async def _do(self, call: _Call) -> Json:
+        response = await self._send(call.method, call.path, **call.kwargs())
+        return {} if call.empty and response.is_success else _json(response)
+
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         for attempt in range(self.retry.retries + 1):
             last = attempt == self.retry.retries
@@ -177,6 +365,8 @@ class AsyncMeshctxClient:
                     raise ServiceUnreachable(_unreachable(self._http.base_url, error, attempt + 1)) from error
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue
+            except httpx.TransportError as error:
+                raise ServiceUnreachable(_unreachable(self._http.base_url, error, attempt + 1)) from error
             if response.status_code not in RETRY_STATUSES or last:
                 return response
             await asyncio.sleep(self.retry.delay(attempt, response))
@@ -190,3 +380,15 @@ class AsyncMeshctxClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def attest_context(ctx: MeshContext, job_id: str, server: str | MeshctxClient, *, token: str | None = None) -> Json:
+    """Report the fingerprint of the meshes ``ctx`` built to the registry (after ``MeshContext.build``).
+
+    A match marks the job running; a mismatch raises ``ProblemError`` (409) with both fingerprints. Call it
+    from one rank (e.g. rank 0): every rank built the same topology."""
+    fingerprint = ctx.to_plan().fingerprint()
+    if isinstance(server, MeshctxClient):
+        return server.attest(job_id, fingerprint)
+    with MeshctxClient(server, token=token) as client:
+        return client.attest(job_id, fingerprint)

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from torch.distributed import ProcessGroup
     from torch.distributed.device_mesh import DeviceMesh
 
+    from .client import MeshctxClient
+
 A = MeshAxisName
 _MESH_FIELDS = ("device_mesh", "moe_mesh")
 
@@ -252,6 +254,12 @@ class MeshContext:
         if not self.is_member:
             raise ValueError("this rank is outside the ranks the meshes were built for; see built_from for the plan")
         return plan_from_meshes(self.device_mesh, self.moe_mesh, self.process_group)
+
+    def attest(self, job_id: str, server: str | MeshctxClient, *, token: str | None = None) -> dict[str, Any]:
+        """Report this job's live topology to the meshctx registry (see ``meshctx.client.attest_context``)."""
+        from .client import attest_context
+
+        return attest_context(self, job_id, server, token=token)
 
     def verify(self, plan: MeshPlan) -> None:
         """Raise ``RuntimeError`` unless the live meshes have exactly the topology of ``plan``."""

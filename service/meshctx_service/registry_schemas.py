@@ -1,0 +1,105 @@
+"""Wire models of the registry routes (``/v1/clusters``, ``/v1/jobs``); docs/registry.md describes them.
+
+Requests are strict like ``schemas.TopologyBody``; names and labels are checked by the registry itself so
+that every bad field is reported at once. Responses send the registry records' ``to_dict()`` unchanged;
+these models only document them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .schemas import Int, PlanOut, ProblemDetails, ProblemOut, SuggestionOut, TopologyBody
+
+State = Literal["registered", "running", "finished", "failed"]
+Name = Annotated[str, Field(min_length=1, max_length=128, examples=["team-a-llama-70b"])]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ClusterIn(_Strict):
+    """A cluster's shape: ``nodes`` × ``gpus_per_node`` GPUs, optionally grouped in NVLink domains."""
+
+    nodes: Int
+    gpus_per_node: Int
+    nvlink_domain: Int | None = None
+
+
+class ClusterOut(BaseModel):
+    name: str
+    nodes: int
+    gpus_per_node: int
+    nvlink_domain: int | None
+    gpus: int
+    created_at: str
+    updated_at: str
+
+
+class ClusterPage(BaseModel):
+    items: list[ClusterOut]
+    next_cursor: str | None
+
+
+class JobIn(_Strict):
+    """A job's topology (the ``/v1/validate`` body), optionally on a registered cluster, with labels."""
+
+    request: TopologyBody
+    cluster: Name | None = None
+    labels: dict[str, str] = Field(default_factory=dict, examples=[{"team": "llm", "priority": "high"}])
+
+
+class JobOut(BaseModel):
+    job_id: str
+    cluster: str | None
+    labels: dict[str, str]
+    request: dict[str, Any]
+    plan: PlanOut
+    fingerprint: str
+    gpus: int
+    state: State
+    version: int
+    etag: str
+    created_at: str
+    updated_at: str
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class StateIn(_Strict):
+    state: State
+
+
+class AttestationIn(_Strict):
+    """The fingerprint of the mesh the job built: ``MeshContext.to_plan().fingerprint()``."""
+
+    fingerprint: Annotated[str, Field(min_length=1, max_length=80, examples=["sha256:0f3a…"])]
+
+
+class AttestationOut(BaseModel):
+    job_id: str
+    expected: str
+    reported: str
+    matched: bool
+    created_at: str
+
+
+class AttestationList(BaseModel):
+    items: list[AttestationOut]
+
+
+class RegistryProblem(ProblemDetails):
+    """problem+json with a stable ``code`` and the facts of the refusal (capacity numbers, both fingerprints,
+    the current ETag, the planner's problems, …) as extra members; see docs/registry.md."""
+
+    model_config = ConfigDict(extra="allow")
+    code: str | None = None
+    problems: list[ProblemOut] | None = None
+    warnings: list[ProblemOut] | None = None
+    suggestions: list[SuggestionOut] | None = None
