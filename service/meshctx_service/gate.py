@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Request, Security
@@ -73,10 +73,11 @@ class Gate:
         return require(self.tokens.authenticate(authorization), role)
 
 
-def needs(role: Role) -> Callable[..., Principal]:
+def needs(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency giving the request's principal if its role is at least ``role`` (else 401/403)."""
 
-    def principal(
+    # async so FastAPI calls it inline: a plain def would cost a worker-thread hop on every request.
+    async def principal(
         request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None
     ) -> Principal:
         gate: Gate = request.app.state.gate

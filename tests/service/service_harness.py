@@ -58,6 +58,7 @@ def start_server(
 ) -> LiveServer:
     """``python -X importtime -m meshctx.cli serve`` (``args`` replace the command after the interpreter flags)."""
     port = port if port is not None else free_port()
+    env.setdefault("MESHCTX_DATA_DIR", str(tmp / f"data-{port}"))  # its own empty registry unless told
     log = tmp / f"server-{port}.log"
     command = args or ("-m", "meshctx.cli", "serve", "--port", str(port), "--log-level", "info")
     with log.open("w") as sink:
