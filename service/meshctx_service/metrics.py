@@ -46,9 +46,17 @@ class Metrics:
         self.latency.labels(method, route).observe(seconds)
 
     def observe_report(self, endpoint: str, report: ValidationReport) -> None:
-        self.validations.labels(endpoint, "valid" if report.valid else "invalid").inc()
-        for problem in (*report.problems, *report.warnings):
-            self.problems.labels(problem.code.value, problem.severity.value).inc()
+        self.observe_verdict(endpoint, report.valid, findings(report))
+
+    def observe_verdict(self, endpoint: str, valid: bool, found: tuple[tuple[str, str], ...]) -> None:
+        self.validations.labels(endpoint, "valid" if valid else "invalid").inc()
+        for code, severity in found:
+            self.problems.labels(code, severity).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def findings(report: ValidationReport) -> tuple[tuple[str, str], ...]:
+    """(code, severity) of every problem and warning: what the metrics count."""
+    return tuple((p.code.value, p.severity.value) for p in (*report.problems, *report.warnings))

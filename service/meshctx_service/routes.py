@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+import orjson
+from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from meshctx.plan import ValidationReport
+from meshctx.plan.request import TopologyRequest
 
 from .errors import InvalidFields
 from .fast_json import FastJSONResponse
-from .metrics import Metrics
+from .metrics import Metrics, findings
 from .schemas import (
     EXAMPLES,
     MAX_INT,
@@ -54,15 +58,36 @@ REFUSED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _check(body: TopologyBody, request: Request, endpoint: str, *, suggest: bool = True) -> ValidationReport:
+def _topology_request(body: TopologyBody, request: Request) -> TopologyRequest:
     settings: Settings = request.app.state.settings
     errors = body.request_errors(settings)
     if errors:
         raise InvalidFields(errors)
-    report = body.to_request().validate(suggest=suggest)
+    return body.to_request()
+
+
+def _check(body: TopologyBody, request: Request, endpoint: str) -> ValidationReport:
+    report = _topology_request(body, request).validate()
     metrics: Metrics = request.app.state.metrics
     metrics.observe_report(endpoint, report)
     return report
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """A validation's encoded answer and what the metrics count of it."""
+
+    body: bytes
+    valid: bool
+    findings: tuple[tuple[str, str], ...]
+
+
+@lru_cache(maxsize=256)
+def _verdict(topology: TopologyRequest) -> _Verdict:
+    """Planning is a pure function of the request, so identical requests (admission re-checks, the viewer's
+    live validation, retries) share one encoded answer. Bounded: 256 answers of a few kB each."""
+    report = topology.validate()
+    return _Verdict(orjson.dumps(report.to_dict()), report.valid, findings(report))
 
 
 @router.post(
@@ -72,12 +97,14 @@ def _check(body: TopologyBody, request: Request, endpoint: str, *, suggest: bool
     summary="Check a topology and return its compact layout",
     openapi_extra=VALIDATE_BODY_DOC,
 )
-async def validate(request: Request) -> FastJSONResponse:
+async def validate(request: Request) -> Response:
     """Every problem at once, warnings, the nearest valid sizes when invalid, and the compact plan when valid.
 
     A well-formed request for an invalid topology is answered 200 with ``valid: false``."""
-    body = await _read_topology(request)
-    return FastJSONResponse(_check(body, request, "validate").to_dict())
+    verdict = _verdict(_topology_request(await _read_topology(request), request))
+    metrics: Metrics = request.app.state.metrics
+    metrics.observe_verdict("validate", verdict.valid, verdict.findings)
+    return Response(verdict.body, media_type="application/json")
 
 
 @router.post(

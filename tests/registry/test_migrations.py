@@ -9,7 +9,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from meshctx_service.registry import make_engine, upgrade_database
-from meshctx_service.registry.migrate import current_revision, head_revision
+from meshctx_service.registry.migrate import HEAD_REVISION, current_revision, ensure_schema, head_revision
 from meshctx_service.registry.models import Base
 
 
@@ -31,3 +31,19 @@ def test_concurrent_upgrades_serialize(db_url: str) -> None:
     with ThreadPoolExecutor(4) as pool:
         revisions = list(pool.map(lambda _: upgrade_database(db_url), range(4)))
     assert revisions == [head_revision()] * 4
+
+
+def test_head_revision_constant_is_alembics_head() -> None:
+    assert head_revision() == HEAD_REVISION, "bump HEAD_REVISION in migrate.py with every new migration"
+
+
+def test_ensure_schema_migrates_in_a_child_process_once(db_url: str) -> None:
+    ensure_schema(db_url)  # empty database: migrated by a spawned child
+    engine = make_engine(db_url)
+    try:
+        assert current_revision(engine) == HEAD_REVISION
+        with engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    finally:
+        engine.dispose()
+    ensure_schema(db_url)  # already current: one query, nothing else

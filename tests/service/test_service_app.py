@@ -179,17 +179,20 @@ def test_readiness_waits_for_startup() -> None:
 
 
 def test_metrics_count_requests_validations_and_problem_codes(client: TestClient) -> None:
-    client.post("/v1/validate", json={"strategy": "fsdp2", "world_size": 64, "sizes": {"tp_size": 3}})
+    first = client.post("/v1/validate", json={"strategy": "fsdp2", "world_size": 64, "sizes": {"tp_size": 3}})
+    # The same request spelled differently: answered identically (from the planner's memo) and counted again.
+    again = client.post("/v1/validate", content=b'{"sizes":{"tp_size":3},  "world_size":64,"strategy":"fsdp2"}')
+    assert again.content == first.content and again.headers["content-type"] == "application/json"
     client.post("/v1/validate", json=BIG)
     client.post("/v1/layout", json=BIG)
     client.get("/nowhere")
     text = client.get("/metrics").text
     for line in (
-        'meshctx_validations_total{endpoint="validate",result="invalid"} 1.0',
+        'meshctx_validations_total{endpoint="validate",result="invalid"} 2.0',
         'meshctx_validations_total{endpoint="validate",result="valid"} 1.0',
         'meshctx_validations_total{endpoint="layout",result="valid"} 1.0',
-        'meshctx_validation_problems_total{code="world_size_not_divisible",severity="error"} 1.0',
-        'meshctx_http_requests_total{method="POST",route="/v1/validate",status="200"} 2.0',
+        'meshctx_validation_problems_total{code="world_size_not_divisible",severity="error"} 2.0',
+        'meshctx_http_requests_total{method="POST",route="/v1/validate",status="200"} 3.0',
         'meshctx_http_requests_total{method="GET",route="unmatched",status="404"} 1.0',
     ):
         assert line in text, line

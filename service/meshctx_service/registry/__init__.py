@@ -16,7 +16,7 @@ from .errors import (
     RegistryBusyError,
     RegistryError,
 )
-from .migrate import upgrade_database, upgrade_engine
+from .migrate import ensure_schema, upgrade_database, upgrade_engine
 from .records import AttestationRecord, ClusterRecord, JobRecord, JobState, Page, Registration
 from .store import Registry
 
@@ -42,6 +42,7 @@ __all__ = [
     "RegistryBusyError",
     "RegistryError",
     "default_database_url",
+    "ensure_schema",
     "make_engine",
     "upgrade_database",
     "upgrade_engine",

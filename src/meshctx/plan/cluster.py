@@ -61,7 +61,7 @@ def cluster_report(plan: MeshPlan) -> dict[str, object]:
     return _cluster_report(plan)
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=256)
 def _plain_cluster_report(
     strategy: Strategy, sizes: ResolvedSizes, world_size: int, cluster: ClusterShape
 ) -> dict[str, object]:

@@ -92,7 +92,7 @@ def _kwargs_json(device_axes: tuple[str, ...], moe_axes: tuple[str, ...]) -> str
     return json.dumps({"parallelize": parallelize, "pipeline": {"pp_axis_name": A.PP.value, **parallelize}})
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)
 def _layout_topology(
     strategy: Strategy, sizes: ResolvedSizes, world_size: int
 ) -> tuple[MeshSpec | None, MeshSpec | None, Mapping[str, AxisLayout]]:
@@ -124,7 +124,7 @@ def _layout_topology(
     return device_mesh, moe_mesh, MappingProxyType(layouts)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)
 def _plain_fingerprint(strategy: Strategy, sizes: ResolvedSizes, world_size: int) -> str:
     device_mesh, moe_mesh, layouts = _layout_topology(strategy, sizes, world_size)
     return MeshPlan(strategy, world_size, None, sizes, device_mesh, moe_mesh, layouts).fingerprint()
