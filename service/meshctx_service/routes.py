@@ -82,12 +82,19 @@ class _Verdict:
     findings: tuple[tuple[str, str], ...]
 
 
-@lru_cache(maxsize=256)
 def _verdict(topology: TopologyRequest) -> _Verdict:
     """Planning is a pure function of the request, so identical requests (admission re-checks, the viewer's
-    live validation, retries) share one encoded answer. Bounded: 256 answers of a few kB each."""
+    live validation, retries) share one encoded answer. Requests listing ``ranks`` are not kept: their keys
+    alone may hold a rank list of the whole world."""
+    return _fresh_verdict(topology) if topology.ranks is not None else _remembered_verdict(topology)
+
+
+def _fresh_verdict(topology: TopologyRequest) -> _Verdict:
     report = topology.validate()
     return _Verdict(orjson.dumps(report.to_dict()), report.valid, findings(report))
+
+
+_remembered_verdict = lru_cache(maxsize=256)(_fresh_verdict)  # 256 answers of a few kB each
 
 
 @router.post(

@@ -18,6 +18,7 @@ from service_harness import REPO, service_env
 from meshctx.client import AsyncMeshctxClient, ProblemError
 from meshctx.config import ParallelismSizes
 from meshctx.plan.request import TopologyRequest
+from meshctx_service import routes
 from meshctx_service.app import create_app
 from meshctx_service.settings import Settings
 
@@ -197,6 +198,19 @@ def test_metrics_count_requests_validations_and_problem_codes(client: TestClient
     ):
         assert line in text, line
     assert 'meshctx_http_request_duration_seconds_count{method="POST",route="/v1/layout"} 1.0' in text
+
+
+def test_validate_memo_keeps_plain_requests_and_never_rank_lists(client: TestClient) -> None:
+    remembered = routes._remembered_verdict
+    remembered.cache_clear()
+    subset = {"strategy": "fsdp2", "world_size": 16, "ranks": list(range(8, 16)), "sizes": {"tp_size": 2}}
+    answers = [client.post("/v1/validate", json=subset).json() for _ in range(2)]
+    assert answers[0] == answers[1] and answers[0]["valid"] and answers[0]["plan"]["ranks"] == list(range(8, 16))
+    assert remembered.cache_info().currsize == 0
+    for world in (8, 16, 8):
+        client.post("/v1/validate", json={"strategy": "fsdp2", "world_size": world, "sizes": {"tp_size": 2}})
+    info = remembered.cache_info()
+    assert (info.currsize, info.hits, info.misses) == (2, 1, 2)
 
 
 def test_access_log_is_structured(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:

@@ -7,12 +7,13 @@ and a miss is ``NotFoundError`` whether the name is free or taken by someone els
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TypeVar
 
-from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, Select, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from meshctx.plan.request import TopologyRequest
 
@@ -43,6 +44,9 @@ from .records import (
     Registration,
 )
 from .transactions import lock_cluster, read_session, run_write
+
+Row = TypeVar("Row", Cluster, Job)
+Item = TypeVar("Item", ClusterRecord, JobRecord)
 
 
 def _now() -> datetime:
@@ -167,15 +171,7 @@ class Registry:
     def list_clusters(
         self, tenant: str, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
     ) -> Page[ClusterRecord]:
-        limit, after = check_limit(limit), decode_cursor(cursor)
-        query = select(Cluster).where(Cluster.tenant == tenant)
-        if after is not None:
-            query = query.where(Cluster.name > after)
-        with read_session(self.engine) as session:
-            rows = list(session.scalars(query.order_by(Cluster.name).limit(limit + 1)))
-        more = len(rows) > limit
-        items = [_cluster_record(r) for r in rows[:limit]]
-        return Page(items, encode_cursor(items[-1].name) if more else None)
+        return self._page(select(Cluster).where(Cluster.tenant == tenant), Cluster.name, limit, cursor, _cluster_record)
 
     def delete_cluster(self, tenant: str, name: str) -> None:
         """Refused while active jobs are planned on it; finished jobs keep its name for the record."""
@@ -285,7 +281,6 @@ class Registry:
         if state is not None and str(state) not in {s.value for s in JobState}:
             errors.append(("state", f"{state!r} is not a state; use one of {', '.join(s.value for s in JobState)}."))
         names.check(more=errors)
-        limit, after = check_limit(limit), decode_cursor(cursor)
         query = select(Job).where(Job.tenant == tenant)
         if cluster is not None:
             query = query.where(Job.cluster_name == cluster)
@@ -293,13 +288,25 @@ class Registry:
             query = query.where(Job.state == str(state))
         for key, value in (labels or {}).items():
             query = query.where(Job.labels[key].as_string() == value)
+        return self._page(query, Job.job_id, limit, cursor, _job_record)
+
+    def _page(
+        self,
+        query: Select[Row],
+        key: InstrumentedAttribute[str],
+        limit: int,
+        cursor: str | None,
+        record: Callable[[Row], Item],
+    ) -> Page[Item]:
+        """One page of ``query`` in ``key`` order, after the cursor's key (keyset pagination); one row more than
+        the page is read to know whether another page follows."""
+        limit, after = check_limit(limit), decode_cursor(cursor)
         if after is not None:
-            query = query.where(Job.job_id > after)
+            query = query.where(key > after)
         with read_session(self.engine) as session:
-            rows = list(session.scalars(query.order_by(Job.job_id).limit(limit + 1)))
-        more = len(rows) > limit
-        items = [_job_record(r) for r in rows[:limit]]
-        return Page(items, encode_cursor(items[-1].job_id) if more else None)
+            rows = list(session.scalars(query.order_by(key).limit(limit + 1)))
+        last = getattr(rows[limit - 1], key.key) if len(rows) > limit else None
+        return Page([record(row) for row in rows[:limit]], encode_cursor(last) if last is not None else None)
 
     def delete_job(self, tenant: str, job_id: str, *, if_match: str | None = None) -> None:
         """Removes the job and its attestations, freeing its GPUs."""
