@@ -9,10 +9,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from conftest import subprocess_env
 from registrar import run_client
 from sqlalchemy import func, select
 
+from conftest import subprocess_env
 from meshctx_service.registry import JobState, Registry
 from meshctx_service.registry.models import Job
 from meshctx_service.registry.transactions import read_session

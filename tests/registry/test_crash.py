@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import subprocess_env
 from sqlalchemy import func, select, text
 
+from conftest import subprocess_env
 from meshctx_service.registry import Registry
 from meshctx_service.registry.models import Attestation, Job
 from meshctx_service.registry.transactions import read_session
