@@ -17,8 +17,8 @@ from meshctx.launch import TARGETS, LaunchError, LaunchSpec, validate_and_render
 from .admission import API_VERSIONS, AdmissionReviewError, review
 from .errors import InvalidFields
 from .metrics import Metrics
+from .routes import REFUSED
 from .schemas import Int, ModelBody, NodeRange, ProblemDetails, SizesBody, TopologyBody, ValidationReportOut, _Strict
-from .settings import Settings
 from .skypilot_policy import PolicyRejected, PolicyRequestError, apply_policy
 
 router = APIRouter(prefix="/v1")
@@ -26,11 +26,6 @@ router = APIRouter(prefix="/v1")
 Target = Literal["torchrun", "slurm", "trainjob", "kueue", "skypilot"]
 assert set(Target.__args__) == set(TARGETS), "keep the path enum in step with meshctx.launch.TARGETS"  # type: ignore[attr-defined]
 Name = Annotated[str, Field(min_length=1, max_length=253)]
-REFUSED: dict[int | str, dict[str, Any]] = {
-    400: {"model": ProblemDetails, "description": "The body could not be read as text (e.g. not UTF-8)."},
-    413: {"model": ProblemDetails, "description": "Body over the size limit."},
-    422: {"model": ProblemDetails, "description": "Malformed request; `errors` names each bad field."},
-}
 
 
 # ------------------------------------------------------------------------------------------------ render
@@ -130,12 +125,7 @@ async def render(
     and the launch settings are only checked for a valid one. Launch settings the target cannot
     express (no rendezvous endpoint for a multi-node torchrun, no ``slice_topology`` for Kueue,
     an elastic range for a TrainJob, …) are a 422 naming each field."""
-    settings: Settings = request.app.state.settings
-    topology = body.topology()
-    errors = topology.request_errors(settings)
-    if errors:
-        raise InvalidFields(errors)
-    ask = topology.to_request()
+    ask = body.topology().checked_request(request.app.state.settings)
     try:
         report, rendering = validate_and_render(target, ask.strategy, ask.sizes, body.launch(), model=ask.model)
     except LaunchError as error:

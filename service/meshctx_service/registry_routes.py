@@ -30,7 +30,6 @@ from .registry_schemas import (
     RegistryProblem,
     StateIn,
 )
-from .settings import Settings
 
 router = APIRouter(prefix="/v1")
 PROBLEM_TYPE = "urn:meshctx:problem:"
@@ -159,12 +158,9 @@ def delete_cluster(name: ClusterName, principal: Admin, request: Request) -> Res
 def put_job(job_id: JobId, body: JobIn, principal: Writer, request: Request, if_match: IfMatch = None) -> JSONResponse:
     """Validated by the planner (an invalid topology is a 422 listing every problem; nothing is stored) and,
     on a cluster, against its shape and free GPUs (409 ``capacity_exceeded`` with the numbers)."""
-    settings: Settings = request.app.state.settings
-    errors = body.request.request_errors(settings)
-    if errors:
-        raise InvalidFields([(f"request.{field}", detail) for field, detail in errors])
+    topology = body.request.checked_request(request.app.state.settings, field_prefix="request.")
     outcome = _registry(request).register_job(
-        principal.tenant, job_id, body.request.to_request(), cluster=body.cluster, labels=body.labels, if_match=if_match
+        principal.tenant, job_id, topology, cluster=body.cluster, labels=body.labels, if_match=if_match
     )
     return _job_response(outcome.job, 201 if outcome.created else 200)
 

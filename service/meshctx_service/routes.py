@@ -58,16 +58,8 @@ REFUSED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _topology_request(body: TopologyBody, request: Request) -> TopologyRequest:
-    settings: Settings = request.app.state.settings
-    errors = body.request_errors(settings)
-    if errors:
-        raise InvalidFields(errors)
-    return body.to_request()
-
-
 def _check(body: TopologyBody, request: Request, endpoint: str) -> ValidationReport:
-    report = _topology_request(body, request).validate()
+    report = body.checked_request(request.app.state.settings).validate()
     metrics: Metrics = request.app.state.metrics
     metrics.observe_report(endpoint, report)
     return report
@@ -108,7 +100,7 @@ async def validate(request: Request) -> Response:
     """Every problem at once, warnings, the nearest valid sizes when invalid, and the compact plan when valid.
 
     A well-formed request for an invalid topology is answered 200 with ``valid: false``."""
-    verdict = _verdict(_topology_request(await _read_topology(request), request))
+    verdict = _verdict((await _read_topology(request)).checked_request(request.app.state.settings))
     metrics: Metrics = request.app.state.metrics
     metrics.observe_verdict("validate", verdict.valid, verdict.findings)
     return Response(verdict.body, media_type="application/json")

@@ -17,6 +17,7 @@ from meshctx.config import ParallelismSizes
 from meshctx.plan import ClusterShape, ModelShape, parse_nnodes
 from meshctx.plan.request import TopologyRequest
 
+from .errors import InvalidFields
 from .settings import Settings
 
 #: Any integer the planner is asked about stays below this, so no request can make it factor huge numbers.
@@ -67,10 +68,16 @@ class TopologyBody(_Strict):
     cluster: ClusterBody | None = None
     model: ModelBody | None = None
 
-    def request_errors(self, settings: Settings) -> list[tuple[str, str]]:
-        """(field, detail) for a request without a world, or bigger than this service plans (422).
+    def checked_request(self, settings: Settings, *, field_prefix: str = "") -> TopologyRequest:
+        """The planner's request, or ``InvalidFields`` (422) naming every field of a request without a world or
+        bigger than this service plans (checked here rather than in the schema so each error names its field;
+        ``field_prefix`` places the body inside a larger one, e.g. ``request.``)."""
+        errors = self._request_errors(settings)
+        if errors:
+            raise InvalidFields([(field_prefix + field, detail) for field, detail in errors])
+        return self.to_request()
 
-        Checked here rather than in the schema so each error names its field."""
+    def _request_errors(self, settings: Settings) -> list[tuple[str, str]]:
         errors = []
         if self.world_size is None and self.nnodes is None and self.ranks is None:
             errors.append(("world_size", "give world_size, or nnodes with nproc_per_node, or ranks"))
