@@ -279,7 +279,7 @@ class AdmissionResponseOut(BaseModel):
     uid: str
     allowed: bool
     status: StatusOut | None = Field(default=None, description="On denial: 403 invalid topology, 422 unreadable")
-    warnings: list[Annotated[str, Field(max_length=120)]] | None = None
+    warnings: list[Annotated[str, Field(max_length=WARNING_LIMIT)]] | None = None
 
 
 class AdmissionReviewOut(BaseModel):
