@@ -33,7 +33,7 @@ from sqlalchemy import Engine, insert, select, text  # noqa: E402
 from meshctx.config import ParallelismSizes  # noqa: E402
 from meshctx.plan.request import TopologyRequest  # noqa: E402
 from meshctx_service.registry import Registry, make_engine, upgrade_database  # noqa: E402
-from meshctx_service.registry.admission import admit  # noqa: E402
+from meshctx_service.registry.capacity import fit as admit  # noqa: E402
 from meshctx_service.registry.engine import SQLITE_BEGIN  # noqa: E402
 from meshctx_service.registry.etags import body_digest  # noqa: E402
 from meshctx_service.registry.models import Job  # noqa: E402

@@ -14,19 +14,20 @@ from meshctx import __version__
 from meshctx.config import ParallelismSizes
 from meshctx.plan import validate_topology
 
-from . import health, registry_routes, routes
-from .access_log import configure_logging
 from .auth import Role
-from .body_limit import LimitBody
-from .errors import install_error_handlers
-from .gate import Gate, needs
-from .integration_routes import router as integration_router
-from .metrics import Metrics
-from .observe import ObserveRequests
-from .openapi import openapi_schema
+from .auth.gate import Gate, needs
+from .http import health
+from .http.errors import install_error_handlers
+from .http.logging import configure_logging
+from .http.metrics import Metrics
+from .http.middleware import LimitBody, ObserveRequests
+from .http.openapi import openapi_schema
+from .integrations import kubernetes, render, skypilot
 from .registry import Registry, default_database_url, ensure_schema, make_engine
+from .registry import routes as registry_routes
 from .settings import Settings
-from .ui_routes import mount_ui
+from .topology import routes as topology_routes
+from .ui.routes import mount_ui
 
 DESCRIPTION = (
     "Check a distributed-training topology before the job launches: the same planner, answers and wire "
@@ -59,11 +60,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.ready = False
     app.state.gate = Gate.from_settings(settings)
-    install_error_handlers(app)
-    app.include_router(routes.router, dependencies=[] if settings.open_validate else [Depends(needs(Role.READ))])
-    registry_routes.install(app)
+    install_error_handlers(app)  # every handler, whichever routers follow
+    app.include_router(
+        topology_routes.router, dependencies=[] if settings.open_validate else [Depends(needs(Role.READ))]
+    )
+    app.include_router(registry_routes.router)
     app.include_router(health.router)
-    app.include_router(integration_router)  # render, Kubernetes admission, SkyPilot policy
+    for integration in (render, kubernetes, skypilot):
+        app.include_router(integration.router)
     mount_ui(app)  # topology viewer at /ui
     app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObserveRequests, metrics=app.state.metrics, access_log=settings.access_log)  # outermost

@@ -10,7 +10,7 @@ import pytest
 from meshctx.config import ParallelismSizes as P
 from meshctx.launch import LaunchSpec, render
 from meshctx.plan import plan_mesh
-from meshctx_service.admission import WARNING_LIMIT, AdmissionReviewError, review, shorten
+from meshctx_service.integrations.kubernetes import WARNING_LIMIT, AdmissionReviewError, review, shorten
 
 
 def admission_review(obj: dict[str, Any] | None, operation: str = "CREATE") -> dict[str, Any]:

@@ -10,7 +10,7 @@ import yaml
 from meshctx.config import ParallelismSizes as P
 from meshctx.launch import LaunchSpec, render
 from meshctx.plan import plan_mesh
-from meshctx_service.skypilot_policy import PolicyRejected, PolicyRequestError, apply_policy
+from meshctx_service.integrations.skypilot import PolicyRejected, PolicyRequestError, apply_policy
 
 
 def user_request(task: dict) -> str:

@@ -18,9 +18,9 @@ from service_harness import REPO, service_env
 from meshctx.client import AsyncMeshctxClient, ProblemError
 from meshctx.config import ParallelismSizes
 from meshctx.plan.request import TopologyRequest
-from meshctx_service import routes
 from meshctx_service.app import create_app
 from meshctx_service.settings import Settings
+from meshctx_service.topology import routes
 
 BIG = {"strategy": "fsdp2", "world_size": 131072, "sizes": {"tp_size": 8, "pp_size": 4, "ep_size": 8}}
 

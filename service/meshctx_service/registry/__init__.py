@@ -1,5 +1,7 @@
 """The topology registry: clusters and jobs (validated plans, capacity, state, attestations) per tenant."""
 
+from meshctx.job_states import JobState
+
 from .engine import default_database_url, make_engine
 from .errors import (
     CapacityError,
@@ -17,7 +19,7 @@ from .errors import (
     RegistryError,
 )
 from .migrate import ensure_schema, upgrade_database, upgrade_engine
-from .records import AttestationRecord, ClusterRecord, JobRecord, JobState, Page, Registration
+from .records import AttestationRecord, ClusterRecord, JobRecord, Page, Registration
 from .store import Registry
 
 __all__ = [

@@ -1,22 +1,19 @@
 """Typed registry errors. Each names the HTTP status it maps to and carries the facts a client needs.
 
-The registry knows nothing about HTTP; ``status`` and ``code`` only let the route layer turn any of these
-into problem+json with one generic handler (``type``/``title`` from ``code``, ``detail`` from ``str(err)``,
-extra members from ``extras()``).
+They are ``ServiceError``s, so the service's one handler turns any of them into problem+json (``type`` from
+``code``, ``detail`` from ``str(err)``, extra members from ``extras()``); the registry itself never answers HTTP.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..http.errors import ServiceError, field_errors, join_fields
 
-class RegistryError(Exception):
-    status: int = 500
-    code: str = "registry_error"
 
-    def extras(self) -> dict[str, object]:
-        """Members added to the problem+json body besides ``detail``."""
-        return {}
+class RegistryError(ServiceError):
+    status = 500
+    code = "registry_error"
 
 
 class InvalidInputError(RegistryError):
@@ -26,8 +23,8 @@ class InvalidInputError(RegistryError):
     code = "invalid_input"
 
     def __init__(self, errors: Sequence[tuple[str, str]]) -> None:
-        self.errors = [{"field": f, "detail": d} for f, d in errors]
-        super().__init__("; ".join(f"{f}: {d}" for f, d in errors))
+        self.errors = field_errors(errors)
+        super().__init__(join_fields(errors))
 
     def extras(self) -> dict[str, object]:
         return {"errors": self.errors}
@@ -184,3 +181,6 @@ class RegistryBusyError(RegistryError):
 
     status = 503
     code = "registry_busy"
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": "1"}

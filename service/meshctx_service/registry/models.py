@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from .records import JobState
+from meshctx.job_states import NAMES as STATE_NAMES
 
 NAME_LENGTH = 128
 
@@ -42,7 +42,7 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         UniqueConstraint("tenant", "job_id", name="uq_jobs_tenant_job_id"),
-        CheckConstraint(f"state IN ({', '.join(repr(s.value) for s in JobState)})", name="ck_jobs_state"),
+        CheckConstraint(f"state IN ({', '.join(map(repr, STATE_NAMES))})", name="ck_jobs_state"),
         CheckConstraint("gpus >= 1", name="ck_jobs_gpus"),
         Index("ix_jobs_tenant_cluster_state", "tenant", "cluster_name", "state", "gpus"),  # covers the capacity sum
         Index("ix_jobs_tenant_state", "tenant", "state"),

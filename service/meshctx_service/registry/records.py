@@ -4,33 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
 from typing import Any, Generic, TypeVar
 
-
-class JobState(str, Enum):
-    REGISTERED = "registered"
-    RUNNING = "running"
-    FINISHED = "finished"
-    FAILED = "failed"
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def active(self) -> bool:
-        """Active jobs hold their GPUs on the cluster."""
-        return self in (JobState.REGISTERED, JobState.RUNNING)
-
-
-#: Legal next states. A job may fail before it ever runs (e.g. the launch crashed before attesting).
-TRANSITIONS: dict[JobState, tuple[JobState, ...]] = {
-    JobState.REGISTERED: (JobState.RUNNING, JobState.FAILED),
-    JobState.RUNNING: (JobState.FINISHED, JobState.FAILED),
-    JobState.FINISHED: (),
-    JobState.FAILED: (),
-}
-ACTIVE_STATES: tuple[str, ...] = tuple(s.value for s in JobState if s.active)
+from meshctx.job_states import JobState
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ from typing import TypeVar
 from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from meshctx.job_states import ACTIVE, NAMES, TRANSITIONS, JobState
 from meshctx.plan.request import TopologyRequest
 
 from . import names
-from .admission import admit
+from .capacity import check_free, fit
 from .errors import (
-    CapacityError,
     ClusterInUseError,
     FingerprintMismatchError,
     IllegalTransitionError,
@@ -33,16 +33,7 @@ from .errors import (
 from .etags import body_digest, etag_matches, make_etag
 from .models import Attestation, Cluster, Job
 from .paging import DEFAULT_LIMIT, check_limit, decode_cursor, encode_cursor
-from .records import (
-    ACTIVE_STATES,
-    TRANSITIONS,
-    AttestationRecord,
-    ClusterRecord,
-    JobRecord,
-    JobState,
-    Page,
-    Registration,
-)
+from .records import AttestationRecord, ClusterRecord, JobRecord, Page, Registration
 from .transactions import lock_cluster, read_session, run_write
 
 Row = TypeVar("Row", Cluster, Job)
@@ -88,10 +79,14 @@ def _job_record(row: Job) -> JobRecord:
     )
 
 
+def _not_a_state(state: object) -> tuple[str, str]:
+    return "state", f"{state!r} is not a state; use one of {', '.join(NAMES)}."
+
+
 def _held(session: Session, tenant: str, cluster: str, *, excluding: int | None = None) -> tuple[int, int]:
     """(active jobs, GPUs they hold) on a cluster, optionally leaving one job out."""
     query = select(func.count(Job.id), func.coalesce(func.sum(Job.gpus), 0)).where(
-        Job.tenant == tenant, Job.cluster_name == cluster, Job.state.in_(ACTIVE_STATES)
+        Job.tenant == tenant, Job.cluster_name == cluster, Job.state.in_([s.value for s in ACTIVE])
     )
     if excluding is not None:
         query = query.where(Job.id != excluding)
@@ -231,19 +226,17 @@ class Registry:
                 cluster_row = lock_cluster(session, tenant, cluster)
                 if cluster_row is None:
                     raise NotFoundError("cluster", cluster)
-            admission = admit(request, cluster_row)
+            fitted = fit(request, cluster_row)
             if cluster_row is not None:
-                capacity = cluster_row.nodes * cluster_row.gpus_per_node
                 _, held = _held(session, tenant, cluster_row.name, excluding=row.id if row is not None else None)
-                if held + admission.gpus > capacity:
-                    raise CapacityError(cluster_row.name, capacity, held, admission.gpus)
+                check_free(cluster_row, held, fitted.gpus)
             values = {
                 "cluster_name": cluster,
                 "labels": labels,
-                "request": admission.request,
-                "plan": admission.plan,
-                "fingerprint": admission.fingerprint,
-                "gpus": admission.gpus,
+                "request": fitted.request,
+                "plan": fitted.plan,
+                "fingerprint": fitted.fingerprint,
+                "gpus": fitted.gpus,
                 "body_digest": digest,
                 "updated_at": now,
             }
@@ -278,8 +271,8 @@ class Registry:
     ) -> Page[JobRecord]:
         """Jobs ordered by job id; every filter must hold (labels: each key=value pair)."""
         errors = names.label_errors(labels or {}, "label")
-        if state is not None and str(state) not in {s.value for s in JobState}:
-            errors.append(("state", f"{state!r} is not a state; use one of {', '.join(s.value for s in JobState)}."))
+        if state is not None and str(state) not in NAMES:
+            errors.append(_not_a_state(state))
         names.check(more=errors)
         query = select(Job).where(Job.tenant == tenant)
         if cluster is not None:
@@ -323,9 +316,7 @@ class Registry:
         try:
             target = JobState(state)
         except ValueError:
-            raise InvalidInputError(
-                [("state", f"{state!r} is not a state; use one of {', '.join(s.value for s in JobState)}.")]
-            ) from None
+            raise InvalidInputError([_not_a_state(state)]) from None
 
         def work(session: Session) -> JobRecord:
             row = self._job(session, tenant, job_id, lock=True)

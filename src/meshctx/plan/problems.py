@@ -38,6 +38,12 @@ class Code(str, Enum):
     SEQ_LEN_NOT_DIVISIBLE = "seq_len_not_divisible"
     BATCH_NOT_DIVISIBLE = "batch_not_divisible"
 
+    # ---- registry: a topology registered on a cluster (the service adds these to the planner's problems) ----
+    CLUSTER_SHAPE_MISMATCH = "cluster_shape_mismatch"
+    NPROC_EXCEEDS_GPUS_PER_NODE = "nproc_exceeds_gpus_per_node"
+    ELASTIC_RANGE_NOT_REGISTRABLE = "elastic_range_not_registrable"
+    CLUSTER_TOO_SMALL = "cluster_too_small"
+
     def __str__(self) -> str:
         return self.value
 

@@ -1,4 +1,4 @@
-"""Structured access logs: one JSON object per line on stderr, ready for any log shipper."""
+"""Structured logs (the access log among them): one JSON object per line on stderr, ready for any log shipper."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Wire models of the HTTP API (DESIGN.md "Wire format").
+"""Wire models of the topology endpoints (DESIGN.md "Wire format"), shared by every route that takes a topology.
 
 Requests are parsed strictly (unknown fields and non-integers are malformed, 422) and turned into a
 ``TopologyRequest`` by ``TopologyBody.to_request`` — the one place HTTP input becomes planner input.
@@ -11,26 +11,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, Field
 
 from meshctx.config import ParallelismSizes
 from meshctx.plan import ClusterShape, ModelShape, parse_nnodes
 from meshctx.plan.request import TopologyRequest
 
-from .errors import InvalidFields
-from .settings import Settings
+from ..http.errors import InvalidFields
+from ..http.wire import Int, Strict
+from ..settings import Settings
 
-#: Any integer the planner is asked about stays below this, so no request can make it factor huge numbers.
-MAX_INT = 2**31 - 1
-Int = Annotated[StrictInt, Field(le=MAX_INT)]
 NodeRange = Annotated[str, Field(pattern=r"^[0-9]{1,9}:[0-9]{1,9}$", examples=["2:8"])]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class SizesBody(_Strict):
+class SizesBody(Strict):
     """Requested degrees; unset ones are 1, and ``dp_size: null`` means "infer from the world size"."""
 
     tp_size: Int = 1
@@ -41,12 +35,12 @@ class SizesBody(_Strict):
     dp_replicate_size: Int | None = None
 
 
-class ClusterBody(_Strict):
+class ClusterBody(Strict):
     gpus_per_node: Int
     nvlink_domain: Int | None = None
 
 
-class ModelBody(_Strict):
+class ModelBody(Strict):
     num_attention_heads: Int | None = None
     num_key_value_heads: Int | None = None
     num_experts: Int | None = None
@@ -56,7 +50,7 @@ class ModelBody(_Strict):
     micro_batch_size: Int | None = None
 
 
-class TopologyBody(_Strict):
+class TopologyBody(Strict):
     """One topology: a strategy, a world (``world_size``, ``nnodes`` × ``nproc_per_node`` or ``ranks``) and sizes."""
 
     strategy: Annotated[str, Field(max_length=64, examples=["fsdp2"])]
@@ -220,23 +214,3 @@ class RankViewOut(BaseModel):
     rank: int
     coordinates: dict[str, int]
     groups: dict[str, list[int]]
-
-
-class FieldErrorOut(BaseModel):
-    field: str
-    detail: str
-
-
-class ProblemDetails(BaseModel):
-    """RFC 9457 problem details (``application/problem+json``)."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
-    errors: list[FieldErrorOut] | None = None
-
-
-class Health(BaseModel):
-    status: str

@@ -1,27 +1,30 @@
 """Wire models of the registry routes (``/v1/clusters``, ``/v1/jobs``); docs/registry.md describes them.
 
-Requests are strict like ``schemas.TopologyBody``; names and labels are checked by the registry itself so
+Requests are strict like ``topology.schemas.TopologyBody``; names and labels are checked by the registry itself so
 that every bad field is reported at once. Responses send the registry records' ``to_dict()`` unchanged;
 these models only document them.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .schemas import Int, PlanOut, ProblemDetails, ProblemOut, SuggestionOut, TopologyBody
+from meshctx.job_states import NAMES as STATE_NAMES
 
-State = Literal["registered", "running", "finished", "failed"]
+from ..http.errors import ProblemDetails
+from ..http.wire import Int, Strict
+from ..topology.schemas import PlanOut, ProblemOut, SuggestionOut, TopologyBody
+
+if TYPE_CHECKING:
+    State = str
+else:  # the job states as a literal (not the enum), so strict request parsing accepts the JSON string
+    State = Literal[STATE_NAMES]
 Name = Annotated[str, Field(min_length=1, max_length=128, examples=["team-a-llama-70b"])]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class ClusterIn(_Strict):
+class ClusterIn(Strict):
     """A cluster's shape: ``nodes`` × ``gpus_per_node`` GPUs, optionally grouped in NVLink domains."""
 
     nodes: Int
@@ -44,7 +47,7 @@ class ClusterPage(BaseModel):
     next_cursor: str | None
 
 
-class JobIn(_Strict):
+class JobIn(Strict):
     """A job's topology (the ``/v1/validate`` body), optionally on a registered cluster, with labels."""
 
     request: TopologyBody
@@ -72,11 +75,11 @@ class JobPage(BaseModel):
     next_cursor: str | None
 
 
-class StateIn(_Strict):
+class StateIn(Strict):
     state: State
 
 
-class AttestationIn(_Strict):
+class AttestationIn(Strict):
     """The fingerprint of the mesh the job built: ``MeshContext.to_plan().fingerprint()``."""
 
     fingerprint: Annotated[str, Field(min_length=1, max_length=80, examples=["sha256:0f3a…"])]

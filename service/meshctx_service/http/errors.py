@@ -1,4 +1,10 @@
-"""Every error leaves the service as RFC 9457 ``application/problem+json``; never as a traceback."""
+"""Every error leaves the service as RFC 9457 ``application/problem+json``; never as a traceback.
+
+``ServiceError`` is the one base of every refusal the service raises (bad fields, auth, the registry): it
+carries its HTTP status, a stable ``code`` (docs/problem-codes.md) and the facts a client needs.
+``install_error_handlers`` installs every exception handler of the app, so each route answers the same way
+whichever routers an app includes.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +16,62 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 PROBLEM_JSON = "application/problem+json"
-INVALID_REQUEST = "urn:meshctx:problem:invalid-request"
+#: ``type`` of every problem the service raises: this prefix, then the code with dashes.
+PROBLEM_TYPE = "urn:meshctx:problem:"
+INVALID_REQUEST = PROBLEM_TYPE + "invalid-request"
 log = logging.getLogger("meshctx.service")
 
 
-class InvalidFields(Exception):
+def join_fields(errors: Iterable[tuple[str, str]]) -> str:
+    """``field: detail; field: detail`` — the ``detail`` of a problem listing field errors."""
+    return "; ".join(f"{field}: {detail}" for field, detail in errors)
+
+
+def field_errors(errors: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    """The ``errors`` member of a problem: ``[{"field", "detail"}]``."""
+    return [{"field": field, "detail": detail} for field, detail in errors]
+
+
+class ServiceError(Exception):
+    """A refusal answered as problem+json: ``status``, ``type`` from ``code``, ``detail`` from ``str(err)``,
+    and ``code`` plus ``extras()`` as further members."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    @property
+    def type_uri(self) -> str:
+        return PROBLEM_TYPE + self.code.replace("_", "-")
+
+    def members(self) -> dict[str, object]:
+        """Members added to the problem+json body besides the standard ones."""
+        return {"code": self.code, **self.extras()}
+
+    def extras(self) -> dict[str, object]:
+        """The facts of the refusal (numbers, ETags, fingerprints, …)."""
+        return {}
+
+    def headers(self) -> dict[str, str] | None:
+        return None
+
+
+class InvalidFields(ServiceError):
     """A well-formed request the service refuses, naming each offending field (422)."""
 
+    status = 422
+    code = "invalid_request"
+
     def __init__(self, errors: Sequence[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{f}: {d}" for f, d in errors))
+        super().__init__(join_fields(errors))
         self.errors = list(errors)
+
+    def members(self) -> dict[str, object]:
+        return {"errors": field_errors(self.errors)}  # no ``code`` member: the type says it
 
 
 def problem_response(
@@ -43,11 +91,37 @@ def problem_response(
     if instance is not None:
         body["instance"] = instance
     if errors is not None:
-        body["errors"] = [{"field": field, "detail": text} for field, text in errors]
+        body["errors"] = field_errors(errors)
     content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     return Response(content, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+# --------------------------------------------------------------------------------------------- wire models
+class FieldErrorOut(BaseModel):
+    field: str
+    detail: str
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details (``application/problem+json``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldErrorOut] | None = None
+
+
+#: The refusals every route that reads a JSON body can answer, for its ``responses``.
+REFUSED: dict[int | str, dict[str, Any]] = {
+    400: {"model": ProblemDetails, "description": "The body could not be read as text (e.g. not UTF-8)."},
+    413: {"model": ProblemDetails, "description": "Body over the size limit."},
+    422: {"model": ProblemDetails, "description": "Malformed request; `errors` names each bad field."},
+}
+
+
+# ------------------------------------------------------------------------------------------------ handlers
 def _field(loc: Sequence[Any]) -> str:
     """``("body", "sizes", "tp_size")`` → ``sizes.tp_size``; list indices as ``ranks[3]``."""
     parts = list(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else list(loc)
@@ -89,9 +163,16 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
-async def _on_invalid_fields(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, InvalidFields)
-    return problem_response(422, str(exc), type_=INVALID_REQUEST, instance=request.url.path, errors=exc.errors)
+async def _on_service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    return problem_response(
+        exc.status,
+        str(exc),
+        type_=exc.type_uri,
+        instance=request.url.path,
+        headers=exc.headers(),
+        extras=exc.members(),
+    )
 
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
@@ -108,7 +189,8 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """Every exception handler of the app, whichever routers it includes."""
     app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(InvalidFields, _on_invalid_fields)
+    app.add_exception_handler(ServiceError, _on_service_error)
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -14,19 +14,12 @@ from pydantic import ValidationError
 from meshctx.plan import ValidationReport
 from meshctx.plan.request import TopologyRequest
 
-from .errors import InvalidFields
-from .fast_json import FastJSONResponse
-from .metrics import Metrics, findings
-from .schemas import (
-    EXAMPLES,
-    MAX_INT,
-    PlanOut,
-    ProblemDetails,
-    RankViewOut,
-    TopologyBody,
-    ValidationReportOut,
-)
-from .settings import Settings
+from ..http.errors import REFUSED, InvalidFields
+from ..http.metrics import Metrics, findings
+from ..http.responses import FastJSONResponse
+from ..http.wire import MAX_INT
+from ..settings import Settings
+from .schemas import EXAMPLES, PlanOut, RankViewOut, TopologyBody, ValidationReportOut
 
 router = APIRouter(prefix="/v1", tags=["topology"])
 
@@ -49,13 +42,6 @@ async def _read_topology(request: Request) -> TopologyBody:
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None
-
-
-REFUSED: dict[int | str, dict[str, Any]] = {
-    400: {"model": ProblemDetails, "description": "The body could not be read as text (e.g. not UTF-8)."},
-    413: {"model": ProblemDetails, "description": "Body over the size limit."},
-    422: {"model": ProblemDetails, "description": "Malformed request; `errors` names each bad field."},
-}
 
 
 def _check(body: TopologyBody, request: Request, endpoint: str) -> ValidationReport:

@@ -16,8 +16,9 @@ from typing import Annotated
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from .auth import Principal, Role, TokenStore, UnauthenticatedError, require
-from .settings import Settings
+from ..settings import Settings
+from .principals import Principal, Role, UnauthenticatedError, require
+from .tokens import TokenStore
 
 LOCAL_TENANT = "local"
 LOCAL = Principal(LOCAL_TENANT, Role.ADMIN, "auth-disabled")

@@ -1,9 +1,9 @@
-"""Whether a topology request may be registered, optionally on a given cluster, before anything is stored.
+"""Whether a job fits a cluster: its shape and size before anything is stored, its free GPUs inside the write.
 
 The planner decides validity (``TopologyRequest.validate``); this module only adds what the registry knows
 and the planner does not: the registered cluster's shape, which replaces (or must agree with) the request's
-own ``cluster``, and the cluster's size. Capacity (the GPUs *other* jobs hold) is checked later, inside the
-locked write transaction.
+own ``cluster``, the cluster's size, and the GPUs *other* active jobs hold on it (checked by ``check_free``
+inside the locked write transaction, see ``transactions.py``).
 """
 
 from __future__ import annotations
@@ -13,25 +13,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshctx.plan import ClusterShape
+from meshctx.plan.problems import Code, Problem
 from meshctx.plan.request import TopologyRequest
 
-from .errors import InvalidTopologyError
+from .errors import CapacityError, InvalidTopologyError
 from .models import Cluster
 
 
 @dataclass(frozen=True)
-class Admission:
+class Fit:
+    """What to store for a job that fits: its request and plan as sent on the wire, and the GPUs it holds."""
+
     request: dict[str, Any]
     plan: dict[str, Any]
     fingerprint: str
     gpus: int
 
 
-def _problem(code: str, fields: tuple[str, ...], message: str, hint: str) -> dict[str, object]:
-    return {"code": code, "severity": "error", "fields": list(fields), "message": message, "hint": hint}
-
-
-def _shape_problems(request: TopologyRequest, cluster: Cluster) -> list[dict[str, object]]:
+def _shape_problems(request: TopologyRequest, cluster: Cluster) -> list[Problem]:
     problems = []
     given = request.cluster
     if given is not None and (given.gpus_per_node, given.nvlink_domain) != (
@@ -39,8 +38,8 @@ def _shape_problems(request: TopologyRequest, cluster: Cluster) -> list[dict[str
         cluster.nvlink_domain,
     ):
         problems.append(
-            _problem(
-                "cluster_shape_mismatch",
+            Problem.error(
+                Code.CLUSTER_SHAPE_MISMATCH,
                 ("cluster.gpus_per_node", "cluster.nvlink_domain"),
                 f"The request describes {given.gpus_per_node} GPUs per node (NVLink domain {given.nvlink_domain}), "
                 f"but cluster {cluster.name!r} is registered with {cluster.gpus_per_node} "
@@ -50,8 +49,8 @@ def _shape_problems(request: TopologyRequest, cluster: Cluster) -> list[dict[str
         )
     if request.nproc_per_node is not None and request.nproc_per_node > cluster.gpus_per_node:
         problems.append(
-            _problem(
-                "nproc_exceeds_gpus_per_node",
+            Problem.error(
+                Code.NPROC_EXCEEDS_GPUS_PER_NODE,
                 ("nproc_per_node",),
                 f"nproc_per_node {request.nproc_per_node} is more than the {cluster.gpus_per_node} GPUs per node "
                 f"of cluster {cluster.name!r}.",
@@ -61,14 +60,14 @@ def _shape_problems(request: TopologyRequest, cluster: Cluster) -> list[dict[str
     return problems
 
 
-def admit(request: TopologyRequest, cluster: Cluster | None) -> Admission:
+def fit(request: TopologyRequest, cluster: Cluster | None) -> Fit:
     """The plan to store, or ``InvalidTopologyError`` with every problem (planner's and cluster's) at once."""
     submitted = request
-    problems: list[dict[str, object]] = []
+    problems: list[Problem] = []
     if isinstance(request.nnodes, str) and ":" in request.nnodes:
         problems.append(
-            _problem(
-                "elastic_range_not_registrable",
+            Problem.error(
+                Code.ELASTIC_RANGE_NOT_REGISTRABLE,
                 ("nnodes",),
                 f"nnodes {request.nnodes!r} is a range; a registered job has one world size, which its "
                 f"fingerprint depends on.",
@@ -80,30 +79,35 @@ def admit(request: TopologyRequest, cluster: Cluster | None) -> Admission:
         shape = ClusterShape(gpus_per_node=cluster.gpus_per_node, nvlink_domain=cluster.nvlink_domain)
         request = dataclasses.replace(request, cluster=request.cluster or shape)
     report = request.validate()
-    wire = report.to_dict()
-    problems = [p for p in wire["problems"]] + problems  # type: ignore[attr-defined]
     plan = report.plan
     if plan is not None and cluster is not None:
         highest = max(plan.ranks) + 1 if plan.ranks is not None else plan.world_size
         capacity = cluster.nodes * cluster.gpus_per_node
         if highest > capacity:
             problems.append(
-                _problem(
-                    "cluster_too_small",
+                Problem.error(
+                    Code.CLUSTER_TOO_SMALL,
                     ("world_size", "ranks") if plan.ranks is not None else ("world_size",),
                     f"The job needs {highest} GPUs (ranks 0..{highest - 1} in launcher order) but cluster "
                     f"{cluster.name!r} has only {capacity} ({cluster.nodes} nodes × {cluster.gpus_per_node}).",
                     f"Use a world size of at most {capacity}, or a larger cluster.",
                 )
             )
-    if problems or plan is None:
-        wire["valid"] = False
-        wire["problems"] = problems
-        wire["plan"] = None
-        raise InvalidTopologyError(problems, wire)
-    return Admission(
+    wire = report.to_dict()
+    found = [*wire["problems"], *(p.to_dict() for p in problems)]  # type: ignore[misc]
+    if found or plan is None:
+        wire |= {"valid": False, "problems": found, "plan": None}
+        raise InvalidTopologyError(found, wire)
+    return Fit(
         request=submitted.to_dict(),
         plan=wire["plan"],  # type: ignore[arg-type]
         fingerprint=plan.fingerprint(),
         gpus=plan.world_size,
     )
+
+
+def check_free(cluster: Cluster, held: int, needed: int) -> None:
+    """``CapacityError`` unless the cluster's GPUs cover those its other active jobs hold plus ``needed``."""
+    capacity = cluster.nodes * cluster.gpus_per_node
+    if held + needed > capacity:
+        raise CapacityError(cluster.name, capacity, held, needed)

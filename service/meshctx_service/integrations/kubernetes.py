@@ -1,4 +1,5 @@
-"""Kubernetes validating admission (``admission.k8s.io/v1`` AdmissionReview) for training jobs.
+"""Kubernetes validating admission (``admission.k8s.io/v1`` AdmissionReview) for training jobs, and its
+webhook ``POST /v1/admission/kubernetes``.
 
 A workload opts in with ``meshctx.io/*`` annotations on its own metadata; anything without one is
 allowed untouched. The world size comes from the workload's spec (see ``world_of``); the sizes from
@@ -10,12 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from meshctx.launch.annotations import FINGERPRINT, MODEL_ANNOTATIONS, NPROC_PER_NODE, SIZE_ANNOTATIONS, STRATEGY
 from meshctx.launch.annotations import PREFIX as ANNOTATION_PREFIX
 from meshctx.plan import validate_topology
 
+from ..http.errors import REFUSED, InvalidFields
+from ..http.wire import Open
 from .job_sizes import positive_int, read_job_sizes
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
@@ -25,12 +32,8 @@ CODE_INVALID_TOPOLOGY = 403
 CODE_UNREADABLE = 422
 
 
-class AdmissionReviewError(ValueError):
-    """The body is not an AdmissionReview; ``errors`` holds (field, detail) pairs for a 422 problem."""
-
-    def __init__(self, errors: list[tuple[str, str]]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(f"{f}: {d}" for f, d in errors))
+class AdmissionReviewError(InvalidFields):
+    """The body is not an AdmissionReview, so it cannot be answered with one: a 422 problem naming each field."""
 
 
 @dataclass
@@ -248,3 +251,62 @@ def review(body: object) -> dict[str, object]:
     api_version, request = _check_envelope(body)
     response = {"uid": request["uid"], **decide(request)}
     return {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}
+
+
+# ---------------------------------------------------------------------------------------------------- HTTP
+class AdmissionRequestIn(Open):
+    uid: Annotated[str, Field(min_length=1)]
+    operation: str | None = None
+    namespace: str | None = None
+    object: dict[str, Any] | None = Field(default=None, description="The workload (TrainJob, PyTorchJob, JobSet)")
+
+
+class AdmissionReviewIn(Open):
+    apiVersion: Literal["admission.k8s.io/v1", "admission.k8s.io/v1beta1"]
+    kind: Literal["AdmissionReview"]
+    request: AdmissionRequestIn
+
+
+assert set(AdmissionReviewIn.model_fields["apiVersion"].annotation.__args__) == set(API_VERSIONS)  # type: ignore[union-attr]
+
+
+class StatusOut(BaseModel):
+    code: int
+    message: str
+
+
+class AdmissionResponseOut(BaseModel):
+    uid: str
+    allowed: bool
+    status: StatusOut | None = Field(default=None, description="On denial: 403 invalid topology, 422 unreadable")
+    warnings: list[Annotated[str, Field(max_length=WARNING_LIMIT)]] | None = None
+
+
+class AdmissionReviewOut(BaseModel):
+    apiVersion: str
+    kind: Literal["AdmissionReview"]
+    response: AdmissionResponseOut
+
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post(
+    "/admission/kubernetes",
+    tags=["integration"],
+    response_model=None,
+    responses={
+        200: {"model": AdmissionReviewOut, "description": "The verdict, as an AdmissionReview (denials too)."},
+        **REFUSED,
+    },
+    summary="Kubernetes validating admission webhook",
+)
+async def admission_kubernetes(body: AdmissionReviewIn) -> JSONResponse:
+    """``admission.k8s.io/v1`` (or ``v1beta1``) AdmissionReview in, the same apiVersion and kind
+    back with ``response.uid`` copied. Every verdict about the *workload* is a 200 review: denied
+    with ``status.code`` 403 for an invalid topology and 422 for unreadable ``meshctx.io/*``
+    annotations or job fields. A body that is not an AdmissionReview at all (no ``request.uid``,
+    another kind) cannot be answered with one, so it gets a 422 problem response — the API server
+    then applies the webhook's ``failurePolicy`` as for any failed call."""
+    # The model already checks the envelope; review() checks it again (AdmissionReviewError, the same 422).
+    return JSONResponse(review(body.model_dump()))

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
-from .errors import problem_response
+from .errors import ProblemDetails, problem_response
 from .metrics import Metrics
-from .schemas import Health, ProblemDetails
 
 router = APIRouter(tags=["operations"])
+
+
+class Health(BaseModel):
+    status: str
 
 
 @router.get("/livez", response_model=None, responses={200: {"model": Health}})

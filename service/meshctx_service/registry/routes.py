@@ -1,23 +1,23 @@
 """``/v1/clusters`` and ``/v1/jobs``: the topology registry behind HTTP (docs/registry.md).
 
 Handlers are plain ``def``: the registry is synchronous SQLAlchemy, so FastAPI runs them in its thread
-pool. Every ``RegistryError`` and ``AuthError`` becomes problem+json in one handler each (``install``).
-Every operation is scoped to the tenant of the caller's token.
+pool. ``RegistryError`` and ``AuthError`` are ``ServiceError``s, which the app's one handler turns into
+problem+json (``http.errors``). Every operation is scoped to the tenant of the caller's token.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from .auth import AuthError, Principal, Role
-from .errors import InvalidFields, problem_response
-from .gate import needs
-from .registry import JobRecord, Registry, RegistryError
-from .registry.paging import DEFAULT_LIMIT, MAX_LIMIT
-from .registry_schemas import (
+from ..auth import Principal, Role
+from ..auth.gate import needs
+from ..http.errors import InvalidFields
+from .paging import DEFAULT_LIMIT, MAX_LIMIT
+from .records import JobRecord
+from .schemas import (
     AttestationIn,
     AttestationList,
     AttestationOut,
@@ -30,9 +30,9 @@ from .registry_schemas import (
     RegistryProblem,
     StateIn,
 )
+from .store import Registry
 
 router = APIRouter(prefix="/v1")
-PROBLEM_TYPE = "urn:meshctx:problem:"
 
 Reader = Annotated[Principal, Depends(needs(Role.READ))]
 Writer = Annotated[Principal, Depends(needs(Role.WRITE))]
@@ -251,38 +251,3 @@ def attest(job_id: JobId, body: AttestationIn, principal: Writer, request: Reque
 def attestations(job_id: JobId, principal: Reader, request: Request) -> JSONResponse:
     found = _registry(request).attestations(principal.tenant, job_id)
     return JSONResponse({"items": [a.to_dict() for a in found]})
-
-
-# -- errors ---------------------------------------------------------------------------------------------------
-
-
-async def _on_registry_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RegistryError)
-    headers = {"Retry-After": "1"} if exc.status == 503 else None
-    extras = {"code": exc.code, **exc.extras()}
-    return problem_response(
-        exc.status,
-        str(exc),
-        type_=PROBLEM_TYPE + exc.code.replace("_", "-"),
-        instance=request.url.path,
-        headers=headers,
-        extras=extras,
-    )
-
-
-async def _on_auth_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, AuthError)
-    return problem_response(
-        exc.status,
-        str(exc),
-        type_=PROBLEM_TYPE + exc.code,
-        instance=request.url.path,
-        headers=exc.headers(),
-        extras={"code": exc.code},
-    )
-
-
-def install(app: FastAPI) -> None:
-    app.add_exception_handler(RegistryError, _on_registry_error)
-    app.add_exception_handler(AuthError, _on_auth_error)
-    app.include_router(router)

@@ -1,4 +1,5 @@
-"""SkyPilot RESTful admin policy: check a task's ``MESHCTX_*`` envs against its nodes and GPUs.
+"""SkyPilot RESTful admin policy (``POST /v1/policy/skypilot``): check a task's ``MESHCTX_*`` envs against its
+nodes and GPUs.
 
 SkyPilot POSTs the JSON encoding of ``{"task": YAML, "skypilot_config": YAML, "request_name", ...}``
 *as a JSON string* and expects the same back for ``{"task": YAML, "skypilot_config": YAML}``; a
@@ -11,14 +12,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from fastapi import APIRouter, Body
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import Discriminator, Field, Tag
 
 from meshctx.launch.spec import ENV_FINGERPRINT, ENV_STRATEGY, ENV_WORLD_SIZE, SIZE_ENV
 from meshctx.plan import validate_topology
 from meshctx.plan.shapes import MODEL_FIELDS
 
+from ..http.errors import REFUSED, InvalidFields, ProblemDetails
+from ..http.wire import Open
 from .job_sizes import positive_int, read_job_sizes
 
 #: Model-shape envs, e.g. ``MESHCTX_NUM_ATTENTION_HEADS``.
@@ -29,12 +35,8 @@ class PolicyRejected(Exception):
     """The task is refused; the message is the plain-text body of the HTTP 400."""
 
 
-class PolicyRequestError(ValueError):
-    """The body is not a SkyPilot policy request; ``errors`` holds (field, detail) pairs (422)."""
-
-    def __init__(self, errors: list[tuple[str, str]]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(f"{f}: {d}" for f, d in errors))
+class PolicyRequestError(InvalidFields):
+    """The body is not a SkyPilot policy request: a 422 problem naming each field."""
 
 
 def _decode(body: object) -> tuple[dict[str, Any], str, str]:
@@ -116,3 +118,65 @@ def apply_policy(body: object) -> str:
     }
     task["envs"] = envs
     return json.dumps({"task": yaml.safe_dump(task, sort_keys=False), "skypilot_config": config_text})
+
+
+# ---------------------------------------------------------------------------------------------------- HTTP
+class SkyPilotRequestIn(Open):
+    """SkyPilot's ``UserRequest`` (``request_name``, ``request_options``, ``at_client_side`` and
+    ``user`` are passed along unread)."""
+
+    task: str = Field(description="The task as YAML")
+    skypilot_config: str = Field(description="The SkyPilot config as YAML")
+
+
+def _encoding(body: object) -> str | None:
+    """Which form the body takes; the tags are not identifiers, so error fields read ``task``, not a union tag."""
+    return "as-string" if isinstance(body, str) else "as-object" if isinstance(body, dict) else None
+
+
+SkyPilotBody = Annotated[
+    Annotated[str, Tag("as-string")] | Annotated[SkyPilotRequestIn, Tag("as-object")],
+    Discriminator(_encoding, custom_error_type="invalid_body", custom_error_message="expected a JSON string or object"),
+]
+
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post(
+    "/policy/skypilot",
+    tags=["integration"],
+    response_model=None,
+    responses={
+        200: {
+            "description": '`MutatedUserRequest.encode()`: a JSON string holding `{"task", "skypilot_config"}`.',
+            "content": {"application/json": {"schema": {"type": "string"}}},
+        },
+        400: {
+            "description": "Rejected: the plain-text reason SkyPilot shows the user (or a problem document "
+            "when the body could not be read as text).",
+            "content": {
+                "text/plain": {"schema": {"type": "string"}},
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}},
+            },
+        },
+        413: REFUSED[413],
+        422: {"model": ProblemDetails, "description": "Not a SkyPilot user request; `errors` names each field."},
+    },
+    summary="SkyPilot RESTful admin policy",
+)
+async def policy_skypilot(
+    body: Annotated[
+        SkyPilotBody,
+        Body(description="`UserRequest.encode()` — the JSON object, JSON-encoded once more as a string."),
+    ],
+) -> Response:
+    """Set ``admin_policy: https://HOST/v1/policy/skypilot`` in SkyPilot's config. Tasks with
+    ``MESHCTX_*`` envs are checked against their ``num_nodes`` and ``resources.accelerators``; a
+    valid one gets ``MESHCTX_WORLD_SIZE``, ``MESHCTX_DP_SIZE`` and ``MESHCTX_FINGERPRINT`` added,
+    others pass unchanged. A rejection is a 400 with a plain-text reason, as SkyPilot expects."""
+    try:
+        mutated = apply_policy(body if isinstance(body, str) else body.model_dump())
+    except PolicyRejected as rejected:
+        return PlainTextResponse(str(rejected), status_code=400)
+    return Response(json.dumps(mutated), media_type="application/json")

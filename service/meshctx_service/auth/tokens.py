@@ -18,63 +18,11 @@ import hmac
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
 
 import yaml
 
-
-class Role(IntEnum):
-    READ = 1
-    WRITE = 2
-    ADMIN = 3
-
-    def __str__(self) -> str:
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, value: object) -> Role | None:
-        return cls.__members__.get(value.upper()) if isinstance(value, str) else None
-
-
-@dataclass(frozen=True)
-class Principal:
-    tenant: str
-    role: Role
-    token_id: str  # the first 12 hex digits of the token's digest: safe to log
-
-    def allows(self, role: Role) -> bool:
-        return self.role >= role
-
-
-class AuthError(Exception):
-    status: int = 401
-    code: str = "unauthenticated"
-
-    def headers(self) -> dict[str, str]:
-        return {}
-
-
-class UnauthenticatedError(AuthError):
-    """No credentials, malformed ones, or a token nobody configured: HTTP 401 with a Bearer challenge."""
-
-    def headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": 'Bearer realm="meshctx"'}
-
-
-class ForbiddenError(AuthError):
-    """A valid token whose role is too low for the operation: HTTP 403."""
-
-    status = 403
-    code = "forbidden"
-
-    def __init__(self, principal: Principal, needed: Role) -> None:
-        self.principal, self.needed = principal, needed
-        super().__init__(
-            f"This token has the {principal.role} role for tenant {principal.tenant!r}; this operation needs "
-            f"{needed}. Use a token with the {needed} role."
-        )
+from .principals import Principal, Role, UnauthenticatedError
 
 
 class TokenConfigError(ValueError):
@@ -176,10 +124,3 @@ class TokenStore:
         if principal is None:
             raise UnauthenticatedError("Unknown or revoked token.")
         return principal
-
-
-def require(principal: Principal, role: Role) -> Principal:
-    """``principal`` if its role is at least ``role``, else ``ForbiddenError``."""
-    if not principal.allows(role):
-        raise ForbiddenError(principal, role)
-    return principal

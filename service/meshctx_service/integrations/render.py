@@ -1,0 +1,129 @@
+"""``POST /v1/render/{target}``: launcher settings (torchrun, Slurm, TrainJob, Kueue, SkyPilot) for a valid
+topology, from the torch-free ``meshctx.launch``; this module only adapts it to HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from meshctx.launch import TARGETS, LaunchError, LaunchSpec, validate_and_render
+
+from ..http.errors import REFUSED, InvalidFields
+from ..http.metrics import Metrics
+from ..http.wire import Int, Strict
+from ..topology.schemas import ModelBody, NodeRange, SizesBody, TopologyBody, ValidationReportOut
+
+router = APIRouter(prefix="/v1")
+
+Target = Literal["torchrun", "slurm", "trainjob", "kueue", "skypilot"]
+assert set(Target.__args__) == set(TARGETS), "keep the path enum in step with meshctx.launch.TARGETS"  # type: ignore[attr-defined]
+Name = Annotated[str, Field(min_length=1, max_length=253)]
+
+
+class RenderBody(Strict):
+    """A topology on ``nnodes`` × ``nproc_per_node`` (the validate request's fields, without
+    ``world_size``/``ranks``/``cluster``: launchers count nodes) plus how the job is started."""
+
+    strategy: Annotated[str, Field(max_length=64, examples=["fsdp2"])]
+    nnodes: Int | NodeRange
+    nproc_per_node: Int
+    sizes: SizesBody = Field(default_factory=SizesBody)
+    model: ModelBody | None = None
+    job_name: Name = "meshctx-job"
+    command: Annotated[list[Annotated[str, Field(max_length=4096)]], Field(min_length=1, max_length=256)] = Field(
+        default_factory=lambda: ["train.py"], description="The training script and its arguments"
+    )
+    rdzv_endpoint: Name | None = Field(default=None, description="HOST:PORT (torchrun, multi-node)")
+    rdzv_backend: Name = "c10d"
+    rdzv_id: Name | None = None
+    accelerator: Name | None = Field(default=None, description="GPU type, e.g. H100 (SkyPilot; Slurm gres)")
+    image: Name | None = Field(default=None, description="container image (TrainJob)")
+    runtime: Name = Field(default="torch-distributed", description="TrainJob runtimeRef name")
+    queue: Name | None = Field(default=None, description="Kueue LocalQueue (TrainJob label)")
+    slice_topology: Name | None = Field(default=None, description="Kueue: node label of each group's domain")
+    slice_group: Literal["model", "stage"] = "model"
+    podset_topology: Name | None = Field(default=None, description="Kueue: node label of the whole job's domain")
+    podset_topology_mode: Literal["required", "preferred"] = "required"
+
+    def topology(self) -> TopologyBody:
+        return TopologyBody(
+            strategy=self.strategy,
+            nnodes=self.nnodes,
+            nproc_per_node=self.nproc_per_node,
+            sizes=self.sizes,
+            model=self.model,
+        )
+
+    def launch(self) -> LaunchSpec:
+        fields = self.model_dump(exclude={"strategy", "sizes", "model", "command"})
+        return LaunchSpec(command=tuple(self.command), **fields)
+
+
+class RenderingOut(BaseModel):
+    target: str
+    data: dict[str, Any] = Field(description="The document in the target's own field names")
+    text: str = Field(description="What to paste: a shell script, YAML or annotations")
+    env: dict[str, str] = Field(description="The MESHCTX_* environment the job gets")
+    notes: list[str]
+
+
+class RenderReportOut(ValidationReportOut):
+    rendering: RenderingOut | None = Field(description="null when the topology is invalid")
+
+
+RENDER_EXAMPLES: dict[str, dict[str, Any]] = {
+    "torchrun": {
+        "summary": "torchrun on 4 nodes of 8 GPUs, tp 8 × pp 2",
+        "value": {
+            "strategy": "fsdp2",
+            "nnodes": 4,
+            "nproc_per_node": 8,
+            "sizes": {"tp_size": 8, "pp_size": 2},
+            "rdzv_endpoint": "head:29500",
+            "command": ["train.py", "--config", "llm.yaml"],
+        },
+    },
+    "kueue": {
+        "summary": "Kueue slices keeping each tp group of 8 in one rack",
+        "value": {
+            "strategy": "fsdp2",
+            "nnodes": 8,
+            "nproc_per_node": 4,
+            "sizes": {"tp_size": 8},
+            "slice_topology": "cloud.provider.com/topology-rack",
+        },
+    },
+}
+
+
+@router.post(
+    "/render/{target}",
+    tags=["integration"],
+    response_model=None,
+    responses={
+        200: {"model": RenderReportOut, "description": "The validate report plus the rendering (null if invalid)."},
+        **REFUSED,
+    },
+    summary="Launcher settings for a valid topology",
+)
+async def render(
+    target: Annotated[Target, Path(description="Launcher to render for")],
+    body: Annotated[RenderBody, Body(openapi_examples=RENDER_EXAMPLES)],
+    request: Request,
+) -> JSONResponse:
+    """What ``meshctx render TARGET --json`` prints: the topology is validated over every node count
+    first; an invalid one is a 200 with ``valid: false`` and ``rendering: null`` (as ``/v1/validate``),
+    and the launch settings are only checked for a valid one. Launch settings the target cannot
+    express (no rendezvous endpoint for a multi-node torchrun, no ``slice_topology`` for Kueue,
+    an elastic range for a TrainJob, …) are a 422 naming each field."""
+    ask = body.topology().checked_request(request.app.state.settings)
+    try:
+        report, rendering = validate_and_render(target, ask.strategy, ask.sizes, body.launch(), model=ask.model)
+    except LaunchError as error:
+        raise InvalidFields(error.errors) from None
+    metrics: Metrics = request.app.state.metrics
+    metrics.observe_report("render", report)
+    return JSONResponse(report.to_dict() | {"rendering": rendering.to_dict() if rendering is not None else None})

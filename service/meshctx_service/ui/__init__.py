@@ -1,0 +1,1 @@
+"""The topology viewer: static files served at ``/ui`` (``routes``)."""
