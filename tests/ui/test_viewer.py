@@ -93,12 +93,16 @@ def the_plan(strategy: str, world: int, *, gpn: int | None = None, nvlink: int |
 def test_ui_is_served_from_the_package(ui_server: LiveServer) -> None:
     from importlib.resources import files
 
-    shipped = files("meshctx_service") / "ui"
+    shipped = files("meshctx_service") / "ui" / "static"
     redirect = httpx.get(f"{ui_server.url}/ui", timeout=5)
     assert redirect.status_code == 307 and redirect.headers["location"] == "/ui/"
-    for name, kind in (("", "text/html"), ("app.js", "javascript"), ("style.css", "text/css")):
+    modules = sorted(f"js/{m.name}" for m in (shipped / "js").iterdir() if m.name.endswith(".js"))
+    assert "js/main.js" in modules and "js/layout.js" in modules
+    # ES modules load only under a JavaScript type; text/javascript is the one the HTML standard names.
+    assets = [("", "text/html"), ("style.css", "text/css"), *((m, "text/javascript") for m in modules)]
+    for name, kind in assets:
         response = httpx.get(f"{ui_server.url}/ui/{name}", timeout=5)
-        assert response.status_code == 200 and kind in response.headers["content-type"]
+        assert response.status_code == 200 and kind in response.headers["content-type"], name
         assert response.text == (shipped / (name or "index.html")).read_text()
     assert "/ui" not in str(httpx.get(f"{ui_server.url}/openapi.json", timeout=5).json()["paths"])
 
