@@ -294,6 +294,23 @@ def test_state_round_trips_through_the_url(page: Any, ui_server: LiveServer) -> 
     fresh.close()
 
 
+def test_a_new_url_is_checked_before_the_verdict_reads_valid(page: Any, ui_server: LiveServer) -> None:
+    """Opening another topology's URL in the same tab shows "Checking…" until that topology is planned: never the
+    previous verdict over the previous mesh (validation is slowed down here so the answer arrives late)."""
+    open_viewer(page, ui_server, world_size=8, gpus_per_node=8, tp_size=2)
+    assert "on 8 GPUs" in wait_verdict(page, "valid")
+
+    def slowly(route: Any) -> None:
+        time.sleep(0.5)
+        route.continue_()
+
+    page.route("**/v1/validate", slowly)
+    open_viewer(page, ui_server, world_size=64, gpus_per_node=8, tp_size=4)
+    assert "on 64 GPUs" in str(page.text_content("#verdict"))
+    assert page.evaluate("() => meshViewer.plan.world_size") == 64
+    assert page.evaluate("() => meshViewer.axis") == "tp"
+
+
 # ---------------------------------------------------------------------------------------------- scale
 def test_4096_gpus_render_quickly_and_bigger_worlds_aggregate_by_node(page: Any, ui_server: LiveServer) -> None:
     start = time.perf_counter()
