@@ -93,12 +93,16 @@ def the_plan(strategy: str, world: int, *, gpn: int | None = None, nvlink: int |
 def test_ui_is_served_from_the_package(ui_server: LiveServer) -> None:
     from importlib.resources import files
 
-    shipped = files("meshctx_service") / "ui"
+    shipped = files("meshctx_service") / "ui" / "static"
     redirect = httpx.get(f"{ui_server.url}/ui", timeout=5)
     assert redirect.status_code == 307 and redirect.headers["location"] == "/ui/"
-    for name, kind in (("", "text/html"), ("app.js", "javascript"), ("style.css", "text/css")):
+    modules = sorted(f"js/{m.name}" for m in (shipped / "js").iterdir() if m.name.endswith(".js"))
+    assert "js/main.js" in modules and "js/layout.js" in modules
+    # ES modules load only under a JavaScript type; text/javascript is the one the HTML standard names.
+    assets = [("", "text/html"), ("style.css", "text/css"), *((m, "text/javascript") for m in modules)]
+    for name, kind in assets:
         response = httpx.get(f"{ui_server.url}/ui/{name}", timeout=5)
-        assert response.status_code == 200 and kind in response.headers["content-type"]
+        assert response.status_code == 200 and kind in response.headers["content-type"], name
         assert response.text == (shipped / (name or "index.html")).read_text()
     assert "/ui" not in str(httpx.get(f"{ui_server.url}/openapi.json", timeout=5).json()["paths"])
 
@@ -288,6 +292,23 @@ def test_state_round_trips_through_the_url(page: Any, ui_server: LiveServer) -> 
     assert fresh.is_checked('#axis-picker input[value="pp"]')
     assert fresh.url == url
     fresh.close()
+
+
+def test_a_new_url_is_checked_before_the_verdict_reads_valid(page: Any, ui_server: LiveServer) -> None:
+    """Opening another topology's URL in the same tab shows "Checking…" until that topology is planned: never the
+    previous verdict over the previous mesh (validation is slowed down here so the answer arrives late)."""
+    open_viewer(page, ui_server, world_size=8, gpus_per_node=8, tp_size=2)
+    assert "on 8 GPUs" in wait_verdict(page, "valid")
+
+    def slowly(route: Any) -> None:
+        time.sleep(0.5)
+        route.continue_()
+
+    page.route("**/v1/validate", slowly)
+    open_viewer(page, ui_server, world_size=64, gpus_per_node=8, tp_size=4)
+    assert "on 64 GPUs" in str(page.text_content("#verdict"))
+    assert page.evaluate("() => meshViewer.plan.world_size") == 64
+    assert page.evaluate("() => meshViewer.axis") == "tp"
 
 
 # ---------------------------------------------------------------------------------------------- scale

@@ -1,1 +1,2 @@
-"""The topology viewer: static files served at ``/ui`` (``routes``)."""
+"""The topology viewer: static ES modules under ``static/`` (served by ``routes``) and the form
+vocabulary they fetch at start-up (``meta``)."""
