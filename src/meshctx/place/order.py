@@ -27,39 +27,79 @@ from .topology import Node
 Item = object
 
 
-def slot_levels(classes: Sequence[AxisClasses], slots: int) -> list[list[int]]:
-    """The block id of every slot at each level (see the module docstring), finest first."""
-    parent = list(range(slots))
+class _Components:
+    """Union-find over slots."""
 
-    def find(x: int) -> int:
+    def __init__(self, slots: int) -> None:
+        self.parent = list(range(slots))
+        self.count = slots
+
+    def find(self, x: int) -> int:
+        parent = self.parent
         while parent[x] != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
         return x
 
-    components = slots
-    levels: list[list[int]] = []
-    for axis in classes:
-        if components == 1:
-            break
-        for cls in axis.classes:
-            root = find(cls[0])
+    def join(self, classes: Sequence[tuple[int, ...]]) -> None:
+        for cls in classes:
+            root = self.find(cls[0])
             for s in cls[1:]:
-                other = find(s)
+                other = self.find(s)
                 if other != root:
-                    parent[other] = root
-                    components -= 1
-        if components == slots or (levels and components == len(set(levels[-1]))):
+                    self.parent[other] = root
+                    self.count -= 1
+
+    def ids(self) -> list[int]:
+        return [self.find(s) for s in range(len(self.parent))]
+
+
+def _uniform(ids: list[int]) -> bool:
+    sizes: dict[int, int] = {}
+    for i in ids:
+        sizes[i] = sizes.get(i, 0) + 1
+    return len(set(sizes.values())) == 1
+
+
+def _refines(fine: list[int], coarse: list[int]) -> bool:
+    """Every block of ``fine`` lies inside one block of ``coarse``."""
+    seen: dict[int, int] = {}
+    return all(seen.setdefault(f, c) == c for f, c in zip(fine, coarse))
+
+
+def slot_levels(classes: Sequence[AxisClasses], slots: int) -> list[list[int]]:
+    """The block id of every slot at each level, finest first (see the module docstring).
+
+    Candidates, in priority order: for each axis, the join of its classes with those of every axis
+    before it, then its own classes alone. A candidate becomes a level when its blocks have one size and
+    it nests with the levels taken so far, so a lower-priority axis with finer groups (ep under a tp that
+    spans many nodes) still gets packed, but never at the expense of a level taken before it."""
+    chain: list[tuple[int, list[int]]] = []  # (number of blocks, block id per slot), most blocks first
+
+    def offer(count: int, ids: list[int] | None) -> None:
+        if count == slots or count in (c for c, _ in chain):
+            return
+        ids = ids if ids is not None else [0] * slots
+        if not _uniform(ids):
+            return
+        at = sum(1 for c, _ in chain if c > count)
+        if at > 0 and not _refines(chain[at - 1][1], ids):
+            return
+        if at < len(chain) and not _refines(ids, chain[at][1]):
+            return
+        chain.insert(at, (count, ids))
+
+    cumulative = _Components(slots)
+    for axis in classes:
+        if not axis.classes:
             continue
-        ids = [find(s) for s in range(slots)]
-        sizes: dict[int, int] = {}
-        for i in ids:
-            sizes[i] = sizes.get(i, 0) + 1
-        if len(set(sizes.values())) == 1:
-            levels.append(ids)
-    if not levels or len(set(levels[-1])) > 1:
-        levels.append([0] * slots)
-    return levels
+        cumulative.join(axis.classes)
+        offer(cumulative.count, cumulative.ids() if cumulative.count > 1 else None)
+        own = _Components(slots)
+        own.join(axis.classes)
+        offer(own.count, own.ids() if own.count > 1 else None)
+    offer(1, None)
+    return [ids for _, ids in chain]
 
 
 def _block_tree(levels: list[list[int]], slots: int) -> list[object]:
@@ -105,15 +145,24 @@ def _cut(items_at: dict[tuple[object, ...], list[Item]], size: int) -> dict[tupl
     for siblings in children.values():
         siblings.sort(key=lambda p: _sort_key(p[-1]))
     chunks: dict[tuple[object, ...], list[Item]] = {}
+    visited = 0
 
-    def visit(path: tuple[object, ...]) -> list[Item]:
-        pool: list[Item] = list(items_at.get(path, ()))
+    def visit(path: tuple[object, ...]) -> list[tuple[int, Item]]:
+        # Pool entries carry their unit's pre-order rank; a chunk lists its members in that order, so
+        # sibling chunks built from the same units line up position by position (which keeps strided
+        # groups, such as pp's, inside a unit more often; positions within a chunk are otherwise free).
+        nonlocal visited
+        visited += 1
+        pool = [(visited, item) for item in items_at.get(path, ())]
         if len(path) < depth:
             for child in children.get(path, ()):
                 pool.extend(visit(child))
         whole = len(pool) - len(pool) % size
         if whole:
-            chunks.setdefault(path, []).extend(pool[i : i + size] for i in range(0, whole, size))
+            chunks.setdefault(path, []).extend(
+                [item for _, item in sorted(pool[i : i + size], key=lambda entry: entry[0])]
+                for i in range(0, whole, size)
+            )
         return pool[whole:]
 
     rest = visit(())
