@@ -67,3 +67,33 @@ def all_vectors(
                 vector.append(sum(len({units[order[s]][t] for s in slots}) > 1 for slots in slot_sets[axis]))
         out.append((order, tuple(vector)))
     return out
+
+
+def exact_partition(plan: MeshPlan, axis: str, gpus_per_node: int, slots: int) -> bool:
+    """The axis's groups occupy slot sets that partition the slots, all of one size, each shared by the
+    same number of groups (the case where the lower bound is tight for that axis alone)."""
+    counts: dict[frozenset[int], int] = {}
+    for group in reference_groups(plan, axis):
+        key = frozenset(r // gpus_per_node for r in group)
+        counts[key] = counts.get(key, 0) + 1
+    keys = list(counts)
+    covered = [s for k in keys for s in k]
+    return (
+        len(covered) == len(set(covered)) == slots
+        and len({len(k) for k in keys}) == 1
+        and len(set(counts.values())) == 1
+    )
+
+
+def nested(topology: Topology, hosts: Sequence[str]) -> bool:
+    """Every NVLink domain inside one leaf and every leaf inside one spine, where a missing value is a
+    unit of its own (as the report counts it), among the allocated hosts."""
+    parent: dict[tuple[str, str], str] = {}
+    for host in hosts:
+        for tier, up in (("nvlink_domain", "leaf"), ("leaf", "spine")):
+            value = getattr(topology.by_name()[host], tier)
+            if value is None:
+                continue  # a unit of its own holds one node: inside whatever holds that node
+            if parent.setdefault((tier, value), unit_of(topology, host, up)) != unit_of(topology, host, up):
+                return False
+    return True

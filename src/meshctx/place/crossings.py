@@ -16,6 +16,7 @@ weaker ``Σ m_c`` over classes too large for the largest unit.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -73,12 +74,17 @@ def _node_layout(layout: AxisLayout, gpus_per_node: int) -> AxisLayout | None:
     """The axis's layout over node slots, when every mode lies inside a node or steps whole nodes."""
     sizes, strides = [], []
     for size, stride in zip(layout.sizes, layout.strides):
-        if gpus_per_node % (size * stride) == 0:
+        extent = size * stride
+        if gpus_per_node % extent == 0:  # inside one node
             continue
-        if stride % gpus_per_node:
+        if stride % gpus_per_node == 0:  # whole nodes apart
+            sizes.append(size)
+            strides.append(stride // gpus_per_node)
+        elif gpus_per_node % stride == 0 and extent % gpus_per_node == 0:  # fills nodes, then steps over them
+            sizes.append(extent // gpus_per_node)
+            strides.append(1)
+        else:
             return None
-        sizes.append(size)
-        strides.append(stride // gpus_per_node)
     return AxisLayout.of(tuple(sizes), tuple(strides))
 
 
@@ -164,15 +170,9 @@ def crossings(classes: Sequence[AxisClasses], units: list[list[int]], order: Seq
 
 def lower_bounds(classes: Sequence[AxisClasses], units: list[list[int]], allocated: Sequence[int]) -> list[list[int]]:
     """Per axis and tier, the fewest groups that must cross (see the module docstring for why)."""
-    capacity: list[dict[int, int]] = []  # per tier: unit size -> how many units of that size
+    capacity: list[Counter[int]] = []  # per tier: unit size -> how many units of that size
     for tier_ids in units:
-        count: dict[int, int] = {}
-        for n in allocated:
-            count[tier_ids[n]] = count.get(tier_ids[n], 0) + 1
-        sizes: dict[int, int] = {}
-        for size in count.values():
-            sizes[size] = sizes.get(size, 0) + 1
-        capacity.append(sizes)
+        capacity.append(Counter(Counter(tier_ids[n] for n in allocated).values()))
     out: list[list[int]] = []
     for axis in classes:
         row = []

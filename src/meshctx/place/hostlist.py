@@ -22,7 +22,9 @@ MAX_HOSTS = 1_000_000
 def natural_key(name: str) -> tuple[object, ...]:
     """Sort key comparing digit runs as numbers: ``node2 < node10``; ties broken by the raw string."""
     parts = _DIGITS.split(name)
-    return (tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name)
+    key: list[object] = list(parts)
+    key[1::2] = map(int, parts[1::2])
+    return (tuple(key), name)
 
 
 def _split_top_level(expression: str) -> list[str]:

@@ -184,22 +184,25 @@ class Launch:
         )
 
 
-def _largest_unit(topology: Topology, tier: str) -> int:
-    """Nodes in the largest unit of ``tier`` over the whole cluster (what a scheduler could still find)."""
-    sizes: dict[str, int] = {}
-    for node in topology.nodes:
-        value = getattr(node, tier)
-        if value is not None:
-            sizes[value] = sizes.get(value, 0) + 1
-    return max(sizes.values(), default=1)
+def _largest_units(topology: Topology) -> dict[str, int]:
+    """Per tier, nodes in its largest unit over the whole cluster (what a scheduler could still find)."""
+    out = {}
+    for tier in TIER_NAMES[1:]:
+        sizes: dict[str, int] = {}
+        for node in topology.nodes:
+            value = getattr(node, tier)
+            if value is not None:
+                sizes[value] = sizes.get(value, 0) + 1
+        out[tier] = max(sizes.values(), default=1)
+    return out
 
 
 def _segment(
-    classes: Sequence[AxisClasses], bounds: Sequence[Sequence[int]], topology: Topology
+    classes: Sequence[AxisClasses], bounds: Sequence[Sequence[int]], largest_units: Mapping[str, int]
 ) -> tuple[int | None, str | None]:
     """``--segment``: the span of the first local axis whose groups must cross an NVLink domain (Slurm's
     topology/block models those as blocks) in this allocation while a whole block could hold one."""
-    largest = _largest_unit(topology, "nvlink_domain")
+    largest = largest_units["nvlink_domain"]
     for axis, bound in zip(classes, bounds):
         if axis.axis not in SLICE_AXES or axis.span < 2 or not axis.exact:
             continue
@@ -213,7 +216,9 @@ def _segment(
     return None, None
 
 
-def _kueue(classes: Sequence[AxisClasses], topology: Topology, nodes: int) -> KueueLaunch:
+def _kueue(
+    classes: Sequence[AxisClasses], topology: Topology, largest_units: Mapping[str, int], nodes: int
+) -> KueueLaunch:
     slices: list[KueueSlice] = []
     for axis in classes:
         if axis.axis not in SLICE_AXES or axis.span < 2 or not (axis.exact and axis.contiguous):
@@ -221,7 +226,7 @@ def _kueue(classes: Sequence[AxisClasses], topology: Topology, nodes: int) -> Ku
         if any(s.size == axis.span for s in slices):
             continue
         for tier in TIER_NAMES[1:]:
-            if _largest_unit(topology, tier) >= axis.span:
+            if largest_units[tier] >= axis.span:
                 slices.append(KueueSlice(axis.axis, axis.span, tier, topology.label(tier)))
                 break
     annotations: dict[str, str] = {}
@@ -262,7 +267,8 @@ def build_launch(
         f"srun --nodes={n} --ntasks={n} --ntasks-per-node=1 --distribution=arbitrary "
         f"bash -c {shlex.quote('exec ' + srun_inner)}",
     )
-    segment, reason = _segment(classes, bounds, topology)
+    largest_units = _largest_units(topology)
+    segment, reason = _segment(classes, bounds, largest_units)
     notes = (
         "torchrun's c10d rendezvous ranks nodes by hostname string; use the static rendezvous lines here "
         "(or set the node rank from launch.torchrun.node_rank) so node rank i runs on order[i].",
@@ -273,7 +279,7 @@ def build_launch(
         slurm=SlurmLaunch(tuple(order), format_hostlist(order), segment, reason, script),
         torchrun=TorchrunLaunch(n, gpus_per_node, order[0], master_port, {h: i for i, h in enumerate(order)}, torchrun),
         kubernetes=KubernetesLaunch(tuple(order)),
-        kueue=_kueue(classes, topology, n),
+        kueue=_kueue(classes, topology, largest_units, n),
         notes=notes,
     )
 

@@ -17,6 +17,7 @@ classes *are* level blocks (the top axis always is) reaches its bound at every t
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from .crossings import AxisClasses
@@ -55,16 +56,12 @@ class _Components:
 
 
 def _uniform(ids: list[int]) -> bool:
-    sizes: dict[int, int] = {}
-    for i in ids:
-        sizes[i] = sizes.get(i, 0) + 1
-    return len(set(sizes.values())) == 1
+    return len(set(Counter(ids).values())) == 1
 
 
 def _refines(fine: list[int], coarse: list[int]) -> bool:
     """Every block of ``fine`` lies inside one block of ``coarse``."""
-    seen: dict[int, int] = {}
-    return all(seen.setdefault(f, c) == c for f, c in zip(fine, coarse))
+    return len(set(zip(fine, coarse))) == len(set(fine))
 
 
 def slot_levels(classes: Sequence[AxisClasses], slots: int) -> list[list[int]]:
@@ -93,11 +90,19 @@ def slot_levels(classes: Sequence[AxisClasses], slots: int) -> list[list[int]]:
     for axis in classes:
         if not axis.classes:
             continue
-        cumulative.join(axis.classes)
-        offer(cumulative.count, cumulative.ids() if cumulative.count > 1 else None)
-        own = _Components(slots)
-        own.join(axis.classes)
-        offer(own.count, own.ids() if own.count > 1 else None)
+        if cumulative.count > 1:
+            cumulative.join(axis.classes)
+            offer(cumulative.count, cumulative.ids() if cumulative.count > 1 else None)
+        if axis.exact:  # disjoint classes: the partition is the classes themselves
+            ids = list(range(slots))
+            for cls in axis.classes:
+                for s in cls:
+                    ids[s] = cls[0]
+            offer(slots - sum(len(c) - 1 for c in axis.classes), ids)
+        else:
+            own = _Components(slots)
+            own.join(axis.classes)
+            offer(own.count, own.ids() if own.count > 1 else None)
     offer(1, None)
     return [ids for _, ids in chain]
 
@@ -130,20 +135,27 @@ def _sort_key(value: object) -> tuple[object, ...]:
     return (1, natural_key(str(value)))
 
 
-def _cut(items_at: dict[tuple[object, ...], list[Item]], size: int) -> dict[tuple[object, ...], list[Item]]:
+def _unit_tree(paths: Sequence[tuple[object, ...]]) -> dict[tuple[object, ...], list[tuple[object, ...]]]:
+    """Each unit's child units, in natural order of their names."""
+    children: dict[tuple[object, ...], set[tuple[object, ...]]] = {}
+    for path in paths:
+        for d in range(len(path), 0, -1):
+            siblings = children.setdefault(path[: d - 1], set())
+            if path[:d] in siblings:
+                break
+            siblings.add(path[:d])
+    return {parent: sorted(kids, key=lambda p: _sort_key(p[-1])) for parent, kids in children.items()}
+
+
+def _cut(
+    items_at: dict[tuple[object, ...], list[Item]],
+    size: int,
+    children: dict[tuple[object, ...], list[tuple[object, ...]]],
+) -> dict[tuple[object, ...], list[Item]]:
     """Cut items into chunks of ``size`` bottom-up through the unit tree; returns the chunks keyed by the
     deepest unit that holds each one."""
     depth = 3
-    children: dict[tuple[object, ...], list[tuple[object, ...]]] = {}
-    for path in items_at:
-        for d in range(len(path), 0, -1):
-            prefix, parent = path[:d], path[: d - 1]
-            siblings = children.setdefault(parent, [])
-            if prefix in siblings:
-                break
-            siblings.append(prefix)
-    for siblings in children.values():
-        siblings.sort(key=lambda p: _sort_key(p[-1]))
+    live = {path[:d] for path in items_at for d in range(len(path) + 1)}
     chunks: dict[tuple[object, ...], list[Item]] = {}
     visited = 0
 
@@ -156,7 +168,8 @@ def _cut(items_at: dict[tuple[object, ...], list[Item]], size: int) -> dict[tupl
         pool = [(visited, item) for item in items_at.get(path, ())]
         if len(path) < depth:
             for child in children.get(path, ()):
-                pool.extend(visit(child))
+                if child in live:
+                    pool.extend(visit(child))
         whole = len(pool) - len(pool) % size
         if whole:
             chunks.setdefault(path, []).extend(
@@ -182,10 +195,11 @@ def hierarchical_order(
         natural = sorted(range(slots), key=lambda i: natural_key(nodes[i].name))
     for index in natural:
         items_at.setdefault(_unit_path(nodes[index]), []).append(index)
+    children = _unit_tree(list(items_at))
     previous = 1
     for ids in levels:
         size = slots // len(set(ids))
-        items_at = _cut(items_at, size // previous)
+        items_at = _cut(items_at, size // previous, children)
         previous = size
     (root_chunk,) = [chunk for chunks in items_at.values() for chunk in chunks]
     (root_block,) = _block_tree(levels, slots)

@@ -100,15 +100,6 @@ def check_allocation(plan: MeshPlan, topology: Topology, allocation: Sequence[st
                     + f", or plan for world size {slots * gpus}.",
                 )
             )
-        elif plan.ranks is not None and max(plan.ranks) >= slots * gpus:
-            problems.append(
-                place_error(
-                    PlaceCode.RANKS_OUTSIDE_ALLOCATION,
-                    ("ranks", "nodes"),
-                    f"The plan's ranks reach {max(plan.ranks)}, past the {slots * gpus} GPUs of {slots} nodes.",
-                    f"Use ranks below {slots * gpus}, or allocate more nodes.",
-                )
-            )
     return problems
 
 
