@@ -8,12 +8,15 @@ ratio. Two clusters: NVL72-like racks (18 nodes × 4 GPUs per NVLink domain, clo
 out of the allocation so racks and leaves are partial. Target (DESIGN): ≤ 100 ms at 2,048 nodes.
 
     python bench/bench_place.py [--nodes 256,512,1024,2048] [--repeats 15] [--check]
+
+``--check`` compares the median CPU time (wall time also counts other processes' turns on a shared machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import statistics
 import sys
 import time
@@ -57,13 +60,16 @@ def lexicographic_report(plan: MeshPlan, topology: Topology, allocation: list[st
     return crossings(classes, unit_ids(nodes), order)
 
 
-def median_time(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    samples = []
+def median_times(fn, repeats: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Median wall-clock and median CPU (process) seconds; on a shared machine the CPU time is the one
+    that does not count other processes' turns."""
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        cpu.append(time.process_time() - start_cpu)
+        wall.append(time.perf_counter() - start)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def main() -> int:
@@ -72,26 +78,34 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--check", action="store_true", help="exit 1 when place misses the target at 2,048 nodes")
     args = parser.parse_args()
-    print("| cluster | nodes | place (ms) | lexicographic report (ms) | ratio | tp crossing nvl/leaf: lexi → meshctx |")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; medians of {args.repeats} runs\n")
+    print(
+        "| cluster | nodes | place wall / CPU (ms) | lexicographic report wall / CPU (ms) | ratio (CPU) "
+        "| first axis hostname order crosses, nvl/leaf: lexicographic → meshctx |"
+    )
     print("|---|---|---|---|---|---|")
     worst = 0.0
     for kind in ("nvl72", "dgx"):
         for allocated in (int(n) for n in args.nodes.split(",")):
             plan, topology, allocation = cluster(kind, allocated)
             placement = place(plan, topology, allocation)
-            placed = median_time(lambda: place(plan, topology, allocation).to_dict(), args.repeats)  # noqa: B023
-            baseline = median_time(lambda: lexicographic_report(plan, topology, allocation), args.repeats)  # noqa: B023
-            first = next(iter(placement.axes))
+            placed, placed_cpu = median_times(lambda: place(plan, topology, allocation).to_dict(), args.repeats)  # noqa: B023
+            base, base_cpu = median_times(lambda: lexicographic_report(plan, topology, allocation), args.repeats)  # noqa: B023
+            lexis = placement.baselines["lexicographic"]
+            first = next((a for a, c in lexis.items() if c.nvlink_domain or c.leaf), next(iter(placement.axes)))
             lexi, ours = placement.baselines["lexicographic"][first], placement.axes[first].crossing
             print(
-                f"| {kind} | {allocated} | {placed * 1e3:.1f} | {baseline * 1e3:.1f} | {placed / baseline:.1f}× | "
+                f"| {kind} | {allocated} | {placed * 1e3:.1f} / {placed_cpu * 1e3:.1f} | {base * 1e3:.1f} / "
+                f"{base_cpu * 1e3:.1f} | {placed_cpu / base_cpu:.1f}× | "
                 f"{first}: {lexi.nvlink_domain}/{lexi.leaf} → {ours.nvlink_domain}/{ours.leaf} |"
             )
             if allocated == 2048:
-                worst = max(worst, placed)
+                worst = max(worst, placed_cpu)
     if worst:
         verdict = "meets" if worst <= TARGET_S else "MISSES"
-        print(f"\nslowest place at 2,048 nodes: {worst * 1e3:.1f} ms — {verdict} the {TARGET_S * 1e3:.0f} ms target")
+        print(
+            f"\nslowest place at 2,048 nodes: {worst * 1e3:.1f} ms CPU — {verdict} the {TARGET_S * 1e3:.0f} ms target"
+        )
     return 1 if args.check and worst > TARGET_S else 0
 
 

@@ -156,8 +156,11 @@ def format_hostlist(names: Sequence[str]) -> str:
         if not numbered:
             pieces.append(key)
             continue
-        numbers = sorted(set(groups[key]), key=lambda pair: (pair[0], len(pair[1])))
-        ranges = _ranges(numbers)
+        numbers = groups[key]
+        if len(numbers) == 1:  # most cloud names: nothing to merge
+            pieces.append(key + numbers[0][1])
+            continue
+        ranges = _ranges(sorted(set(numbers), key=lambda pair: (pair[0], len(pair[1]))))
         if len(ranges) == 1 and "-" not in ranges[0]:
             pieces.append(key + ranges[0])
         else:
