@@ -56,3 +56,13 @@ def test_a_permuted_rank_list_moves_groups_with_their_ranks() -> None:
     placement = place(plan, topology)
     assert placement.axes["tp"].crossing.as_tuple() == (2, 2, 2, 2)  # no leaf or spine given: own units
     assert placement.axes["tp"].lower_bound.as_tuple() == (2, 2, 2, 2)
+
+
+def test_the_plan_s_cluster_shape_must_match_the_nodes() -> None:
+    from meshctx.plan import ClusterShape
+
+    plan = plan_mesh("fsdp2", ParallelismSizes(tp_size=8), world_size=32, cluster=ClusterShape(gpus_per_node=4))
+    (problem,) = check_allocation(plan, _topology(), ["gpu-001", "gpu-002", "gpu-003", "gpu-004"])
+    assert problem.code == PlaceCode.GPU_COUNT_MISMATCH
+    assert problem.fields == ("cluster.gpus_per_node", "topology.nodes.gpus")
+    assert "--gpus-per-node 8" in problem.hint

@@ -7,6 +7,7 @@ lexicographically), of the hierarchical order and both baselines, so it is never
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from ..plan import MeshPlan
@@ -25,8 +26,7 @@ def check_allocation(plan: MeshPlan, topology: Topology, allocation: Sequence[st
     problems: list[Problem] = []
     known = topology.by_name()
     if len(known) != len(topology.nodes):
-        seen: set[str] = set()
-        repeated = sorted({n.name for n in topology.nodes if n.name in seen or seen.add(n.name)})  # type: ignore[func-returns-value]
+        repeated = sorted(name for name, count in Counter(topology.names()).items() if count > 1)
         problems.append(
             place_error(
                 PlaceCode.DUPLICATE_HOST,
@@ -45,8 +45,7 @@ def check_allocation(plan: MeshPlan, topology: Topology, allocation: Sequence[st
             )
         )
         return problems
-    seen_hosts: set[str] = set()
-    duplicates = sorted({h for h in allocation if h in seen_hosts or seen_hosts.add(h)})  # type: ignore[func-returns-value]
+    duplicates = sorted(host for host, count in Counter(allocation).items() if count > 1)
     if duplicates:
         problems.append(
             place_error(
@@ -83,6 +82,16 @@ def check_allocation(plan: MeshPlan, topology: Topology, allocation: Sequence[st
         )
     elif counts and not duplicates:
         (gpus,) = counts
+        if plan.cluster is not None and plan.cluster.gpus_per_node != gpus:
+            problems.append(
+                place_error(
+                    PlaceCode.GPU_COUNT_MISMATCH,
+                    ("cluster.gpus_per_node", "topology.nodes.gpus"),
+                    f"The plan was made for {plan.cluster.gpus_per_node} GPUs per node, but the allocated nodes "
+                    f"have {gpus}.",
+                    f"Plan with --gpus-per-node {gpus}, or allocate nodes with {plan.cluster.gpus_per_node} GPUs.",
+                )
+            )
         slots = len(allocation)
         if slots * gpus != plan.world_size:
             fit = plan.world_size // gpus

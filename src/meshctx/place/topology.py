@@ -8,6 +8,7 @@ an importer that knows better fills the value in.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -129,8 +130,7 @@ class Topology:
                 nodes.append(Node.from_dict(entry, f"nodes[{i}]"))
             except ValueError as exc:
                 errors.append(str(exc))
-        seen: set[str] = set()
-        duplicates = sorted({n.name for n in nodes if n.name in seen or seen.add(n.name)})  # type: ignore[func-returns-value]
+        duplicates = sorted(name for name, count in Counter(n.name for n in nodes).items() if count > 1)
         if duplicates:
             errors.append(f"nodes: names must be unique; repeated: {', '.join(duplicates[:10])}")
         labels = data.get("labels") or {}
