@@ -1,9 +1,10 @@
 """The hierarchical order: pack the plan's group blocks into the topology's units, finest first.
 
-1. *Slot blocks.* Going down the axis priority list, join the slot classes of each axis (union-find);
-   every time the number of components drops and all components have one size, that partition is a
-   level. Level ℓ's blocks (``k_ℓ`` slots each) are unions of ``c_ℓ = k_ℓ / k_{ℓ-1}`` blocks of level
-   ℓ-1; the last level is the whole allocation.
+1. *Slot levels.* Going down the axis priority list, the join of each axis's slot classes with those
+   before it (union-find), then the axis's own classes, are offered as partitions of the slots; one is
+   kept when its blocks have one size and it nests with those kept so far. The kept partitions form a
+   chain, finest first: level ℓ's blocks (``k_ℓ`` slots each) are unions of ``c_ℓ = k_ℓ / k_{ℓ-1}``
+   blocks of level ℓ-1, and the last level is the whole allocation.
 2. *Node chunks.* Nodes sit in a unit tree (spine → leaf → NVLink domain → node, natural order inside).
    For each level, items (nodes, then chunks of the previous level) are cut into chunks of ``c_ℓ``
    items bottom-up: inside each unit first, and the leftovers of a unit's children are pooled in the
