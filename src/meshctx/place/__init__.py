@@ -1,0 +1,37 @@
+"""Mesh-aware placement: which allocated node runs which node rank, so groups stay inside fast links.
+
+Pure and stdlib-only (topology.yaml parsing imports PyYAML when called). ``place(plan, topology,
+allocation)`` returns a ``Placement`` whose ``to_dict()`` is the ``meshctx place --json`` body.
+"""
+
+from .crossings import PRIORITY
+from .hostlist import format_hostlist, natural_key, parse_hostlist
+from .importers import topology_from_kubectl, topology_from_slurm_conf, topology_from_slurm_yaml
+from .launch import Launch, check_topology_assignment
+from .placer import check_allocation, place
+from .problems import PlaceCode, PlacementError
+from .report import AxisPlacement, Crossing, Placement
+from .topology import TIERS, Node, Tier, Topology
+
+__all__ = [
+    "PRIORITY",
+    "TIERS",
+    "AxisPlacement",
+    "Crossing",
+    "Launch",
+    "Node",
+    "PlaceCode",
+    "Placement",
+    "PlacementError",
+    "Tier",
+    "Topology",
+    "check_allocation",
+    "check_topology_assignment",
+    "format_hostlist",
+    "natural_key",
+    "parse_hostlist",
+    "place",
+    "topology_from_kubectl",
+    "topology_from_slurm_conf",
+    "topology_from_slurm_yaml",
+]

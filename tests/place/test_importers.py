@@ -1,0 +1,159 @@
+"""Topologies from Slurm topology.conf / topology.yaml and from kubectl node JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from meshctx.place import (
+    Node,
+    Topology,
+    topology_from_kubectl,
+    topology_from_slurm_conf,
+    topology_from_slurm_yaml,
+)
+
+TREE_CONF = """
+# leaf switches
+SwitchName=s0 Nodes=tux[0-3] LinkSpeed=900
+switchname=s1 nodes=tux[4-7]
+SwitchName=s2 Nodes=tux[8-9]
+SwitchName=core0 Switches=s[0-1]
+SwitchName=core1 \\
+    Switches=s2
+"""
+
+BLOCK_CONF = """
+BlockName=b1 Nodes=gb[001-018]
+BlockName=b2 Nodes=gb[019-036]
+BlockName=b3 Nodes=gb[037-054]
+BlockName=b4 Nodes=gb[055-072]
+BlockSizes=18,36,72
+"""
+
+
+def test_tree_conf_gives_leaf_and_spine_switches() -> None:
+    topology = topology_from_slurm_conf(TREE_CONF, gpus_per_node=8)
+    nodes = topology.by_name()
+    assert len(nodes) == 10
+    assert nodes["tux2"] == Node("tux2", 8, None, "s0", "core0")
+    assert nodes["tux5"].leaf == "s1" and nodes["tux5"].spine == "core0"
+    assert nodes["tux9"].leaf == "s2" and nodes["tux9"].spine == "core1"
+
+
+def test_block_conf_blocks_are_nvlink_domains_and_aggregates_are_leaf_and_spine() -> None:
+    topology = topology_from_slurm_conf(BLOCK_CONF, gpus_per_node=4)
+    nodes = topology.by_name()
+    assert nodes["gb001"].nvlink_domain == "b1" and nodes["gb019"].nvlink_domain == "b2"
+    assert nodes["gb001"].leaf == nodes["gb036"].leaf == "b1..b2"
+    assert nodes["gb037"].leaf == "b3..b4"
+    assert nodes["gb001"].spine == nodes["gb072"].spine == "b1..b4"
+    assert {n.gpus for n in topology.nodes} == {4}
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("SwitchName=s0 Nodes=a[1-2]\nBlockName=b0 Nodes=a[3-4]", "both SwitchName"),
+        ("SwitchName=top Switches=missing", "unknown child switch"),
+        ("Frobnicate=yes", "expected SwitchName"),
+        ("SwitchName=s0 Nodes", "not Key=Value"),
+        ("BlockName=b1 Nodes=a[1-4]\nBlockSizes=4,6", "not a multiple"),
+        ("", "no SwitchName or BlockName"),
+    ],
+)
+def test_bad_conf_names_the_problem(text: str, needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        topology_from_slurm_conf(text, gpus_per_node=8)
+
+
+def test_gpu_count_must_be_given_and_positive() -> None:
+    with pytest.raises(ValueError, match="gpus_per_node"):
+        topology_from_slurm_conf(TREE_CONF, gpus_per_node=0)
+
+
+TOPOLOGY_YAML = """
+- topology: fabric
+  tree:
+    switches:
+      - switch: sw_root
+        children: s[1-2]
+      - switch: s1
+        nodes: node[01-04]
+      - switch: s2
+        nodes: node[05-08]
+- topology: racks
+  cluster_default: true
+  block:
+    block_sizes: [4, 8]
+    blocks:
+      - block: r1
+        nodes: node[01-04]
+      - block: r2
+        nodes: node[05-08]
+"""
+
+
+def test_topology_yaml_picks_the_cluster_default_or_the_named_topology() -> None:
+    racks = topology_from_slurm_yaml(TOPOLOGY_YAML, gpus_per_node=4)
+    assert racks.by_name()["node05"].nvlink_domain == "r2"
+    assert racks.by_name()["node05"].leaf == "r1..r2"
+    fabric = topology_from_slurm_yaml(TOPOLOGY_YAML, gpus_per_node=4, name="fabric")
+    assert fabric.by_name()["node05"] == Node("node05", 4, None, "s2", "sw_root")
+    with pytest.raises(ValueError, match="no topology 'nope'"):
+        topology_from_slurm_yaml(TOPOLOGY_YAML, gpus_per_node=4, name="nope")
+
+
+def _k8s_node(name: str, labels: dict[str, str], gpus: str | None) -> dict[str, object]:
+    status: dict[str, object] = {"allocatable": {"cpu": "96"} | ({"nvidia.com/gpu": gpus} if gpus else {})}
+    return {"kind": "Node", "metadata": {"name": name, "labels": labels}, "status": status}
+
+
+def test_kubectl_labels_map_to_tiers_and_cpu_nodes_are_left_out() -> None:
+    data = {
+        "kind": "List",
+        "items": [
+            _k8s_node(
+                "gke-a4x-1",
+                {
+                    "nvidia.com/gpu.clique": "uuid-1.7",
+                    "cloud.google.com/gce-topology-block": "blk-a",
+                    "cloud.google.com/gce-topology-subblock": "sb-3",
+                    "cloud.google.com/gce-topology-host": "h-99",
+                },
+                "4",
+            ),
+            _k8s_node(
+                "ip-10-0-0-1",
+                {
+                    "topology.k8s.aws/network-node-layer-1": "nn-top",
+                    "topology.k8s.aws/network-node-layer-2": "nn-mid",
+                    "topology.k8s.aws/network-node-layer-3": "nn-leaf",
+                },
+                "8",
+            ),
+            _k8s_node("system-pool-1", {}, None),
+        ],
+    }
+    topology = topology_from_kubectl(json.loads(json.dumps(data)))
+    nodes = topology.by_name()
+    assert set(nodes) == {"gke-a4x-1", "ip-10-0-0-1"}
+    assert nodes["gke-a4x-1"] == Node("gke-a4x-1", 4, "uuid-1.7", "sb-3", "blk-a")
+    assert nodes["ip-10-0-0-1"] == Node("ip-10-0-0-1", 8, None, "nn-leaf", "nn-mid")
+    assert topology.label("nvlink_domain") == "nvidia.com/gpu.clique"
+    assert topology.label("leaf") in ("cloud.google.com/gce-topology-subblock", "topology.k8s.aws/network-node-layer-3")
+
+
+def test_kubectl_rejects_something_else() -> None:
+    with pytest.raises(ValueError, match="kubectl get nodes"):
+        topology_from_kubectl({"apiVersion": "v1"})
+
+
+def test_topology_json_round_trips_and_reports_every_bad_entry() -> None:
+    topology = Topology.of([Node("a", 8, "d0", None, "s"), Node("b", 8)], {"leaf": "example.com/leaf"})
+    assert Topology.from_dict(json.loads(json.dumps(topology.to_dict()))) == topology
+    with pytest.raises(ValueError) as info:
+        Topology.from_dict({"nodes": [{"name": "a", "gpus": 0}, {"gpus": 8}, {"name": "a", "gpus": 8, "leaf": 3}]})
+    message = str(info.value)
+    assert "nodes[0].gpus" in message and "nodes[1].name" in message and "nodes[2].leaf" in message
