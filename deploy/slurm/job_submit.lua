@@ -164,6 +164,8 @@ function slurm_job_modify(job_desc, job_ptr, part_list, modify_uid)
 	request.ntasks_per_node = changed.ntasks_per_node or request.ntasks_per_node
 	local message = meshctx_verdict(fields, request)
 	if message ~= nil then
+		-- scontrol shows only Slurm's generic error for a refused update: the reason goes to slurmctld's log too.
+		slurm.log_info("meshctx: refused the update of job %s: %s", tostring(job_ptr.job_id), message)
 		return refuse(message)
 	end
 	return slurm.SUCCESS

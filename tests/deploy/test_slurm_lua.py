@@ -29,9 +29,8 @@ pytestmark = pytest.mark.skipif(
 NO_VAL, NO_VAL16 = 4294967294, 65534
 
 
-@pytest.fixture(params=LUAS or [None], ids=lambda p: Path(p).name if p else "none")
+@pytest.fixture(params=LUAS or ["none"], ids=lambda p: Path(p).name)
 def lua(request: pytest.FixtureRequest) -> str:
-    assert request.param is not None
     return str(request.param)
 
 
