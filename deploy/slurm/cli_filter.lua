@@ -111,10 +111,10 @@ function meshctx_outcome(status, report)
 	if string.find(report, "Traceback", 1, true) then
 		return "unchecked"
 	end
-	if status == 1 and string.find(report, ": INVALID (", 1, true) then
+	if status == 1 and string.find(report, "INVALID", 1, true) then -- validate's report of an invalid topology
 		return "refuse"
 	end
-	if status == 2 and string.find(report, "usage: meshctx", 1, true) then
+	if status == 2 and string.find(report, "usage: meshctx", 1, true) then -- the CLI refused the request itself
 		return "refuse"
 	end
 	return "unchecked"

@@ -67,7 +67,7 @@ def test_sbatch_accepts_valid_and_refuses_invalid_jobs(
 def test_srun_and_salloc_run_valid_jobs_and_refuse_invalid_ones(slurm_cluster: Cluster, bypass: bool) -> None:
     good = ["--nodes=1", "--gpus-per-node=2", "--comment=meshctx:tp=2"]
     bad = ["--nodes=1", "--gpus-per-node=2", "--comment=meshctx:tp=4,dp=2"]
-    ran = slurm_cluster.run("srun", *good, "echo", "ran-on-$(hostname)", bypass=bypass)
+    ran = slurm_cluster.run("srun", *good, "sh", "-c", "echo ran-on-$(hostname)", bypass=bypass)
     assert ran.returncode == 0 and "ran-on-" in ran.stdout, ran.stderr
     got = slurm_cluster.run("salloc", *good, "sh", "-c", "echo allocated $SLURM_JOB_ID", bypass=bypass)
     assert got.returncode == 0 and "allocated" in got.stdout, got.stderr
