@@ -1,64 +1,97 @@
 --[[
 meshctx cli_filter.lua: check sbatch/salloc/srun sizes with the meshctx CLI before submission.
 
-Runs in the user's sbatch/salloc/srun process (not in slurmctld), so it may start a subprocess:
-it runs `meshctx validate` with the sizes from the job's comment (the format `meshctx render slurm`
-writes, see job_submit.lua) and the node and GPU counts of the command line, and refuses the job
-with meshctx's full report (problems, hints, suggested sizes) when the topology is invalid.
+Runs in the user's sbatch/salloc/srun process (not in slurmctld), so it may start a subprocess: it runs
+`meshctx validate` with the sizes from the job's comment (the format `meshctx render slurm` writes, see
+job_submit.lua) and the node and process counts of the command line, read by meshctx_job.lua (loaded from
+this script's directory: install both next to slurm.conf), and refuses the job with meshctx's full report
+(problems, hints, suggested sizes) when the topology is invalid.
+
+Refused (the job is not submitted): meshctx validate says INVALID, the comment is unreadable (unknown key,
+a size that is not an integer >= 1, unknown strategy), the job gives no process count, or --nodes cannot be
+read. Passed unchecked, with one log line: the CLI is missing, crashes or answers anything else; then
+job_submit.lua still enforces the rules inside slurmctld. A cli_filter can be bypassed by users (their own
+SLURM_CONF), which is why both exist.
 
 The CLI is `meshctx` on PATH, or the command in MESHCTX_CLI (e.g. "/opt/meshctx/bin/meshctx").
-When the CLI cannot be run the job is let through (logged): job_submit.lua still enforces the rules
-inside slurmctld. A cli_filter can be bypassed by users, which is why both exist.
 --]]
 
-local KEYS = {
-	{ "tp", "--tp" }, { "pp", "--pp" }, { "cp", "--cp" }, { "ep", "--ep" },
-	{ "dp", "--dp" }, { "dp_replicate", "--dp-replicate" },
-}
-
-local function parse_comment(comment)
-	if type(comment) ~= "string" then
-		return nil
-	end
-	local spec = string.match(comment, "meshctx:(%S*)")
-	if spec == nil then
-		return nil
-	end
-	local fields = {}
-	for key, value in string.gmatch(spec, "([%w_%-]+)=([^,]*)") do
-		fields[key] = value
-	end
-	return fields
+local function script_dir()
+	local source = debug.getinfo(1, "S").source
+	return string.match(source, "^@(.*/)") or "./"
 end
+
+local job = dofile(script_dir() .. "meshctx_job.lua")
 
 -- Only plain tokens go on the command line: nothing a shell would interpret.
 local function safe(value)
-	return type(value) == "string" and string.match(value, "^[%w_:%-]+$") ~= nil
+	return type(value) == "string" and string.match(value, "^[%w_:%-%.]+$") ~= nil
 end
 
+-- --nodes as the CLI filter sees it: "2", "2-4", or "1-0" when the user gave none. nil, nil when not given.
+local function node_range(value)
+	if value == nil or value == "" then
+		return nil, nil, nil
+	end
+	local low, high = string.match(value, "^(%d+)%-(%d+)$")
+	if low == nil then
+		low = string.match(value, "^(%d+)$")
+		high = low
+	end
+	if low == nil then
+		return nil, nil, "meshctx: cannot read --nodes=" .. string.format("%q", value) .. "; give N or MIN-MAX"
+	end
+	low, high = tonumber(low), tonumber(high)
+	if high == 0 then
+		if low <= 1 then
+			return nil, nil, nil -- Slurm's "1-0": --nodes not given
+		end
+		high = nil
+	end
+	return job.count(low), job.count(high), nil
+end
+
+-- The `meshctx validate` command line for these options; nil when not a meshctx job; nil and a refusal.
 function meshctx_command(options)
-	local fields = parse_comment(options["comment"])
+	local fields = job.parse_comment(options["comment"])
 	if fields == nil then
 		return nil
 	end
-	local nodes = options["nodes"]
-	if nodes == nil then
-		nodes = "1"
+	local sizes, bad = job.sizes(fields)
+	if sizes == nil then
+		return nil, bad
 	end
-	nodes = string.gsub(nodes, "-", ":")
-	local nproc = fields.nproc
-	if nproc == nil or nproc == "" then
-		nproc = string.match(options["gpus-per-node"] or "", "(%d+)$")
+	local low, high, unreadable = node_range(options["nodes"])
+	if unreadable ~= nil then
+		return nil, unreadable
 	end
-	if nproc == nil then
-		return nil, "meshctx: give nproc=N in the comment or --gpus-per-node so the sizes can be checked"
+	local request = {
+		min_nodes = low, max_nodes = high,
+		ntasks = job.count(options["ntasks"]), ntasks_per_node = job.count(options["ntasks-per-node"]),
+		gpus_per_node = job.gpu_count(options["gpus-per-node"]) or job.gpu_count(options["gres"]),
+		gpus = job.gpu_count(options["gpus"]),
+	}
+	local shape, missing = job.shape(sizes, request)
+	if shape == nil then
+		return nil, missing
 	end
-	local args = { "validate", "--strategy", fields.strategy or "fsdp2", "--nnodes", nodes, "--nproc-per-node", nproc }
-	for _, pair in ipairs(KEYS) do
-		local value = fields[pair[1]]
-		if value ~= nil and value ~= "" then
+	local args = { "validate", "--strategy", sizes.strategy }
+	if shape.world ~= nil then
+		table.insert(args, "--world-size")
+		table.insert(args, tostring(shape.world))
+	else
+		local nodes = tostring(shape.min_nodes)
+		if shape.max_nodes ~= shape.min_nodes then
+			nodes = nodes .. ":" .. tostring(shape.max_nodes)
+		end
+		for _, arg in ipairs({ "--nnodes", nodes, "--nproc-per-node", tostring(shape.nproc) }) do
+			table.insert(args, arg)
+		end
+	end
+	for _, pair in ipairs(job.FLAGS) do
+		if sizes[pair[1]] ~= nil then
 			table.insert(args, pair[2])
-			table.insert(args, value)
+			table.insert(args, tostring(sizes[pair[1]]))
 		end
 	end
 	for _, arg in ipairs(args) do
@@ -68,6 +101,31 @@ function meshctx_command(options)
 	end
 	local cli = os.getenv("MESHCTX_CLI") or "meshctx"
 	return cli .. " " .. table.concat(args, " ")
+end
+
+-- What the CLI's answer means: "pass", "refuse", or "unchecked" (it did not answer as meshctx validate does).
+function meshctx_outcome(status, report)
+	if status == 0 then
+		return "pass"
+	end
+	if string.find(report, "Traceback", 1, true) then
+		return "unchecked"
+	end
+	if status == 1 and string.find(report, "INVALID", 1, true) then -- validate's report of an invalid topology
+		return "refuse"
+	end
+	if status == 2 and string.find(report, "usage: meshctx", 1, true) then -- the CLI refused the request itself
+		return "refuse"
+	end
+	return "unchecked"
+end
+
+local function last_line(text)
+	local line = ""
+	for item in string.gmatch(text, "[^\n]+") do
+		line = item
+	end
+	return line
 end
 
 function slurm_cli_pre_submit(options, pack_offset)
@@ -81,21 +139,23 @@ function slurm_cli_pre_submit(options, pack_offset)
 	end
 	local pipe = io.popen(command .. " 2>&1; echo \"MESHCTX_EXIT=$?\"")
 	if pipe == nil then
-		slurm.log_info("meshctx: could not run %s; not checked", command)
+		slurm.log_info("meshctx: could not run %s; not checked here (job_submit.lua still checks it)", command)
 		return slurm.SUCCESS
 	end
 	local output = pipe:read("*a")
 	pipe:close()
 	local status = tonumber(string.match(output, "MESHCTX_EXIT=(%d+)%s*$"))
 	local report = string.gsub(output, "MESHCTX_EXIT=%d+%s*$", "")
-	if status == 0 then
+	local outcome = meshctx_outcome(status, report)
+	if outcome == "pass" then
 		return slurm.SUCCESS
 	end
-	if status == 1 or status == 2 then
+	if outcome == "refuse" then
 		slurm.log_error("meshctx refused this job's sizes:\n%s", report)
 		return slurm.ERROR
 	end
-	slurm.log_info("meshctx: %s exited with %s; not checked", command, tostring(status))
+	slurm.log_info("meshctx: %s exited with %s (%s); not checked here (job_submit.lua still checks it)",
+		command, tostring(status), last_line(report))
 	return slurm.SUCCESS
 end
 

@@ -1,25 +1,30 @@
 --[[
-meshctx job_submit.lua: refuse Slurm jobs whose parallel sizes cannot fit their node count.
+meshctx job_submit.lua: refuse Slurm jobs whose parallel sizes cannot fit their node and process counts.
 
-Runs inside slurmctld, so it does only local arithmetic: no network, no subprocess, no file I/O
-(a stalled call here would stall the whole controller). It checks the jobs that carry sizes in
-their comment, as `meshctx render slurm` writes them:
+Runs inside slurmctld, so per job it does only local arithmetic: no network, no subprocess, no file I/O
+(a stalled call here would stall the whole controller). The one file it reads is meshctx_job.lua next to
+it, once, when Slurm (re)loads this script. It checks the jobs that carry sizes in their comment, as
+`meshctx render slurm` writes them:
 
     #SBATCH --comment=meshctx:strategy=fsdp2,tp=8,pp=2,cp=1,ep=1,dp_replicate=1,dp=4,nproc=8
 
-Keys: strategy (fsdp2 | megatron_fsdp | megatron-fsdp | mfsdp | ddp), tp, pp, cp, ep, dp,
-dp_replicate, and nproc (processes per node; else the GPU count of --gpus-per-node / --gres).
-Unset sizes count as 1 and dp is inferred. Nodes come from --nodes (MIN or MIN-MAX: every count
-in the range must work). Jobs without "meshctx:" in the comment are not touched. The rules are the
-arithmetic subset of the meshctx planner (meshctx validate gives the full report and the fixes).
-Works with Lua 5.1 to 5.4.
+Keys: strategy (fsdp2 | megatron_fsdp | megatron-fsdp | mfsdp | ddp), tp, pp, cp, ep, dp, dp_replicate,
+and nproc (processes per node). How nodes and processes are counted when the comment does not say
+(--nodes set or not, MIN-MAX ranges, --ntasks-per-node, --gpus-per-node, --gres, --gpus) is
+meshctx_job.lua's shape(). Unset sizes count as 1 and dp is inferred; every node count of a range must
+work. Jobs without "meshctx:" in the comment are not touched. slurm_job_modify re-checks a job when
+`scontrol update` changes its comment, node count or GPUs. The rules are the arithmetic subset of the
+meshctx planner (meshctx validate gives the full report and the fixes). Lua 5.1 to 5.4.
 --]]
 
-local NAMES = { tp = true, pp = true, cp = true, ep = true, dp = true, dp_replicate = true, nproc = true }
-local STRATEGIES = {
-	fsdp2 = "fsdp2", megatron_fsdp = "megatron_fsdp", ["megatron-fsdp"] = "megatron_fsdp",
-	mfsdp = "megatron_fsdp", ddp = "ddp",
-}
+-- This script's directory (Slurm loads it by path, so the chunk's source is "@/etc/slurm/job_submit.lua").
+local function script_dir()
+	local source = debug.getinfo(1, "S").source
+	return string.match(source, "^@(.*/)") or "./"
+end
+
+local job = dofile(script_dir() .. "meshctx_job.lua")
+
 -- Axes each strategy cannot use beyond 1.
 local UNSUPPORTED = {
 	fsdp2 = {},
@@ -27,42 +32,6 @@ local UNSUPPORTED = {
 	ddp = { "tp", "pp", "cp", "ep", "dp_replicate" },
 }
 local MAX_RANGE = 4096
-
--- "meshctx:tp=8,pp=2" inside a comment -> table of key -> string, or nil without the marker.
-function meshctx_parse_comment(comment)
-	if type(comment) ~= "string" then
-		return nil
-	end
-	local spec = string.match(comment, "meshctx:(%S*)")
-	if spec == nil then
-		return nil
-	end
-	local fields = {}
-	for key, value in string.gmatch(spec, "([%w_%-]+)=([^,]*)") do
-		fields[key] = value
-	end
-	return fields
-end
-
--- GPUs per node from a TRES string such as "gres/gpu:8" or "gres/gpu:h100:8".
-function meshctx_gpus_per_node(tres)
-	if type(tres) ~= "string" then
-		return nil
-	end
-	for item in string.gmatch(tres, "[^,]+") do
-		if string.find(item, "gpu") then
-			local count = string.match(item, ":(%d+)$")
-			if count then
-				return tonumber(count)
-			end
-		end
-	end
-	return nil
-end
-
-local function is_size(v)
-	return type(v) == "number" and v >= 1 and v == math.floor(v)
-end
 
 -- Every problem of one world size, as a list of messages (empty when valid).
 function meshctx_check(strategy, s, world)
@@ -104,67 +73,101 @@ function meshctx_check(strategy, s, world)
 	return problems
 end
 
--- nil when the job is fine (or not a meshctx job), else the message for the user.
-function meshctx_verdict(fields, min_nodes, max_nodes, tres_per_node)
-	local strategy = STRATEGIES[fields.strategy or "fsdp2"]
-	if strategy == nil then
-		return "meshctx: unknown strategy " .. tostring(fields.strategy) .. " (use fsdp2, megatron_fsdp or ddp)"
+-- nil when the job is fine, else the message for the user. `request` holds the job's counts (meshctx_job.shape).
+function meshctx_verdict(fields, request)
+	local sizes, bad = job.sizes(fields)
+	if sizes == nil then
+		return bad
 	end
-	local sizes = {}
-	for key, value in pairs(fields) do
-		if key ~= "strategy" then
-			if not NAMES[key] then
-				return "meshctx: unknown key " .. key .. " in the comment"
-			end
-			if value ~= "" then
-				local number = tonumber(value)
-				if not is_size(number) then
-					return string.format("meshctx: %s must be an integer >= 1, got %q", key, value)
-				end
-				sizes[key] = number
-			end
+	local shape, missing = job.shape(sizes, request)
+	if shape == nil then
+		return missing
+	end
+	if shape.world ~= nil then
+		local problems = meshctx_check(sizes.strategy, sizes, shape.world)
+		if #problems > 0 then
+			return string.format("meshctx: %d ranks (--gpus=%d): %s. Run `meshctx validate` for fixes.",
+				shape.world, shape.world, table.concat(problems, "; "))
 		end
+		return nil
 	end
-	local nproc = sizes.nproc or meshctx_gpus_per_node(tres_per_node)
-	if not is_size(nproc) or not is_size(min_nodes) then
-		return nil -- nothing to check against: the CLI filter and the job itself still check
+	local low, high = shape.min_nodes, shape.max_nodes
+	if high - low > MAX_RANGE then
+		high = low + MAX_RANGE
 	end
-	local high = is_size(max_nodes) and max_nodes or min_nodes
-	if high - min_nodes > MAX_RANGE then
-		high = min_nodes + MAX_RANGE
-	end
-	for nodes = min_nodes, high do
-		local problems = meshctx_check(strategy, sizes, nodes * nproc)
+	for nodes = low, high do
+		local problems = meshctx_check(sizes.strategy, sizes, nodes * shape.nproc)
 		if #problems > 0 then
 			return string.format("meshctx: %d nodes x %d processes: %s. Run `meshctx validate` for fixes.",
-				nodes, nproc, table.concat(problems, "; "))
+				nodes, shape.nproc, table.concat(problems, "; "))
 		end
 	end
 	return nil
 end
 
-local function node_count(value)
-	if value == nil or value == slurm.NO_VAL or value == slurm.NO_VAL64 then
-		return nil
+-- The counts of a job description (submission) or of a stored job record (modification).
+local function counts(record)
+	local low, high = job.count(record.min_nodes), job.count(record.max_nodes)
+	if low == 1 and high == nil then
+		low = nil -- a stored record keeps "nodes not given" as min 1, max 0
 	end
-	return value
+	return {
+		min_nodes = low, max_nodes = high,
+		ntasks = job.count(record.num_tasks), ntasks_per_node = job.count(record.ntasks_per_node),
+		gpus_per_node = job.gpu_count(record.tres_per_node), gpus = job.gpu_count(record.tres_per_job),
+	}
+end
+
+local function refuse(message)
+	slurm.log_user("%s", message)
+	return slurm.ERROR
 end
 
 function slurm_job_submit(job_desc, part_list, submit_uid)
-	local fields = meshctx_parse_comment(job_desc.comment)
+	local fields = job.parse_comment(job_desc.comment)
 	if fields == nil then
 		return slurm.SUCCESS
 	end
-	local message = meshctx_verdict(fields, node_count(job_desc.min_nodes), node_count(job_desc.max_nodes),
-		job_desc.tres_per_node)
+	local message = meshctx_verdict(fields, counts(job_desc))
 	if message ~= nil then
-		slurm.log_user("%s", message)
-		return slurm.ERROR
+		return refuse(message)
 	end
 	return slurm.SUCCESS
 end
 
+-- `scontrol update`: job_desc holds only what changes, job_ptr the job as it is. Re-check the job as it would
+-- become when the update touches the comment, the nodes or the GPUs.
 function slurm_job_modify(job_desc, job_ptr, part_list, modify_uid)
+	local changed = counts(job_desc)
+	local touches = job_desc.comment ~= nil or changed.min_nodes ~= nil or changed.max_nodes ~= nil
+		or job_desc.tres_per_node ~= nil or job_desc.tres_per_job ~= nil or changed.ntasks_per_node ~= nil
+	if not touches then
+		return slurm.SUCCESS
+	end
+	local fields = job.parse_comment(job_desc.comment or job_ptr.comment)
+	if fields == nil then
+		return slurm.SUCCESS
+	end
+	local request = counts(job_ptr)
+	if changed.min_nodes ~= nil then
+		request.min_nodes, request.max_nodes = changed.min_nodes, changed.max_nodes
+	elseif changed.max_nodes ~= nil then
+		request.max_nodes = changed.max_nodes
+	end
+	if job_desc.tres_per_node ~= nil then
+		request.gpus_per_node = job.gpu_count(job_desc.tres_per_node)
+	end
+	if job_desc.tres_per_job ~= nil then
+		request.gpus = job.gpu_count(job_desc.tres_per_job)
+	end
+	request.ntasks = changed.ntasks or request.ntasks
+	request.ntasks_per_node = changed.ntasks_per_node or request.ntasks_per_node
+	local message = meshctx_verdict(fields, request)
+	if message ~= nil then
+		-- scontrol shows only Slurm's generic error for a refused update: the reason goes to slurmctld's log too.
+		slurm.log_info("meshctx: refused the update of job %s: %s", tostring(job_ptr.job_id), message)
+		return refuse(message)
+	end
 	return slurm.SUCCESS
 end
 
