@@ -5,6 +5,8 @@ groups are also compared with the server's ``/v1/layout?groups=true``."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ TIMEOUT_MS = 10_000
 #: Generous bounds for a shared 2-core CI machine; the measured numbers are printed and far lower.
 RENDER_4096_MS = 250.0
 FIRST_PAINT_4096_S = 5.0
+DOC_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 
 @pytest.fixture
@@ -501,6 +504,18 @@ def test_big_meshes_are_nested_blocks_with_counts(page: Any, ui_server: LiveServ
     row = page.locator('#details tr[data-axis="dp_shard"] td').nth(3)
     assert str(row.text_content()).startswith(", ".join(map(str, plan.group("dp_shard", 100005)[:64])))
 
+    # An NVLink domain of 64 nodes cuts dp_shard in two levels: the domains, then the nodes in one, named as such.
+    open_viewer(page, ui_server, world_size=131072, gpus_per_node=8, nvlink_domain=512, tp_size=8, pp_size=4)
+    wait_verdict(page, "valid")
+    page.wait_for_selector("#blocks .gpu")
+    choose_axis(page, "dp_shard")
+    assert blocks_levels(page) == [("pp", 4, False), ("dp_shard", 64, True), ("dp_shard", 64, True), ("tp", 8, False)]
+    heads = page.locator("#blocks .level-head").all_text_contents()
+    assert heads[1].startswith("dp_shard ×64 (part of dp_shard ×4096), each an NVLink domain of 512 GPUs")
+    assert heads[2].startswith("dp_shard ×64 (part of dp_shard ×4096), each a node of 8")
+    nodes = page.locator("#blocks .level[data-nodes] > .level-row > button.block").all_text_contents()
+    assert nodes[0] == "node 1ranks 8–15 · node 1"
+
 
 # ---------------------------------------------------------------------------------------------- looks
 def test_screenshots_light_and_dark(browser: Any, ui_server: LiveServer, artifacts: Path) -> None:
@@ -521,6 +536,17 @@ def test_screenshots_light_and_dark(browser: Any, ui_server: LiveServer, artifac
             path = artifacts / f"viewer-{world}-{scheme}.png"
             page.screenshot(path=str(path), full_page=True)
             shots.append(path)
+        # What the issue showed unreadable: 131072 GPUs (nested blocks), and an invalid topology (empty pane, fixes).
+        open_viewer(page, ui_server, world_size=131072, gpus_per_node=8, nvlink_domain=512, tp_size=8, pp_size=4)
+        wait_verdict(page, "valid")
+        page.evaluate("() => meshViewer.select(40003)")
+        page.wait_for_selector('#blocks .gpu[data-rank="40003"][data-selected]')
+        shots.append(artifacts / f"viewer-131072-{scheme}.png")
+        page.screenshot(path=str(shots[-1]), clip={"x": 0, "y": 0, "width": 1280, "height": 800})
+        open_viewer(page, ui_server, world_size=64, gpus_per_node=8, tp_size=3)
+        wait_verdict(page, "invalid")
+        shots.append(artifacts / f"viewer-invalid-{scheme}.png")
+        page.screenshot(path=str(shots[-1]), clip={"x": 0, "y": 0, "width": 1280, "height": 800})
         colours = page.evaluate(
             "() => { const s = getComputedStyle(document.documentElement);"
             " const names = ['--bg', '--fg', '--error', '--warning', '--valid', '--muted'];"
@@ -534,6 +560,14 @@ def test_screenshots_light_and_dark(browser: Any, ui_server: LiveServer, artifac
         )
         context.close()
     assert all(path.stat().st_size > 10_000 for path in shots)
+    if os.environ.get("MESHCTX_REFRESH_DOC_IMAGES"):  # the screenshots docs/ shows (README, docs/viewer.md)
+        for shot, name in (
+            ("64-light", ""),
+            ("131072-light", "-131072"),
+            ("invalid-light", "-invalid"),
+            ("512-dark", "-dark"),
+        ):
+            shutil.copyfile(artifacts / f"viewer-{shot}.png", DOC_IMAGES / f"viewer{name}.png")
 
 
 def contrast(a: str, b: str) -> float:

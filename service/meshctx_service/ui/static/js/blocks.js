@@ -53,6 +53,16 @@ export function levelsOf(plan) {
 const rangeText = (plan, start, count) =>
   count === 1 ? `rank ${rankAt(plan, start)}` : `ranks ${rankAt(plan, start)}–${rankAt(plan, start + count - 1)}`;
 
+/** A block's name: its coordinate along the level's axis, or, where a node or NVLink cut splits that axis, which
+ * node or domain it is (a part's own index would read like the axis's coordinate). */
+function blockName(plan, level, i, first, gpn) {
+  if (!level.part) return `${level.primary} ${i}`;
+  const rank = rankAt(plan, first);
+  if (level.node) return `node ${Math.floor(rank / gpn)}`;
+  if (level.nvlink) return `NVLink domain ${Math.floor(rank / level.stride)}`;
+  return `${level.primary} part ${i}`;
+}
+
 function blockFacts(plan, start, count, gpn) {
   const nodes = Math.ceil(count / gpn);
   const node = Math.floor(rankAt(plan, start) / gpn);
@@ -92,8 +102,8 @@ export function drawBlocks() {
     if (level.node) box.dataset.nodes = "";
     const head = document.createElement("p");
     head.className = "level-head";
-    const each = level.stride === 1 ? "1 GPU" : `${level.stride} GPUs`;
-    const kind = level.node ? `, each a node of ${gpn}` : level.nvlink ? ", each an NVLink domain" : `, each ${each}`;
+    const each = level.stride === 1 ? "1 GPU" : `${level.stride} GPUs${level.stride > gpn ? ` on ${Math.ceil(level.stride / gpn)} nodes` : ""}`;
+    const kind = level.node ? `, each a node of ${gpn}` : level.nvlink ? `, each an NVLink domain of ${level.stride} GPUs` : `, each ${each}`;
     head.textContent = `${level.primary} ×${level.size}${level.part ? ` (part of ${level.part})` : ""}${kind}`;
     if (level.axes.includes(state.axis)) {
       const runs = document.createElement("span");
@@ -130,7 +140,7 @@ export function drawBlocks() {
     block.className = `block open${level.node ? " node" : ""}`;
     const label = document.createElement("p");
     label.className = "block-head";
-    label.textContent = `${level.primary} ${i} · ${blockFacts(plan, first, level.stride, gpn)}`;
+    label.textContent = `${blockName(plan, level, i, first, gpn)} · ${blockFacts(plan, first, level.stride, gpn)}`;
     block.append(label, openLevel(j - 1, first));
     return block;
   }
@@ -141,11 +151,12 @@ export function drawBlocks() {
     button.type = "button";
     button.className = `block closed${level.node ? " node" : ""}`;
     button.dataset.first = String(rankAt(plan, first));
-    button.textContent = `${level.primary} ${i}`;
+    const name = blockName(plan, level, i, first, gpn);
+    button.textContent = name;
     const facts = document.createElement("small");
     facts.textContent = blockFacts(plan, first, level.stride, gpn);
     button.append(facts);
-    button.setAttribute("aria-label", `Open ${level.primary} ${i}: ${facts.textContent}`);
+    button.setAttribute("aria-label", `Open ${name}: ${facts.textContent}`);
     button.addEventListener("click", () => root.dispatchEvent(new CustomEvent("pick", { detail: rankAt(plan, first) })));
     return button;
   }

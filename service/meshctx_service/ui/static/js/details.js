@@ -78,7 +78,7 @@ export function showGroupList() {
     item.dataset.group = String(g);
     const swatch = document.createElement("span");
     swatch.className = `swatch ${styleOf(g).pattern}`;
-    swatch.style.background = styleOf(g).colour;
+    swatch.style.backgroundColor = styleOf(g).colour;
     swatch.setAttribute("aria-hidden", "true");
     item.append(swatch, ` group ${g}: ${listText(offs.map((o) => rankAt(plan, p + o)))}`);
     list.append(item);

@@ -17,7 +17,7 @@ function item(key, ...parts) {
 function swatch(g) {
   const s = document.createElement("span");
   s.className = `swatch ${styleOf(g).pattern}`;
-  s.style.background = styleOf(g).colour;
+  s.style.backgroundColor = styleOf(g).colour;
   s.setAttribute("aria-hidden", "true");
   return s;
 }
@@ -47,7 +47,7 @@ export function showLegend() {
     if (count > 8) {
       const kinds = Math.min(4, Math.ceil(count / 8));
       const parts = [];
-      for (let k = 0; k < kinds; k++) parts.push(swatch(k * 8), ` groups ${k * 8}–${Math.min(count, k * 8 + 8) - 1} ${PATTERN_WORDS[styleOf(k * 8).pattern]}  `);
+      for (let k = 0; k < kinds; k++) parts.push(k ? ", " : "", swatch(k * 8), ` groups ${k * 8}–${Math.min(count, k * 8 + 8) - 1} ${PATTERN_WORDS[styleOf(k * 8).pattern]}`);
       const patterns = item("patterns", "Eight colours, then the same colours with a pattern: ", ...parts);
       if (count > 32) patterns.append(`; from group 32 the styles repeat, so hover a GPU to outline exactly its group.`);
       list.append(patterns);
