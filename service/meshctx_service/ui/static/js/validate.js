@@ -38,6 +38,7 @@ export async function validateNow() {
     if (error.name === "AbortError") return;
     if (state.inflight !== controller) return;
     setVerdict("error", `The service did not answer: ${error.message}`);
+    setPlan(null, undefined, `No mesh: the service did not answer (${error.message}); edit the form to try again.`);
     return;
   }
   if (state.inflight !== controller) return; // a newer request was sent meanwhile
