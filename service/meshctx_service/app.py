@@ -17,6 +17,7 @@ from meshctx.plan import validate_topology
 from .auth import Role
 from .auth.gate import Gate, needs
 from .http import health
+from .http.docs_pages import install_docs_pages
 from .http.errors import install_error_handlers
 from .http.logging import configure_logging
 from .http.metrics import Metrics
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for integration in (render, kubernetes, skypilot):
         app.include_router(integration.router)
     mount_ui(app)  # topology viewer at /ui
+    install_docs_pages(app)  # /docs and /redoc with local assets (offline clusters)
     app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObserveRequests, metrics=app.state.metrics, access_log=settings.access_log)  # outermost
     app.openapi = partial(openapi_schema, app)  # type: ignore[method-assign]

@@ -5,6 +5,8 @@ groups are also compared with the server's ``/v1/layout?groups=true``."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ TIMEOUT_MS = 10_000
 #: Generous bounds for a shared 2-core CI machine; the measured numbers are printed and far lower.
 RENDER_4096_MS = 250.0
 FIRST_PAINT_4096_S = 5.0
+DOC_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 
 @pytest.fixture
@@ -62,7 +65,7 @@ def wait_verdict(page: Any, state: str) -> str:
 
 def choose_axis(page: Any, axis: str) -> None:
     page.check(f'#axis-picker input[value="{axis}"]')
-    page.wait_for_selector(f'#grid[data-axis="{axis}"]')
+    page.wait_for_selector(f'#grid[data-axis="{axis}"]', state="attached")  # hidden in the blocks view
 
 
 def field_messages(page: Any, input_id: str) -> str:
@@ -154,15 +157,100 @@ def test_malformed_input_is_refused_next_to_its_field(page: Any, ui_server: Live
     assert "Node range: 16 ✓, 24 ✓, 32 ✓" in str(page.text_content("#mesh-info"))
 
 
-def test_warnings_flag_axes_that_span_nodes(page: Any, ui_server: LiveServer) -> None:
+def test_warnings_flag_only_tp_cp_ep_leaving_a_node(page: Any, ui_server: LiveServer) -> None:
+    """Axes whose groups leave a node or NVLink domain are flagged only where that hurts (tp, cp, ep): dp-like axes
+    and pp span nodes by design and show a plain node count."""
     open_viewer(page, ui_server, world_size=64, gpus_per_node=8, nvlink_domain=8, tp_size=16)
     wait_verdict(page, "valid")
     assert "spans 2 NVLink domains" in field_messages(page, "f-tp_size")
-    flagged = page.locator("#axis-picker label[data-spans]")
     plan = the_plan("fsdp2", 64, gpn=8, nvlink=8, tp_size=16)
     spans = plan.to_dict()["cluster"]["spans"]  # type: ignore[index]
-    expected = {axis for axis, span in spans.items() if span["nodes"] > 1}
-    assert {str(flagged.nth(i).locator("input").get_attribute("value")) for i in range(flagged.count())} == expected
+    leaving = {axis for axis, span in spans.items() if span["nodes"] > 1 or span["nvlink_domains"] > 1}
+    assert {"tp", "dp_shard", "dp"} <= leaving
+    assert flagged_axes(page) == leaving & {"tp", "cp", "ep"} == {"tp"}
+    assert "⚠ spans 2 nodes" in str(page.text_content('#axis-picker label:has(input[value="tp"])'))
+    dp_label = str(page.text_content('#axis-picker label:has(input[value="dp_shard"])'))
+    assert "⚠" not in dp_label and "4 nodes" in dp_label
+
+    # The usual layout: tp inside a node, dp across all of them: nothing is flagged at all.
+    open_viewer(page, ui_server, world_size=64, gpus_per_node=8, tp_size=8)
+    wait_verdict(page, "valid")
+    page.wait_for_selector('#axis-picker input[value="tp"]')
+    assert flagged_axes(page) == set()
+    assert "⚠" not in str(page.text_content("#axis-picker"))
+    assert "8 nodes" in str(page.text_content('#axis-picker label:has(input[value="dp_shard"])'))
+    page.evaluate("() => meshViewer.select(9)")
+    page.wait_for_selector('#details[data-rank="9"]')
+    assert "⚠" not in str(page.text_content("#details"))
+    assert str(page.text_content('#details tr[data-axis="dp_shard"] td')) == "dp_shard (8 nodes)"
+
+
+def flagged_axes(page: Any) -> set[str]:
+    flagged = page.locator("#axis-picker label[data-warn]")
+    return {str(flagged.nth(i).locator("input").get_attribute("value")) for i in range(flagged.count())}
+
+
+def test_an_invalid_topology_clears_the_mesh_pane_and_says_why(page: Any, ui_server: LiveServer) -> None:
+    open_viewer(page, ui_server, world_size=64, gpus_per_node=8, tp_size=4, axis="tp", rank=5)
+    wait_verdict(page, "valid")
+    page.wait_for_selector('#details[data-rank="5"]')
+    assert page.locator("#group-list li[data-group]").count() == 16
+    page.fill("#f-tp_size", "3")
+    wait_verdict(page, "invalid")
+    # Nothing of the previous mesh stays: no picker, grid, details, groups or legend; the pane says why instead.
+    assert page.evaluate("() => meshViewer.plan") is None
+    for selector in ("#axis-picker", "#grid", "#details", "#group-list", "#legend", "#f-goto"):
+        assert page.is_hidden(selector), selector
+    assert page.locator("#axis-picker input, #details tr, #group-list li, #legend li").count() == 0
+    why = str(page.text_content("#mesh-empty"))
+    assert page.is_visible("#mesh-empty")
+    assert why.startswith("No mesh: this topology is invalid.")
+    assert "world_size 64 is not divisible by tp·cp·pp = 3·1·1 = 3" in why and "Apply a suggestion" in why
+    page.fill("#f-tp_size", "4")
+    wait_verdict(page, "valid")
+    assert page.is_hidden("#mesh-empty") and page.is_visible("#grid")
+    assert page.locator("#group-list li[data-group]").count() == 16
+
+
+def test_controls_and_suggestions_are_above_the_fold_at_1280x800(browser: Any, ui_server: LiveServer) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, device_scale_factor=1)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    for params in ({"world_size": 64, "gpus_per_node": 8, "tp_size": 3}, {"world_size": 64, "gpus_per_node": 8}):
+        open_viewer(page, ui_server, **params)
+        boxes = page.evaluate(
+            """() => [...document.querySelectorAll(
+                '#topology fieldset input, #topology fieldset select, #topology summary, button.suggestion,'
+                + ' #axis-picker input, #f-goto')]
+              .filter(e => e.checkVisibility())
+              .map(e => [e.id || e.name || e.textContent, e.getBoundingClientRect().bottom])"""
+        )
+        assert len(boxes) > 10
+        below = [name for name, bottom in boxes if bottom > 800]
+        assert below == [], f"below the fold at 1280×800 ({params}): {below}"
+    # The invalid case above offered suggestions, and they were among the controls checked.
+    open_viewer(page, ui_server, world_size=64, gpus_per_node=8, tp_size=3)
+    assert page.locator("button.suggestion").count() >= 1
+    assert page.locator("button.suggestion").first.bounding_box()["y"] < 300
+    context.close()
+
+
+def test_the_legend_says_what_colours_and_patterns_mean(page: Any, ui_server: LiveServer) -> None:
+    open_viewer(page, ui_server, world_size=512, gpus_per_node=8, nvlink_domain=16, tp_size=4, axis="tp")
+    wait_verdict(page, "valid")
+    legend = page.locator("#legend")
+    assert legend.is_visible()
+    colour = str(legend.locator('li[data-key="colour"]').text_content())
+    assert "one tp group (128 groups of 4 GPUs · one group spans 1 node)" in colour
+    patterns = str(legend.locator('li[data-key="patterns"]').text_content())
+    assert "groups 8–15 striped" in patterns and "groups 16–23 dotted" in patterns
+    assert "groups 24–31 cross-hatched" in patterns and "styles repeat" in patterns
+    assert "NVLink domain of 16 GPUs" in str(legend.locator('li[data-key="nvlink"]').text_content())
+    # The legend's styles are the picture's: group 8 is drawn striped, group 16 dotted.
+    assert page.evaluate("() => [8, 16, 24].map(g => meshViewer.styleOf(g).pattern)") == ["stripes", "dots", "cross"]
+    choose_axis(page, "dp")
+    assert page.locator('#legend li[data-key="patterns"]').count() == 0  # 4 dp groups: colours alone
+    assert "4 groups of 128 GPUs" in str(page.text_content('#legend li[data-key="colour"]'))
 
 
 # ---------------------------------------------------------------------------------------------- groups
@@ -312,7 +400,7 @@ def test_a_new_url_is_checked_before_the_verdict_reads_valid(page: Any, ui_serve
 
 
 # ---------------------------------------------------------------------------------------------- scale
-def test_4096_gpus_render_quickly_and_bigger_worlds_aggregate_by_node(page: Any, ui_server: LiveServer) -> None:
+def test_4096_gpus_render_quickly_and_bigger_worlds_become_blocks(page: Any, ui_server: LiveServer) -> None:
     start = time.perf_counter()
     open_viewer(page, ui_server, world_size=4096, gpus_per_node=8, tp_size=8, pp_size=4)
     wait_verdict(page, "valid")
@@ -344,25 +432,89 @@ def test_4096_gpus_render_quickly_and_bigger_worlds_aggregate_by_node(page: Any,
     print(f"\n4096 GPUs: first paint {first_paint:.2f} s, axis switch ms {timings}, hover redraw {hover_ms:.1f} ms")
     assert first_paint < FIRST_PAINT_4096_S
 
-    for world, mode, cells in ((16384, "nodes", 2048), (131072, "nodes", 16384), (1 << 20, "too-big", 0)):
+    # Above 4096 GPUs the mesh is nested blocks (test_big_meshes_are_nested_blocks_with_counts), at any size.
+    for world in (16384, 131072, 1 << 20):
         page.fill("#f-world_size", str(world))
-        page.wait_for_selector(f'#grid[data-mode="{mode}"][data-cells="{cells}"]', state="attached")
+        page.wait_for_selector('#grid[data-mode="blocks"]', state="attached")
         wait_verdict(page, "valid")
+        page.wait_for_function(f"() => meshViewer.plan && meshViewer.plan.world_size === {world}")
+        assert page.is_visible("#blocks") and page.is_hidden("#grid")
         assert str(world) in str(page.text_content("#mesh-info"))
-    # Too big to draw: one rank can still be inspected, its groups computed from the compact layout.
+    # One rank can be inspected at any size, its groups computed from the compact layout.
     page.fill("#f-goto", "1000003")
     page.press("#f-goto", "Enter")
     page.wait_for_selector('#details[data-rank="1000003"]')
     big = the_plan("fsdp2", 1 << 20, gpn=8, tp_size=8, pp_size=4)
     tp_row = page.locator('#details tr[data-axis="tp"] td').nth(3)
     assert tp_row.text_content() == ", ".join(map(str, big.group("tp", 1000003)))
-    page.fill("#f-world_size", "16384")
-    page.wait_for_selector('#grid[data-mode="nodes"]')
+
+
+def blocks_levels(page: Any) -> list[tuple[str, int, bool]]:
+    """The open path of the blocks view, outermost level first: (axis, size, whether it is shaded)."""
+    return [
+        (str(a), int(b), bool(c))
+        for a, b, c in page.evaluate(
+            "() => [...document.querySelectorAll('#blocks .level')]"
+            ".map(l => [l.dataset.axis, Number(l.dataset.size), l.hasAttribute('data-on')])"
+        )
+    ]
+
+
+def test_big_meshes_are_nested_blocks_with_counts(page: Any, ui_server: LiveServer) -> None:
+    """131072 GPUs: the mesh as nested blocks, one level per mesh axis (outermost first) down to the GPUs of one node,
+    nodes marked, counts everywhere; the chosen axis's levels shaded; any block opens on a click."""
+    plan = the_plan("fsdp2", 131072, gpn=8, tp_size=8, pp_size=4)
+    mesh = plan.to_dict()["device_mesh"]
+    expected = [(a, n) for a, n in zip(mesh["axes"], mesh["shape"]) if n > 1]  # type: ignore[index]
+    assert expected == [("pp", 4), ("dp_shard", 4096), ("tp", 8)]
+    open_viewer(page, ui_server, world_size=131072, gpus_per_node=8, tp_size=8, pp_size=4, axis="tp")
+    wait_verdict(page, "valid")
+    page.wait_for_selector("#blocks .gpu")
+    assert page.get_attribute("#grid", "data-mode") == "blocks" and page.is_hidden("#grid")
+    assert blocks_levels(page) == [(a, n, a == "tp") for a, n in expected]
+    # The node level: each dp_shard block is one node of 8 GPUs, drawn with a thick border.
+    node_level = page.locator('#blocks .level[data-axis="dp_shard"]')
+    assert node_level.get_attribute("data-nodes") == ""
+    assert "dp_shard ×4096, each a node of 8" in str(node_level.locator(".level-head").first.text_content())
+    assert "… 4093 more" in str(node_level.locator(":scope > .level-row > .more").text_content())
+    closed = page.locator("#blocks > .level > .level-row > button.block")
+    assert [str(closed.nth(i).text_content()) for i in range(closed.count())] == [
+        f"pp {i}ranks {i * 32768}–{i * 32768 + 32767} · 4096 nodes" for i in (1, 2, 3)
+    ]
+    assert [str(t) for t in page.locator("#blocks .gpu").all_text_contents()] == [str(r) for r in range(8)]
+    # The legend and shading follow the axis: dp_shard runs along the node level, one GPU per node.
+    choose_axis(page, "dp_shard")
+    assert blocks_levels(page) == [(a, n, a == "dp_shard") for a, n in expected]
+    assert "16384 groups" not in str(page.text_content("#legend"))
+    assert "32 groups of 4096 GPUs · one group spans 4096 nodes" in str(page.text_content("#legend"))
+    # A closed block opens on a click: pp 2's first GPU is selected and its path is the open one.
+    closed.nth(1).click()
+    page.wait_for_selector('#details[data-rank="65536"]')
+    assert "node 8192" in str(page.text_content("#blocks"))
+    gpus = page.locator("#blocks .gpu")
+    assert gpus.all_text_contents() == [str(r) for r in range(65536, 65544)]
+    assert page.get_attribute('#blocks .gpu[data-rank="65536"]', "data-selected") == ""
+    # Inspect rank: its node opens, its tp group (inside that node) is highlighted.
     choose_axis(page, "tp")
-    rect = page.evaluate("() => meshViewer.cellRect(8 * 7)")  # node 7, one cell per node
-    page.click("#grid", position={"x": rect["x"] + 2, "y": rect["y"] + 2})
-    page.wait_for_selector('#details[data-rank="56"]')
-    assert "holds one group of tp" in str(page.text_content("#details .facts"))
+    page.fill("#f-goto", "100005")
+    page.press("#f-goto", "Enter")
+    page.wait_for_selector('#blocks .gpu[data-rank="100005"][data-selected]')
+    highlighted = page.locator("#blocks .gpu[data-group]").all_text_contents()
+    assert [int(r) for r in highlighted] == plan.group("tp", 100005)
+    row = page.locator('#details tr[data-axis="dp_shard"] td').nth(3)
+    assert str(row.text_content()).startswith(", ".join(map(str, plan.group("dp_shard", 100005)[:64])))
+
+    # An NVLink domain of 64 nodes cuts dp_shard in two levels: the domains, then the nodes in one, named as such.
+    open_viewer(page, ui_server, world_size=131072, gpus_per_node=8, nvlink_domain=512, tp_size=8, pp_size=4)
+    wait_verdict(page, "valid")
+    page.wait_for_selector("#blocks .gpu")
+    choose_axis(page, "dp_shard")
+    assert blocks_levels(page) == [("pp", 4, False), ("dp_shard", 64, True), ("dp_shard", 64, True), ("tp", 8, False)]
+    heads = page.locator("#blocks .level-head").all_text_contents()
+    assert heads[1].startswith("dp_shard ×64 (part of dp_shard ×4096), each an NVLink domain of 512 GPUs")
+    assert heads[2].startswith("dp_shard ×64 (part of dp_shard ×4096), each a node of 8")
+    nodes = page.locator("#blocks .level[data-nodes] > .level-row > button.block").all_text_contents()
+    assert nodes[0] == "node 1ranks 8–15 · node 1"
 
 
 # ---------------------------------------------------------------------------------------------- looks
@@ -384,6 +536,17 @@ def test_screenshots_light_and_dark(browser: Any, ui_server: LiveServer, artifac
             path = artifacts / f"viewer-{world}-{scheme}.png"
             page.screenshot(path=str(path), full_page=True)
             shots.append(path)
+        # What the issue showed unreadable: 131072 GPUs (nested blocks), and an invalid topology (empty pane, fixes).
+        open_viewer(page, ui_server, world_size=131072, gpus_per_node=8, nvlink_domain=512, tp_size=8, pp_size=4)
+        wait_verdict(page, "valid")
+        page.evaluate("() => meshViewer.select(40003)")
+        page.wait_for_selector('#blocks .gpu[data-rank="40003"][data-selected]')
+        shots.append(artifacts / f"viewer-131072-{scheme}.png")
+        page.screenshot(path=str(shots[-1]), clip={"x": 0, "y": 0, "width": 1280, "height": 800})
+        open_viewer(page, ui_server, world_size=64, gpus_per_node=8, tp_size=3)
+        wait_verdict(page, "invalid")
+        shots.append(artifacts / f"viewer-invalid-{scheme}.png")
+        page.screenshot(path=str(shots[-1]), clip={"x": 0, "y": 0, "width": 1280, "height": 800})
         colours = page.evaluate(
             "() => { const s = getComputedStyle(document.documentElement);"
             " const names = ['--bg', '--fg', '--error', '--warning', '--valid', '--muted'];"
@@ -397,6 +560,14 @@ def test_screenshots_light_and_dark(browser: Any, ui_server: LiveServer, artifac
         )
         context.close()
     assert all(path.stat().st_size > 10_000 for path in shots)
+    if os.environ.get("MESHCTX_REFRESH_DOC_IMAGES"):  # the screenshots docs/ shows (README, docs/viewer.md)
+        for shot, name in (
+            ("64-light", ""),
+            ("131072-light", "-131072"),
+            ("invalid-light", "-invalid"),
+            ("512-dark", "-dark"),
+        ):
+            shutil.copyfile(artifacts / f"viewer-{shot}.png", DOC_IMAGES / f"viewer{name}.png")
 
 
 def contrast(a: str, b: str) -> float:

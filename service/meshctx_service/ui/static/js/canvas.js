@@ -1,5 +1,6 @@
 // Painting the grid: every GPU (or node) in its group's colour and pattern along the chosen axis, NVLink domains
 // outlined, and the hovered or selected GPU's group highlighted.
+import { drawBlocks } from "./blocks.js";
 import { canvas } from "./dom.js";
 import { MAX_GPU_CELLS, cellRect, nodeBox } from "./grid.js";
 import { axisPartition, groupMembers, positionOf, rankAt } from "./plan.js";
@@ -43,12 +44,16 @@ export function draw() {
   const v = state.view;
   if (!plan || !v) return;
   const t0 = performance.now();
+  canvas.dataset.axis = state.axis;
+  if (v.blocks) {
+    drawBlocks();
+    return;
+  }
   const ctx = canvas.getContext("2d");
   const ratio = canvas.width / (parseFloat(canvas.style.width) || 1);
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.fillStyle = cssVar("--canvas-bg");
   ctx.fillRect(0, 0, canvas.width, canvas.height);
-  if (v.tooBig) return;
   const ink = cssVar("--ink");
   const muted = cssVar("--muted");
   const part = axisPartition(state.axis);
@@ -60,17 +65,15 @@ export function draw() {
     for (let first = 0; first < v.nodes; first += v.nodesPerDomain) {
       const a = nodeBox(first);
       const b = nodeBox(Math.min(v.nodes, first + v.nodesPerDomain) - 1);
-      const w = v.aggregate ? v.cell : v.boxW;
-      const h = v.aggregate ? v.cell : v.boxH;
+      const w = v.boxW;
+      const h = v.boxH;
       ctx.strokeRect(Math.min(a.x, b.x) - v.gap / 2 + 0.5, a.y - v.gap / 2 + 0.5, Math.max(a.x, b.x) - Math.min(a.x, b.x) + w + v.gap - 1, b.y - a.y + h + v.gap - 1);
     }
     ctx.setLineDash([]);
   }
-  if (v.aggregate) drawNodes(ctx, part);
-  else drawGpus(ctx, part, muted);
+  drawGpus(ctx, part, muted);
   drawHighlights(ctx, ink);
   canvas.dataset.renderMs = (performance.now() - t0).toFixed(2);
-  canvas.dataset.axis = state.axis;
   canvas.dataset.version = String(Number(canvas.dataset.version || 0) + 1);
 }
 
@@ -120,31 +123,6 @@ function drawGpus(ctx, part, muted) {
     }
   }
   ctx.textAlign = "start";
-}
-
-function drawNodes(ctx, part) {
-  const plan = state.plan;
-  const v = state.view;
-  // Per node: the group of its first GPU, and whether it holds more than one group of the axis.
-  const first = new Int32Array(v.nodes).fill(-1);
-  const mixed = new Uint8Array(v.nodes);
-  for (let p = 0; p < plan.world_size; p++) {
-    const node = Math.floor(rankAt(plan, p) / v.gpn);
-    if (first[node] < 0) first[node] = part.ord[p];
-    else if (first[node] !== part.ord[p]) mixed[node] = 1;
-  }
-  v.mixed = mixed;
-  for (let node = 0; node < v.nodes; node++) {
-    if (first[node] < 0) continue;
-    const box = nodeBox(node);
-    const { colour, pattern } = styleOf(first[node]);
-    ctx.fillStyle = colour;
-    ctx.fillRect(box.x, box.y, v.cell, v.cell);
-    if (pattern !== "solid" || mixed[node]) {
-      ctx.fillStyle = patternFor(ctx, mixed[node] ? "stripes" : pattern, "rgba(0,0,0,0.55)");
-      ctx.fillRect(box.x, box.y, v.cell, v.cell);
-    }
-  }
 }
 
 function drawHighlights(ctx, ink) {

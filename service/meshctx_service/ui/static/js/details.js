@@ -3,6 +3,7 @@ import { styleOf } from "./canvas.js";
 import { $ } from "./dom.js";
 import { localIndex, offsets } from "./layout.js";
 import { gpusPerNode, groupMembers, positionOf, rankAt } from "./plan.js";
+import { spanOf, spanText } from "./spans.js";
 import { state } from "./state.js";
 
 const MAX_LISTED = 64; // members / groups listed in text before "… more"
@@ -39,7 +40,6 @@ export function showDetails(rank) {
   const facts = document.createElement("p");
   facts.className = "facts";
   facts.textContent = `node ${view.node} · local rank ${view.local_rank}${view.nvlink_domain !== undefined ? ` · NVLink domain ${view.nvlink_domain}` : ""}`;
-  if (state.view?.aggregate) facts.textContent += ` · this node holds ${state.view.mixed?.[view.node] ? "several groups" : "one group"} of ${state.axis}`;
   const table = document.createElement("table");
   table.innerHTML = "<thead><tr><th scope=col>axis</th><th scope=col>size</th><th scope=col>coordinate</th><th scope=col>group members</th></tr></thead>";
   const body = document.createElement("tbody");
@@ -47,8 +47,8 @@ export function showDetails(rank) {
     const row = document.createElement("tr");
     row.dataset.axis = axis;
     if (axis === state.axis) row.className = "current";
-    const spans = state.plan.cluster?.spans?.[axis]?.nodes;
-    for (const text of [axis + (spans > 1 ? ` ⚠${spans} nodes` : ""), String(state.plan.layouts[axis].size), String(view.coordinates[axis]), listText(view.groups[axis])]) {
+    const span = spanText(spanOf(state.plan, axis));
+    for (const text of [axis + (span ? ` (${span})` : ""), String(state.plan.layouts[axis].size), String(view.coordinates[axis]), listText(view.groups[axis])]) {
       const td = document.createElement("td");
       td.textContent = text;
       row.append(td);
@@ -78,7 +78,7 @@ export function showGroupList() {
     item.dataset.group = String(g);
     const swatch = document.createElement("span");
     swatch.className = `swatch ${styleOf(g).pattern}`;
-    swatch.style.background = styleOf(g).colour;
+    swatch.style.backgroundColor = styleOf(g).colour;
     swatch.setAttribute("aria-hidden", "true");
     item.append(swatch, ` group ${g}: ${listText(offs.map((o) => rankAt(plan, p + o)))}`);
     list.append(item);

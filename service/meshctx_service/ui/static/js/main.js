@@ -50,6 +50,7 @@ function wire() {
     canvas.focus();
   });
   canvas.addEventListener("keydown", onKey);
+  $("#blocks").addEventListener("pick", (event) => select(event.detail));
   $("#f-goto").addEventListener("change", (event) => {
     const rank = Number(event.target.value);
     if (state.plan && Number.isInteger(rank) && exists(rank) !== null) select(rank);
@@ -62,7 +63,7 @@ function wire() {
     // The URL now names another topology: the mesh on screen no longer matches the form until it is checked.
     if (readUrl()) {
       setVerdict("pending", "Checking…");
-      setPlan(null);
+      setPlan(null, undefined, "Checking the topology named in the URL…");
     }
     validateNow();
   });
@@ -89,7 +90,7 @@ window.meshViewer = {
   get plan() { return state.plan; },
   get axis() { return state.axis; },
   get selected() { return state.selected; },
-  get view() { return state.view && { ...state.view, mixed: undefined }; },
+  get view() { return state.view && { ...state.view }; },
   /** Every group of `axis` as global ranks (MeshPlan.groups). */
   groups(axis = state.axis) {
     const plan = state.plan;

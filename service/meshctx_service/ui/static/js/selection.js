@@ -48,14 +48,11 @@ function neighbour(rank, key) {
 }
 
 export function onKey(event) {
-  if (!state.plan || !state.view || state.view.tooBig) return;
+  if (!state.plan || !state.view || state.view.blocks) return;
   const current = state.selected ?? state.hover;
   if (KEYS.includes(event.key)) {
     event.preventDefault();
-    let next = current === null ? 0 : neighbour(current, event.key);
-    if (state.view.aggregate && current !== null && ["ArrowLeft", "ArrowRight"].includes(event.key)) {
-      next = Math.min(state.view.slots - 1, Math.max(0, current + (event.key === "ArrowLeft" ? -state.view.gpn : state.view.gpn)));
-    }
+    const next = current === null ? 0 : neighbour(current, event.key);
     if (exists(next) !== null) select(next);
   } else if (event.key === "Escape") {
     select(null, false);

@@ -38,6 +38,7 @@ export async function validateNow() {
     if (error.name === "AbortError") return;
     if (state.inflight !== controller) return;
     setVerdict("error", `The service did not answer: ${error.message}`);
+    setPlan(null, undefined, `No mesh: the service did not answer (${error.message}); edit the form to try again.`);
     return;
   }
   if (state.inflight !== controller) return; // a newer request was sent meanwhile
@@ -56,8 +57,9 @@ function showRefusal(status, data) {
   showSuggestions([], applySuggestion);
   const errors = data.errors || [{ field: "body", detail: data.detail || `HTTP ${status}` }];
   for (const e of errors) placeMessage({ severity: "error", code: "invalid_request", fields: [e.field], message: `${e.field}: ${e.detail}`, hint: "" });
-  setVerdict("invalid", `Request not accepted (${status}): ${errors.length} field${errors.length === 1 ? "" : "s"} to fix.`);
-  setPlan(null);
+  const fields = `${errors.length} field${errors.length === 1 ? "" : "s"} to fix`;
+  setVerdict("invalid", `Request not accepted (${status}): ${fields}.`);
+  setPlan(null, undefined, `No mesh: the request was not accepted (${status}, ${fields}; marked in the form).`);
 }
 
 function showReport(report) {
@@ -74,7 +76,15 @@ function showReport(report) {
     setVerdict("valid", `Valid: ${plan.strategy} on ${plan.world_size} GPUs — ${shape}${warn}.`);
   } else {
     const n = report.problems.length;
-    setVerdict("invalid", `Invalid: ${n} problem${n === 1 ? "" : "s"}${report.suggestions?.length ? "; suggestions below" : ""}.`);
+    setVerdict("invalid", `Invalid: ${n} problem${n === 1 ? "" : "s"}${report.suggestions?.length ? "; see the suggestions" : ""}.`);
   }
-  setPlan(report.valid ? plan : null, report.world_sizes);
+  setPlan(report.valid ? plan : null, report.world_sizes, report.valid ? "" : whyInvalid(report));
+}
+
+/** The empty mesh pane's explanation: the first problem, how many more, and where the fixes are. */
+function whyInvalid(report) {
+  const [first, ...rest] = report.problems;
+  const more = rest.length ? ` (and ${rest.length} more problem${rest.length === 1 ? "" : "s"})` : "";
+  const fix = report.suggestions?.length ? "Apply a suggestion, or fix the fields marked in the form." : "Fix the fields marked in the form.";
+  return `No mesh: this topology is invalid. ${first ? first.message : "The planner refused it."}${more} ${fix}`;
 }
