@@ -5,7 +5,6 @@
 
 from typing import TYPE_CHECKING, Any
 
-from .axes import MeshAxisName
 from .config import (
     DDPConfig,
     FSDP2Config,
@@ -24,9 +23,10 @@ from .plan import (
     plan_mesh,
     validate_topology,
 )
+from .plan.axes import MeshAxisName
 
 if TYPE_CHECKING:
-    from .context import MeshContext
+    from .runtime.context import MeshContext
 
 __version__ = "0.1.0"
 
@@ -52,7 +52,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "MeshContext":
-        from .context import MeshContext
+        from .runtime.context import MeshContext
 
         return MeshContext
     raise AttributeError(f"module 'meshctx' has no attribute {name!r}")

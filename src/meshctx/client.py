@@ -22,7 +22,7 @@ import httpx
 from .plan.request import TopologyRequest
 
 if TYPE_CHECKING:
-    from .context import MeshContext
+    from .runtime.context import MeshContext
 
 Json = dict[str, Any]
 TopologyLike = TopologyRequest | Mapping[str, Any]

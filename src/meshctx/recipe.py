@@ -31,7 +31,7 @@ from .config import (
 from .plan import MeshPlan, plan_mesh
 
 if TYPE_CHECKING:
-    from .context import MeshContext
+    from .runtime.context import MeshContext
 
 BLOCKS = ("pipeline", "moe")
 OPTIONAL_SIZES = ("dp_size", "dp_replicate_size")
@@ -59,7 +59,7 @@ class DistributedRecipe:
 
     def build(self, **kwargs: Any) -> MeshContext:
         """``MeshContext.build`` for this recipe (needs torch and an initialized process group)."""
-        from .context import MeshContext
+        from .runtime.context import MeshContext
 
         return MeshContext.build(self.strategy_config, self.sizes, **kwargs)
 

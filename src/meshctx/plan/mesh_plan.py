@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from types import MappingProxyType
 
-from ..axes import MeshAxisName
 from ..config import Strategy
+from .axes import MeshAxisName
 from .layout import AxisLayout
 from .rules import ResolvedSizes
 from .shapes import ClusterShape

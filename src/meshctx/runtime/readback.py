@@ -12,10 +12,10 @@ from typing import Any
 import torch.distributed as dist
 from torch.distributed.device_mesh import DeviceMesh
 
-from .axes import VALID_AXIS_NAMES, MeshAxisName
-from .config import Strategy
-from .plan import AxisLayout, MeshPlan, MeshSpec, ResolvedSizes
-from .plan.mesh_plan import FSDP2_AXES, FSDP2_FLATTENED, MEGATRON_AXES
+from ..config import Strategy
+from ..plan import AxisLayout, MeshPlan, MeshSpec, ResolvedSizes
+from ..plan.axes import VALID_AXIS_NAMES, MeshAxisName
+from ..plan.mesh_plan import FSDP2_AXES, FSDP2_FLATTENED, MEGATRON_AXES
 
 A = MeshAxisName
 

@@ -13,11 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .config import ParallelismSizes
-from .plan import ClusterShape, MeshPlan, ModelShape
-from .plan.planner import parse_nnodes
-from .plan.request import TopologyRequest
-from .report_text import layout_text, rank_view_text, report_text
+from ..config import ParallelismSizes
+from ..plan import ClusterShape, MeshPlan, ModelShape
+from ..plan.planner import parse_nnodes
+from ..plan.request import TopologyRequest
+from .text import layout_text, rank_view_text, report_text
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -112,7 +112,7 @@ def _print_json(data: Any) -> None:
 
 def _ask_server(url: str, call: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
     """Run ``call(client)`` against the service; its refusals become usage errors, as they would locally."""
-    from .client import MeshctxClient, MeshctxError, ProblemError
+    from ..client import MeshctxClient, MeshctxError, ProblemError
 
     try:
         with MeshctxClient(url) as client:
@@ -218,11 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
     serve.set_defaults(handler=cmd_serve)
 
-    from .cli_render import add_render_command  # imported here: cli_render imports this module
+    from .render import add_render_command  # imported here: render imports this module
 
     add_render_command(commands)
 
-    from .cli_registry import add_registry_commands
+    from .registry import add_registry_commands
 
     add_registry_commands(commands)
     return parser
@@ -239,9 +239,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServerFailed as error:
         print(f"meshctx {args.command}: server error: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-
-
-if __name__ == "__main__":
-    from meshctx.cli import main as package_main  # the imported module, whose errors cli_render/cli_registry raise
-
-    sys.exit(package_main())

@@ -14,10 +14,10 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .cli import EXIT_INVALID, EXIT_VALID, ServerFailed, UsageError, add_topology_args, request_from_args
+from . import EXIT_INVALID, EXIT_VALID, ServerFailed, UsageError, add_topology_args, request_from_args
 
 if TYPE_CHECKING:
-    from .client import MeshctxClient
+    from ..client import MeshctxClient
 
 Json = dict[str, Any]
 STATES = ("registered", "running", "finished", "failed")
@@ -39,7 +39,7 @@ def _connection_args(parser: argparse.ArgumentParser, *, topology: bool = False)
 
 def _call(args: argparse.Namespace, work: Callable[[MeshctxClient], Any]) -> tuple[int, Any]:
     """Run ``work(client)``; a refusal is printed (problem+json with --json) and gives exit status 1."""
-    from .client import MeshctxClient, MeshctxError, ProblemError
+    from ..client import MeshctxClient, MeshctxError, ProblemError
 
     server = args.server or os.environ.get("MESHCTX_SERVER")
     if not server:

@@ -12,10 +12,10 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from .cli import EXIT_INVALID, EXIT_VALID, UsageError, _ask_server, add_topology_args, request_from_args
-from .launch import TARGETS, LaunchError, LaunchSpec, validate_and_render
-from .plan.request import TopologyRequest
-from .report_text import report_text
+from ..launch import TARGETS, LaunchError, LaunchSpec, validate_and_render
+from ..plan.request import TopologyRequest
+from . import EXIT_INVALID, EXIT_VALID, UsageError, _ask_server, add_topology_args, request_from_args
+from .text import report_text
 
 
 def add_render_command(commands: Any) -> argparse.ArgumentParser:
