@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from meshctx.config import SIZE_FIELDS, ParallelismSizes
 from meshctx.plan import ModelShape
-from meshctx.plan.shapes import MODEL_FIELDS
+from meshctx.plan.model import MODEL_FIELDS
 
 
 @dataclass(frozen=True)

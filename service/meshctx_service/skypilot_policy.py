@@ -17,7 +17,7 @@ import yaml
 
 from meshctx.launch.spec import ENV_FINGERPRINT, ENV_STRATEGY, ENV_WORLD_SIZE, SIZE_ENV
 from meshctx.plan import validate_topology
-from meshctx.plan.shapes import MODEL_FIELDS
+from meshctx.plan.model import MODEL_FIELDS
 
 from .job_sizes import positive_int, read_job_sizes
 

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -22,7 +22,7 @@ import httpx
 from .plan.request import TopologyRequest
 
 if TYPE_CHECKING:
-    from .runtime.context import MeshContext
+    from .plan import MeshPlan
 
 Json = dict[str, Any]
 TopologyLike = TopologyRequest | Mapping[str, Any]
@@ -426,7 +426,14 @@ class AsyncMeshctxClient:
         await self.aclose()
 
 
-def attest_context(ctx: MeshContext, job_id: str, server: str | MeshctxClient, *, token: str | None = None) -> Json:
+class LiveTopology(Protocol):
+    """Anything that reads its live meshes back into a plan: a ``MeshContext`` (kept structural, so the client
+    does not import the torch side)."""
+
+    def to_plan(self) -> MeshPlan: ...
+
+
+def attest_context(ctx: LiveTopology, job_id: str, server: str | MeshctxClient, *, token: str | None = None) -> Json:
     """Report the fingerprint of the meshes ``ctx`` built to the registry (after ``MeshContext.build``).
 
     A match marks the job running; a mismatch raises ``ProblemError`` (409) with both fingerprints. Call it

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from ..config import ParallelismSizes
 from ..plan import MeshPlan, ValidationReport, validate_topology
-from ..plan.shapes import ModelShape
+from ..plan.model import ModelShape
 from .kubeflow import render_trainjob
 from .kueue import render_kueue
 from .skypilot import render_skypilot

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..config import SIZE_FIELDS
 from ..plan import MeshPlan
-from ..plan.shapes import MODEL_FIELDS
+from ..plan.model import MODEL_FIELDS
 
 PREFIX = "meshctx.io/"
 STRATEGY = PREFIX + "strategy"

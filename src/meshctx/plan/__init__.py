@@ -1,11 +1,12 @@
 """The torch-free planning core: every topology decision of meshctx is made here."""
 
+from .cluster import ClusterShape
 from .layout import AxisLayout
 from .mesh_plan import MeshPlan, MeshSpec, axis_kwargs
+from .model import ModelShape
 from .planner import ValidationReport, WorldSizeVerdict, parse_nnodes, plan_mesh, validate_topology
 from .problems import Code, Problem, Severity, TopologyError
 from .rules import ResolvedSizes
-from .shapes import ClusterShape, ModelShape
 from .suggest import Suggestion
 
 __all__ = [

@@ -17,9 +17,9 @@ from types import MappingProxyType
 
 from ..config import Strategy
 from .axes import MeshAxisName
+from .cluster import ClusterShape, cluster_report
 from .layout import AxisLayout
 from .rules import ResolvedSizes
-from .shapes import ClusterShape
 
 A = MeshAxisName
 
@@ -270,12 +270,18 @@ class MeshPlan:
         out["kwargs"] = json.loads(_kwargs_json(*self._axis_sets()))
         out["fingerprint"] = self.fingerprint()
         if self.cluster is not None:
-            from .cluster import cluster_report
-
-            out["cluster"] = cluster_report(self)
+            out["cluster"] = self._cluster_report()
         if groups:
             out["groups"] = {name: self.groups(name) for name in self.layouts}
         return out
+
+    def _cluster_report(self) -> dict[str, object]:
+        assert self.cluster is not None
+        if self.ranks is not None:
+            return cluster_report(self)
+        # Without a rank subset, a pure function of the topology and the cluster: computed once.
+        report = _plain_cluster_report(self.strategy, self.sizes, self.world_size, self.cluster)
+        return {**report, "spans": {axis: dict(entry) for axis, entry in report["spans"].items()}}  # type: ignore[attr-defined]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> MeshPlan:
@@ -302,3 +308,10 @@ class MeshPlan:
         if claimed is not None and claimed != plan.fingerprint():
             raise ValueError(f"plan fingerprint {claimed} does not match its content ({plan.fingerprint()})")
         return plan
+
+
+@lru_cache(maxsize=256)
+def _plain_cluster_report(
+    strategy: Strategy, sizes: ResolvedSizes, world_size: int, cluster: ClusterShape
+) -> dict[str, object]:
+    return cluster_report(MeshPlan.build(strategy, sizes, world_size, None, cluster))

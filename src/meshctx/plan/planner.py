@@ -7,12 +7,11 @@ from dataclasses import dataclass, field
 
 from ..config import ParallelismSizes, Strategy, StrategyConfig, resolve_strategy
 from .arith import is_size
-from .cluster import cluster_warnings
+from .cluster import ClusterShape, cluster_warnings
 from .mesh_plan import MeshPlan
-from .model import model_problems
+from .model import ModelShape, model_problems
 from .problems import Code, Problem, Severity, TopologyError
 from .rules import check_sizes
-from .shapes import ClusterShape, ModelShape
 from .suggest import Suggestion, suggest_sizes
 
 StrategyLike = StrategyConfig | Strategy | str

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import ParallelismSizes
+from .cluster import ClusterShape
+from .model import ModelShape
 from .planner import ValidationReport, validate_topology
-from .shapes import ClusterShape, ModelShape
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,9 +14,8 @@ from math import log2
 
 from ..config import ParallelismSizes, Strategy
 from .arith import divisors, nearest
-from .model import model_problems
+from .model import ModelShape, model_problems
 from .rules import UNSUPPORTED, ResolvedSizes, check_sizes
-from .shapes import ModelShape
 
 DEGREES: tuple[str, ...] = ("tp_size", "pp_size", "cp_size", "ep_size", "dp_replicate_size")
 SHORT: dict[str, str] = {
