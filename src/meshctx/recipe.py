@@ -28,22 +28,23 @@ from .config import (
     StrategyConfig,
     resolve_strategy,
 )
+from .errors import FieldErrors
 from .plan import MeshPlan, plan_mesh
+from .plan.arith import is_integer
+from .plan.sizes import SIZE_BY_NAME
 
 if TYPE_CHECKING:
     from .runtime.context import MeshContext
 
 BLOCKS = ("pipeline", "moe")
-OPTIONAL_SIZES = ("dp_size", "dp_replicate_size")
 
 
-class RecipeError(ValueError):
+class RecipeError(FieldErrors):
     """A ``distributed:`` section that cannot be read; ``errors`` holds ``(key, message)`` for every problem."""
 
-    def __init__(self, errors: list[tuple[str, str]]) -> None:
-        self.errors = errors
-        lines = "\n".join(f"  - distributed.{key}: {message}" for key, message in errors)
-        super().__init__(f"invalid distributed section: {len(errors)} problem(s)\n{lines}")
+    def describe(self) -> str:
+        lines = "\n".join(f"  - distributed.{key}: {message}" for key, message in self.errors)
+        return f"invalid distributed section: {len(self.errors)} problem(s)\n{lines}"
 
 
 @dataclass(frozen=True)
@@ -125,12 +126,13 @@ def parse_distributed(section: Mapping[str, Any] | None) -> DistributedRecipe:
         if key == "strategy":
             continue
         if key in SIZE_FIELDS:
-            if key in OPTIONAL_SIZES and (value is None or (isinstance(value, str) and value.lower() == "none")):
+            optional = SIZE_BY_NAME[key].optional
+            if optional and (value is None or (isinstance(value, str) and value.lower() == "none")):
                 sizes[key] = None
-            elif isinstance(value, int) and not isinstance(value, bool):
+            elif is_integer(value):
                 sizes[key] = value
             else:
-                allowed = "an integer or none" if key in OPTIONAL_SIZES else "an integer"
+                allowed = "an integer or none" if optional else "an integer"
                 errors.append((key, f"must be {allowed}, got {value!r} ({type(value).__name__})"))
         elif key in BLOCKS:
             if value is not None and not isinstance(value, Mapping):

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..config import ParallelismSizes
 from ..plan import ClusterShape, MeshPlan, ModelShape
 from ..plan.planner import parse_nnodes
 from ..plan.request import TopologyRequest
+from ..plan.sizes import ParallelismSizes
 from .text import layout_text, rank_view_text, report_text
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..config import ParallelismSizes
 from ..plan import MeshPlan, ValidationReport, validate_topology
 from ..plan.model import ModelShape
+from ..plan.sizes import ParallelismSizes
 from .kubeflow import render_trainjob
 from .kueue import render_kueue
 from .skypilot import render_skypilot

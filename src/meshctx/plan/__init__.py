@@ -6,7 +6,7 @@ from .mesh_plan import MeshPlan, MeshSpec, axis_kwargs
 from .model import ModelShape
 from .planner import ValidationReport, WorldSizeVerdict, parse_nnodes, plan_mesh, validate_topology
 from .problems import Code, Problem, Severity, TopologyError
-from .rules import ResolvedSizes
+from .sizes import ResolvedSizes
 from .suggest import Suggestion
 
 __all__ = [

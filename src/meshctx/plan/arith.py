@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from math import isqrt, log2
+from typing import TypeGuard
 
 
-def is_size(value: object) -> bool:
-    """A usable parallel degree: an ``int`` (not ``bool``) of at least 1."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+def is_integer(value: object) -> TypeGuard[int]:
+    """An ``int`` that is not a ``bool`` (``True`` is an ``int`` to Python, never a size to meshctx)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_size(value: object) -> TypeGuard[int]:
+    """A usable parallel degree: an integer (not ``bool``) of at least 1."""
+    return is_integer(value) and value >= 1
 
 
 def divisors(n: int) -> list[int]:

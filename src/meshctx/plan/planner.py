@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..config import ParallelismSizes, Strategy, StrategyConfig, resolve_strategy
-from .arith import is_size
+from .arith import is_integer, is_size
 from .cluster import ClusterShape, cluster_warnings
 from .mesh_plan import MeshPlan
 from .model import ModelShape, model_problems
 from .problems import Code, Problem, Severity, TopologyError
 from .rules import check_sizes
+from .sizes import ParallelismSizes
+from .strategies import Strategy, StrategyLike, resolve_strategy
 from .suggest import Suggestion, suggest_sizes
-
-StrategyLike = StrategyConfig | Strategy | str
 
 
 @dataclass(frozen=True)
@@ -66,9 +65,7 @@ class ValidationReport:
 
 def parse_nnodes(nnodes: object) -> tuple[int, int] | None:
     """``4`` → (4, 4); ``"2:8"`` → (2, 8); ``None`` for anything malformed."""
-    if isinstance(nnodes, bool):
-        return None
-    if isinstance(nnodes, int):
+    if is_integer(nnodes):
         return (nnodes, nnodes) if nnodes >= 1 else None
     if isinstance(nnodes, str):
         low, sep, high = nnodes.strip().partition(":")
@@ -157,11 +154,11 @@ def validate_topology(
                 cluster = None
                 break
     if cluster is None and node_range is not None and is_size(nproc_per_node):
-        cluster = ClusterShape(gpus_per_node=nproc_per_node)  # type: ignore[arg-type]
+        cluster = ClusterShape(gpus_per_node=nproc_per_node)
 
     if node_range is not None and is_size(nproc_per_node) and resolved_strategy is not None:
         lo, hi = node_range
-        if world_size is not None and (lo != hi or world_size != lo * nproc_per_node):  # type: ignore[operator]
+        if world_size is not None and (lo != hi or world_size != lo * nproc_per_node):
             problems.append(
                 Problem.error(
                     Code.WORLD_SIZE_MISMATCH,
@@ -176,7 +173,7 @@ def validate_topology(
                 sizes,
                 lo,
                 hi,
-                nproc_per_node,  # type: ignore[arg-type]
+                nproc_per_node,
                 ranks,
                 cluster,
                 model,
@@ -184,7 +181,7 @@ def validate_topology(
                 suggest,
             )
         else:
-            world_size = lo * nproc_per_node  # type: ignore[operator]
+            world_size = lo * nproc_per_node
 
     if resolved_strategy is None:
         return ValidationReport(False, tuple(problems))
@@ -223,7 +220,7 @@ def _validate_one(
         world = len(ranks) if ranks is not None and not isinstance(ranks, str) else world_size
         sizes_ok = all(p.code is not Code.INVALID_SIZE for p in errors)
         if suggest and sizes_ok and is_size(world):
-            suggestions = suggest_sizes(strategy, sizes, world, model=model)  # type: ignore[arg-type]
+            suggestions = suggest_sizes(strategy, sizes, world, model=model)
         return ValidationReport(False, errors, tuple(warnings), tuple(suggestions))
     plan = MeshPlan.build(
         strategy,

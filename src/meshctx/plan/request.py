@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import ParallelismSizes
 from .cluster import ClusterShape
 from .model import ModelShape
 from .planner import ValidationReport, validate_topology
+from .sizes import ParallelismSizes
 
 
 @dataclass(frozen=True, kw_only=True)

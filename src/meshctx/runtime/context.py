@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..config import ParallelismSizes
 from ..plan import MeshPlan, plan_mesh
 from ..plan.axes import VALID_AXIS_NAMES, MeshAxisName
 from ..plan.mesh_plan import axis_kwargs
+from ..plan.sizes import ParallelismSizes
 
 if TYPE_CHECKING:
     from torch.distributed import ProcessGroup
