@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
+from .errors import MeshctxError
 from .plan.request import TopologyRequest
 
 if TYPE_CHECKING:
@@ -31,16 +32,27 @@ RETRY_STATUSES = frozenset({503})
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
 TOKEN_ENV = "MESHCTX_TOKEN"
 
+__all__ = [
+    "AsyncMeshctxClient",
+    "MeshctxClient",
+    "MeshctxError",
+    "ProblemError",
+    "RetryPolicy",
+    "ServiceError",
+    "ServiceUnreachable",
+    "attest_context",
+]
 
-class MeshctxError(Exception):
-    """Base class of the client's errors."""
+
+class ServiceError(MeshctxError):
+    """The service gave no usable answer: the base of the client's own errors."""
 
 
-class ServiceUnreachable(MeshctxError):
+class ServiceUnreachable(ServiceError):
     """No answer after every retry (connection refused, reset or timed out)."""
 
 
-class ProblemError(MeshctxError):
+class ProblemError(ServiceError):
     """The service refused the request; ``problem`` is its ``application/problem+json`` body."""
 
     def __init__(self, status: int, problem: Json) -> None:
@@ -81,7 +93,7 @@ def _json(response: httpx.Response) -> Json:
     if response.is_success:
         data = response.json()
         if not isinstance(data, dict):
-            raise MeshctxError(f"expected a JSON object from {response.url}, got {type(data).__name__}")
+            raise ServiceError(f"expected a JSON object from {response.url}, got {type(data).__name__}")
         return data
     try:
         problem = response.json()
