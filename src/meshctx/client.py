@@ -104,8 +104,33 @@ def _json(response: httpx.Response) -> Json:
     raise ProblemError(response.status_code, problem)
 
 
-def _unreachable(url: httpx.URL, error: Exception, attempts: int) -> str:
-    return f"no answer from {url} after {attempts} attempt{'s' * (attempts > 1)}: {error!r}"
+class _Attempts:
+    """The retry decisions of one request, shared by both clients (which differ only in how they send and sleep).
+
+    After each attempt: ``failed(error)`` for a transport error (raises ``ServiceUnreachable`` when it is not
+    retried or no attempt is left), then ``done(response)``: ``True`` to return the response, ``False`` to sleep
+    ``delay`` seconds and try again."""
+
+    def __init__(self, policy: RetryPolicy, url: httpx.URL) -> None:
+        self.policy = policy
+        self.url = url
+        self.attempt = 0
+        self.delay = 0.0
+
+    def failed(self, error: httpx.TransportError) -> None:
+        # A refused or timed-out connection is retried; one dropped mid-answer is not.
+        if not isinstance(error, RETRY_ERRORS) or self.attempt == self.policy.retries:
+            attempts = self.attempt + 1
+            raise ServiceUnreachable(
+                f"no answer from {self.url} after {attempts} attempt{'s' * (attempts > 1)}: {error!r}"
+            ) from error
+
+    def done(self, response: httpx.Response | None) -> bool:
+        if response is not None and (response.status_code not in RETRY_STATUSES or self.attempt == self.policy.retries):
+            return True
+        self.delay = self.policy.delay(self.attempt, response)
+        self.attempt += 1
+        return False
 
 
 @dataclass(frozen=True)
@@ -306,21 +331,17 @@ class MeshctxClient:
         return {} if call.empty and response.is_success else _json(response)
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        for attempt in range(self.retry.retries + 1):
-            last = attempt == self.retry.retries
+        attempts = _Attempts(self.retry, self._http.base_url)
+        while True:
             try:
-                response = self._http.request(method, path, **kwargs)
-            except RETRY_ERRORS as error:
-                if last:
-                    raise ServiceUnreachable(_unreachable(self._http.base_url, error, attempt + 1)) from error
-                time.sleep(self.retry.delay(attempt))
-                continue
-            except httpx.TransportError as error:  # e.g. the connection dropped mid-answer: not retried
-                raise ServiceUnreachable(_unreachable(self._http.base_url, error, attempt + 1)) from error
-            if response.status_code not in RETRY_STATUSES or last:
+                response: httpx.Response | None = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as error:
+                response = None
+                attempts.failed(error)
+            if attempts.done(response):
+                assert response is not None
                 return response
-            time.sleep(self.retry.delay(attempt, response))
-        raise AssertionError("unreachable")
+            time.sleep(attempts.delay)
 
     def close(self) -> None:
         self._http.close()
@@ -412,21 +433,17 @@ class AsyncMeshctxClient:
         return {} if call.empty and response.is_success else _json(response)
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        for attempt in range(self.retry.retries + 1):
-            last = attempt == self.retry.retries
+        attempts = _Attempts(self.retry, self._http.base_url)
+        while True:
             try:
-                response = await self._http.request(method, path, **kwargs)
-            except RETRY_ERRORS as error:
-                if last:
-                    raise ServiceUnreachable(_unreachable(self._http.base_url, error, attempt + 1)) from error
-                await asyncio.sleep(self.retry.delay(attempt))
-                continue
+                response: httpx.Response | None = await self._http.request(method, path, **kwargs)
             except httpx.TransportError as error:
-                raise ServiceUnreachable(_unreachable(self._http.base_url, error, attempt + 1)) from error
-            if response.status_code not in RETRY_STATUSES or last:
+                response = None
+                attempts.failed(error)
+            if attempts.done(response):
+                assert response is not None
                 return response
-            await asyncio.sleep(self.retry.delay(attempt, response))
-        raise AssertionError("unreachable")
+            await asyncio.sleep(attempts.delay)
 
     async def aclose(self) -> None:
         await self._http.aclose()
