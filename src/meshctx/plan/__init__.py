@@ -4,8 +4,10 @@ from .cluster import ClusterShape
 from .layout import AxisLayout
 from .mesh_plan import MeshPlan, MeshSpec, axis_kwargs
 from .model import ModelShape
-from .planner import ValidationReport, WorldSizeVerdict, parse_nnodes, plan_mesh, validate_topology
+from .planner import plan_mesh, validate_topology
 from .problems import Code, Problem, Severity, TopologyError
+from .report import ValidationReport, WorldSizeVerdict
+from .request import TopologyRequest, parse_nnodes
 from .sizes import ResolvedSizes
 from .suggest import Suggestion
 
@@ -21,6 +23,7 @@ __all__ = [
     "Severity",
     "Suggestion",
     "TopologyError",
+    "TopologyRequest",
     "ValidationReport",
     "WorldSizeVerdict",
     "axis_kwargs",
