@@ -96,25 +96,15 @@ def check_sizes(
                 )
             )
             mesh_size = None
+    world_wrong = None
     if world_size is not None and not is_size(world_size):
-        problems.append(
-            Problem.error(
-                Code.INVALID_SIZE,
-                ("world_size",),
-                f"world_size must be an integer ≥ 1, got {world_size!r}.",
-                "Set world_size to the number of ranks, e.g. nnodes × nproc_per_node.",
-            )
-        )
+        world_wrong = f"world_size must be an integer ≥ 1, got {world_size!r}."
     elif world_size is None and ranks is None:
-        problems.append(
-            Problem.error(
-                Code.INVALID_SIZE,
-                ("world_size",),
-                "world_size is required (or nnodes and nproc_per_node, or ranks).",
-                "Set world_size to the number of ranks, e.g. nnodes × nproc_per_node.",
-            )
-        )
-    elif ranks is None:
+        world_wrong = "world_size is required (or nnodes and nproc_per_node, or ranks)."
+    if world_wrong is not None:
+        hint = "Set world_size to the number of ranks, e.g. nnodes × nproc_per_node."
+        problems.append(Problem.error(Code.INVALID_SIZE, ("world_size",), world_wrong, hint))
+    elif ranks is None and is_size(world_size):
         mesh_size = world_size
 
     # Axes the strategy cannot use: report once, then count them as 1.
