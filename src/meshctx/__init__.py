@@ -5,14 +5,8 @@
 
 from typing import TYPE_CHECKING, Any
 
-from .config import (
-    DDPConfig,
-    FSDP2Config,
-    MegatronFSDPConfig,
-    ParallelismSizes,
-    ParallelSizes,
-    Strategy,
-)
+from .config import DDPConfig, FSDP2Config, MegatronFSDPConfig
+from .errors import MeshctxError
 from .plan import (
     ClusterShape,
     MeshPlan,
@@ -24,6 +18,8 @@ from .plan import (
     validate_topology,
 )
 from .plan.axes import MeshAxisName
+from .plan.sizes import ParallelismSizes, ParallelSizes
+from .plan.strategies import Strategy
 
 if TYPE_CHECKING:
     from .runtime.context import MeshContext
@@ -38,6 +34,7 @@ __all__ = [
     "MeshAxisName",
     "MeshContext",
     "MeshPlan",
+    "MeshctxError",
     "ModelShape",
     "ParallelSizes",
     "ParallelismSizes",

@@ -19,19 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import (
-    SIZE_FIELDS,
-    STRATEGY_ALIASES,
-    STRATEGY_CONFIGS,
-    ParallelismSizes,
-    Strategy,
-    StrategyConfig,
-    resolve_strategy,
-)
+from .config import STRATEGY_CONFIGS, StrategyConfig
 from .errors import FieldErrors
 from .plan import MeshPlan, plan_mesh
 from .plan.arith import is_integer
-from .plan.sizes import SIZE_BY_NAME
+from .plan.sizes import SIZE_BY_NAME, SIZE_FIELDS, ParallelismSizes
+from .plan.strategies import STRATEGY_ALIASES, Strategy, resolve_strategy
 
 if TYPE_CHECKING:
     from .runtime.context import MeshContext
