@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from math import isqrt, log2
 from typing import TypeGuard
 
@@ -43,7 +44,8 @@ def nearest_multiples(n: int, base: int) -> list[int]:
     return [m for m in dict.fromkeys((below, above)) if m > 0]
 
 
-def join_or(values: list[int]) -> str:
+def join_or(values: Sequence[object]) -> str:
+    """``[2, 4, 8]`` → ``"2, 4 or 8"``."""
     words = [str(v) for v in values]
     if len(words) <= 1:
         return "".join(words)

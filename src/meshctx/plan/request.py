@@ -20,7 +20,7 @@ from .problems import Code, Problem, Severity
 from .report import ValidationReport, WorldSizeVerdict
 from .rules import check_sizes
 from .sizes import DEGREE_FIELDS, ParallelismSizes, ResolvedSizes
-from .strategies import Strategy, StrategyLike, resolve_strategy
+from .strategies import Strategy, StrategyLike, choices, resolve_strategy
 from .suggest import Suggestion, suggest_sizes
 
 
@@ -99,7 +99,7 @@ def _read_strategy(request: TopologyRequest) -> tuple[Strategy | None, list[Prob
         Code.UNKNOWN_STRATEGY,
         ("strategy",),
         f"Unknown strategy {request.strategy!r}.",
-        "Use one of fsdp2, megatron_fsdp (aliases megatron-fsdp, mfsdp) or ddp.",
+        f"Use one of {choices()}.",
     )
     return None, [unknown]
 

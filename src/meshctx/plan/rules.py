@@ -15,10 +15,6 @@ from .sizes import SIZE_TABLE, ParallelismSizes, ResolvedSizes
 from .strategies import FEATURE, RULES, Strategy, supporting
 
 
-def join_or_words(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-
-
 def check_ranks(ranks: object, world_size: object) -> tuple[list[int] | None, list[str]]:
     """The rank list if usable, and what is wrong with it."""
     if isinstance(ranks, (str, bytes)) or not isinstance(ranks, Sequence):
@@ -117,7 +113,7 @@ def check_sizes(
                     Code.STRATEGY_UNSUPPORTED_AXIS,
                     (field, "strategy"),
                     f"{strategy.value} does not support {FEATURE[field]}, but {field}={v}.",
-                    f"Set {field}=1, or use strategy {join_or_words(supporting(field))}.",
+                    f"Set {field}=1, or use strategy {join_or(supporting(field))}.",
                 )
             )
             value[field] = 1

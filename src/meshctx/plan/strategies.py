@@ -128,6 +128,15 @@ def strategy_of_axes(axes: tuple[MeshAxisName, ...]) -> Strategy | None:
     return next((s for s, rules in RULES.items() if rules.mesh_axes == axes), None)
 
 
+def choices() -> str:
+    """``fsdp2, megatron_fsdp (aliases megatron-fsdp, mfsdp) or ddp``: for messages."""
+    names = []
+    for strategy in Strategy:
+        aliases = [alias for alias, s in STRATEGY_ALIASES.items() if s is strategy and alias != strategy.value]
+        names.append(f"{strategy.value} (aliases {', '.join(aliases)})" if aliases else strategy.value)
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
 def supporting(size_field: str) -> list[str]:
     """Names of the strategies that can use ``size_field`` beyond 1."""
     return [s.value for s, rules in RULES.items() if rules.supports(size_field)]
