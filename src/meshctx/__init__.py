@@ -5,15 +5,8 @@
 
 from typing import TYPE_CHECKING, Any
 
-from .axes import MeshAxisName
-from .config import (
-    DDPConfig,
-    FSDP2Config,
-    MegatronFSDPConfig,
-    ParallelismSizes,
-    ParallelSizes,
-    Strategy,
-)
+from .config import DDPConfig, FSDP2Config, MegatronFSDPConfig
+from .errors import MeshctxError
 from .plan import (
     ClusterShape,
     MeshPlan,
@@ -24,9 +17,12 @@ from .plan import (
     plan_mesh,
     validate_topology,
 )
+from .plan.axes import MeshAxisName
+from .plan.sizes import ParallelismSizes, ParallelSizes
+from .plan.strategies import Strategy
 
 if TYPE_CHECKING:
-    from .context import MeshContext
+    from .runtime.context import MeshContext
 
 __version__ = "0.1.0"
 
@@ -38,6 +34,7 @@ __all__ = [
     "MeshAxisName",
     "MeshContext",
     "MeshPlan",
+    "MeshctxError",
     "ModelShape",
     "ParallelSizes",
     "ParallelismSizes",
@@ -52,7 +49,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "MeshContext":
-        from .context import MeshContext
+        from .runtime.context import MeshContext
 
         return MeshContext
     raise AttributeError(f"module 'meshctx' has no attribute {name!r}")

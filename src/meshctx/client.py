@@ -12,17 +12,18 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
 
+from .errors import MeshctxError
 from .plan.request import TopologyRequest
 
 if TYPE_CHECKING:
-    from .context import MeshContext
+    from .plan import MeshPlan
 
 Json = dict[str, Any]
 TopologyLike = TopologyRequest | Mapping[str, Any]
@@ -31,16 +32,27 @@ RETRY_STATUSES = frozenset({503})
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
 TOKEN_ENV = "MESHCTX_TOKEN"
 
+__all__ = [
+    "AsyncMeshctxClient",
+    "MeshctxClient",
+    "MeshctxError",
+    "ProblemError",
+    "RetryPolicy",
+    "ServiceError",
+    "ServiceUnreachable",
+    "attest_context",
+]
 
-class MeshctxError(Exception):
-    """Base class of the client's errors."""
+
+class ServiceError(MeshctxError):
+    """The service gave no usable answer: the base of the client's own errors."""
 
 
-class ServiceUnreachable(MeshctxError):
+class ServiceUnreachable(ServiceError):
     """No answer after every retry (connection refused, reset or timed out)."""
 
 
-class ProblemError(MeshctxError):
+class ProblemError(ServiceError):
     """The service refused the request; ``problem`` is its ``application/problem+json`` body."""
 
     def __init__(self, status: int, problem: Json) -> None:
@@ -81,7 +93,7 @@ def _json(response: httpx.Response) -> Json:
     if response.is_success:
         data = response.json()
         if not isinstance(data, dict):
-            raise MeshctxError(f"expected a JSON object from {response.url}, got {type(data).__name__}")
+            raise ServiceError(f"expected a JSON object from {response.url}, got {type(data).__name__}")
         return data
     try:
         problem = response.json()
@@ -92,8 +104,33 @@ def _json(response: httpx.Response) -> Json:
     raise ProblemError(response.status_code, problem)
 
 
-def _unreachable(url: httpx.URL, error: Exception, attempts: int) -> str:
-    return f"no answer from {url} after {attempts} attempt{'s' * (attempts > 1)}: {error!r}"
+class _Attempts:
+    """The retry decisions of one request, shared by both clients (which differ only in how they send and sleep).
+
+    After each attempt: ``failed(error)`` for a transport error (raises ``ServiceUnreachable`` when it is not
+    retried or no attempt is left), then ``done(response)``: ``True`` to return the response, ``False`` to sleep
+    ``delay`` seconds and try again."""
+
+    def __init__(self, policy: RetryPolicy, url: httpx.URL) -> None:
+        self.policy = policy
+        self.url = url
+        self.attempt = 0
+        self.delay = 0.0
+
+    def failed(self, error: httpx.TransportError) -> None:
+        # A refused or timed-out connection is retried; one dropped mid-answer is not.
+        if not isinstance(error, RETRY_ERRORS) or self.attempt == self.policy.retries:
+            attempts = self.attempt + 1
+            raise ServiceUnreachable(
+                f"no answer from {self.url} after {attempts} attempt{'s' * (attempts > 1)}: {error!r}"
+            ) from error
+
+    def done(self, response: httpx.Response | None) -> bool:
+        if response is not None and (response.status_code not in RETRY_STATUSES or self.attempt == self.policy.retries):
+            return True
+        self.delay = self.policy.delay(self.attempt, response)
+        self.attempt += 1
+        return False
 
 
 @dataclass(frozen=True)
@@ -131,72 +168,89 @@ def _page(limit: int | None, cursor: str | None, **filters: Any) -> dict[str, An
     return params
 
 
-class _Calls:
-    """Every request of the API, built in one place for both clients (which differ only in how they send)."""
+R = TypeVar("R")
 
-    @staticmethod
-    def validate(request: TopologyLike) -> _Call:
-        return _Call("POST", "/v1/validate", json=_body(request))
 
-    @staticmethod
-    def layout(request: TopologyLike, groups: bool, rank: int | None) -> _Call:
-        return _Call("POST", "/v1/layout", json=_body(request), params=_layout_params(groups, rank))
+class _Api(Generic[R]):
+    """Every request of the API, built once for both clients: ``R`` is ``Json`` for ``MeshctxClient`` and an
+    awaitable of it for ``AsyncMeshctxClient``, whose ``_do`` is a coroutine (only sending differs)."""
 
-    @staticmethod
-    def render(target: str, body: Mapping[str, Any]) -> _Call:
-        return _Call("POST", f"/v1/render/{target}", json=dict(body))
+    def _do(self, call: _Call) -> R:
+        raise NotImplementedError
 
-    @staticmethod
-    def put_cluster(name: str, nodes: int, gpus_per_node: int, nvlink_domain: int | None) -> _Call:
+    def validate(self, request: TopologyLike) -> R:
+        """``ValidationReport.to_dict()`` of the request (an invalid topology is an answer, not an error)."""
+        return self._do(_Call("POST", "/v1/validate", json=_body(request)))
+
+    def layout(self, request: TopologyLike, *, groups: bool = False, rank: int | None = None) -> R:
+        """The plan (``groups``: with every group list), one ``rank``'s view, or the report if invalid."""
+        return self._do(_Call("POST", "/v1/layout", json=_body(request), params=_layout_params(groups, rank)))
+
+    def render(self, target: str, body: Mapping[str, Any]) -> R:
+        """``POST /v1/render/{target}``: the validate report plus ``rendering`` (null when invalid)."""
+        return self._do(_Call("POST", f"/v1/render/{target}", json=dict(body)))
+
+    # -- registry (docs/registry.md); every call acts for the token's tenant --------------------------------
+
+    def put_cluster(self, name: str, *, nodes: int, gpus_per_node: int, nvlink_domain: int | None = None) -> R:
         body = {"nodes": nodes, "gpus_per_node": gpus_per_node, "nvlink_domain": nvlink_domain}
-        return _Call("PUT", f"/v1/clusters/{_seg(name)}", json=body)
+        return self._do(_Call("PUT", f"/v1/clusters/{_seg(name)}", json=body))
 
-    @staticmethod
-    def get_cluster(name: str) -> _Call:
-        return _Call("GET", f"/v1/clusters/{_seg(name)}")
+    def get_cluster(self, name: str) -> R:
+        return self._do(_Call("GET", f"/v1/clusters/{_seg(name)}"))
 
-    @staticmethod
-    def list_clusters(limit: int | None, cursor: str | None) -> _Call:
-        return _Call("GET", "/v1/clusters", params=_page(limit, cursor))
+    def list_clusters(self, *, limit: int | None = None, cursor: str | None = None) -> R:
+        """``{"items": [...], "next_cursor": str | None}``."""
+        return self._do(_Call("GET", "/v1/clusters", params=_page(limit, cursor)))
 
-    @staticmethod
-    def delete_cluster(name: str) -> _Call:
-        return _Call("DELETE", f"/v1/clusters/{_seg(name)}", empty=True)
-
-    @staticmethod
     def register_job(
-        job_id: str, request: TopologyLike, cluster: str | None, labels: Mapping[str, str] | None, if_match: str | None
-    ) -> _Call:
+        self,
+        job_id: str,
+        request: TopologyLike,
+        *,
+        cluster: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        if_match: str | None = None,
+    ) -> R:
+        """The stored job (``etag`` included). Repeating the same registration is a no-op."""
         body = {"request": dict(_body(request)), "cluster": cluster, "labels": dict(labels or {})}
-        return _Call("PUT", f"/v1/jobs/{_seg(job_id)}", json=body, headers=_if_match(if_match))
+        return self._do(_Call("PUT", f"/v1/jobs/{_seg(job_id)}", json=body, headers=_if_match(if_match)))
 
-    @staticmethod
-    def get_job(job_id: str) -> _Call:
-        return _Call("GET", f"/v1/jobs/{_seg(job_id)}")
+    def get_job(self, job_id: str) -> R:
+        return self._do(_Call("GET", f"/v1/jobs/{_seg(job_id)}"))
 
-    @staticmethod
     def list_jobs(
-        cluster: str | None, state: str | None, labels: Mapping[str, str] | None, limit: int | None, cursor: str | None
-    ) -> _Call:
+        self,
+        *,
+        cluster: str | None = None,
+        state: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> R:
         params = _page(limit, cursor, cluster=cluster, state=state)
         if labels:
             params["label"] = [f"{k}={v}" for k, v in labels.items()]
-        return _Call("GET", "/v1/jobs", params=params)
+        return self._do(_Call("GET", "/v1/jobs", params=params))
+
+    def set_state(self, job_id: str, state: str, *, if_match: str | None = None) -> R:
+        body = {"state": state}
+        return self._do(_Call("PUT", f"/v1/jobs/{_seg(job_id)}/state", json=body, headers=_if_match(if_match)))
+
+    def attest(self, job_id: str, fingerprint: str) -> R:
+        """Report the fingerprint the job built; a mismatch raises ``ProblemError`` (409, both fingerprints)."""
+        return self._do(_Call("POST", f"/v1/jobs/{_seg(job_id)}/attestations", json={"fingerprint": fingerprint}))
 
     @staticmethod
-    def delete_job(job_id: str, if_match: str | None) -> _Call:
+    def _delete_cluster(name: str) -> _Call:
+        return _Call("DELETE", f"/v1/clusters/{_seg(name)}", empty=True)
+
+    @staticmethod
+    def _delete_job(job_id: str, if_match: str | None) -> _Call:
         return _Call("DELETE", f"/v1/jobs/{_seg(job_id)}", headers=_if_match(if_match), empty=True)
 
     @staticmethod
-    def set_state(job_id: str, state: str, if_match: str | None) -> _Call:
-        return _Call("PUT", f"/v1/jobs/{_seg(job_id)}/state", json={"state": state}, headers=_if_match(if_match))
-
-    @staticmethod
-    def attest(job_id: str, fingerprint: str) -> _Call:
-        return _Call("POST", f"/v1/jobs/{_seg(job_id)}/attestations", json={"fingerprint": fingerprint})
-
-    @staticmethod
-    def attestations(job_id: str) -> _Call:
+    def _attestations(job_id: str) -> _Call:
         return _Call("GET", f"/v1/jobs/{_seg(job_id)}/attestations")
 
 
@@ -205,7 +259,7 @@ def _headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-class MeshctxClient:
+class MeshctxClient(_Api[Json]):
     """Blocking client. ``with MeshctxClient("http://host:8000") as client: client.validate(request)``."""
 
     def __init__(
@@ -220,95 +274,34 @@ class MeshctxClient:
         self.retry = retry if retry is not None else RetryPolicy()
         self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport, headers=_headers(token))
 
-    def validate(self, request: TopologyLike) -> Json:
-        """``ValidationReport.to_dict()`` of the request (an invalid topology is an answer, not an error)."""
-        return self._do(_Calls.validate(request))
-
-    def layout(self, request: TopologyLike, *, groups: bool = False, rank: int | None = None) -> Json:
-        """The plan (``groups``: with every group list), one ``rank``'s view, or the report if invalid."""
-        return self._do(_Calls.layout(request, groups, rank))
-
-    def render(self, target: str, body: Mapping[str, Any]) -> Json:
-        """``POST /v1/render/{target}``: the validate report plus ``rendering`` (null when invalid)."""
-        return self._do(_Calls.render(target, body))
-
     def ready(self) -> bool:
         return self._send("GET", "/readyz").status_code == 200
 
-    # -- registry (docs/registry.md); every call acts for the token's tenant --------------------------------
-
-    def put_cluster(self, name: str, *, nodes: int, gpus_per_node: int, nvlink_domain: int | None = None) -> Json:
-        return self._do(_Calls.put_cluster(name, nodes, gpus_per_node, nvlink_domain))
-
-    def get_cluster(self, name: str) -> Json:
-        return self._do(_Calls.get_cluster(name))
-
-    def list_clusters(self, *, limit: int | None = None, cursor: str | None = None) -> Json:
-        """``{"items": [...], "next_cursor": str | None}``."""
-        return self._do(_Calls.list_clusters(limit, cursor))
-
     def delete_cluster(self, name: str) -> None:
-        self._do(_Calls.delete_cluster(name))
-
-    def register_job(
-        self,
-        job_id: str,
-        request: TopologyLike,
-        *,
-        cluster: str | None = None,
-        labels: Mapping[str, str] | None = None,
-        if_match: str | None = None,
-    ) -> Json:
-        """The stored job (``etag`` included). Repeating the same registration is a no-op."""
-        return self._do(_Calls.register_job(job_id, request, cluster, labels, if_match))
-
-    def get_job(self, job_id: str) -> Json:
-        return self._do(_Calls.get_job(job_id))
-
-    def list_jobs(
-        self,
-        *,
-        cluster: str | None = None,
-        state: str | None = None,
-        labels: Mapping[str, str] | None = None,
-        limit: int | None = None,
-        cursor: str | None = None,
-    ) -> Json:
-        return self._do(_Calls.list_jobs(cluster, state, labels, limit, cursor))
+        self._do(self._delete_cluster(name))
 
     def delete_job(self, job_id: str, *, if_match: str | None = None) -> None:
-        self._do(_Calls.delete_job(job_id, if_match))
-
-    def set_state(self, job_id: str, state: str, *, if_match: str | None = None) -> Json:
-        return self._do(_Calls.set_state(job_id, state, if_match))
-
-    def attest(self, job_id: str, fingerprint: str) -> Json:
-        """Report the fingerprint the job built; a mismatch raises ``ProblemError`` (409, both fingerprints)."""
-        return self._do(_Calls.attest(job_id, fingerprint))
+        self._do(self._delete_job(job_id, if_match))
 
     def attestations(self, job_id: str) -> list[Json]:
-        return list(self._do(_Calls.attestations(job_id))["items"])
+        return list(self._do(self._attestations(job_id))["items"])
 
     def _do(self, call: _Call) -> Json:
         response = self._send(call.method, call.path, **call.kwargs())
         return {} if call.empty and response.is_success else _json(response)
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        for attempt in range(self.retry.retries + 1):
-            last = attempt == self.retry.retries
+        attempts = _Attempts(self.retry, self._http.base_url)
+        while True:
             try:
-                response = self._http.request(method, path, **kwargs)
-            except RETRY_ERRORS as error:
-                if last:
-                    raise ServiceUnreachable(_unreachable(self._http.base_url, error, attempt + 1)) from error
-                time.sleep(self.retry.delay(attempt))
-                continue
-            except httpx.TransportError as error:  # e.g. the connection dropped mid-answer: not retried
-                raise ServiceUnreachable(_unreachable(self._http.base_url, error, attempt + 1)) from error
-            if response.status_code not in RETRY_STATUSES or last:
+                response: httpx.Response | None = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as error:
+                response = None
+                attempts.failed(error)
+            if attempts.done(response):
+                assert response is not None
                 return response
-            time.sleep(self.retry.delay(attempt, response))
-        raise AssertionError("unreachable")
+            time.sleep(attempts.delay)
 
     def close(self) -> None:
         self._http.close()
@@ -320,7 +313,7 @@ class MeshctxClient:
         self.close()
 
 
-class AsyncMeshctxClient:
+class AsyncMeshctxClient(_Api[Awaitable[Json]]):
     """The same client for asyncio code (schedulers, web backends)."""
 
     def __init__(
@@ -335,86 +328,34 @@ class AsyncMeshctxClient:
         self.retry = retry if retry is not None else RetryPolicy()
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport, headers=_headers(token))
 
-    async def validate(self, request: TopologyLike) -> Json:
-        return await self._do(_Calls.validate(request))
-
-    async def layout(self, request: TopologyLike, *, groups: bool = False, rank: int | None = None) -> Json:
-        return await self._do(_Calls.layout(request, groups, rank))
-
     async def ready(self) -> bool:
         return (await self._send("GET", "/readyz")).status_code == 200
 
-    # -- registry: the same calls as ``MeshctxClient`` ------------------------------------------------------
-
-    async def put_cluster(self, name: str, *, nodes: int, gpus_per_node: int, nvlink_domain: int | None = None) -> Json:
-        return await self._do(_Calls.put_cluster(name, nodes, gpus_per_node, nvlink_domain))
-
-    async def get_cluster(self, name: str) -> Json:
-        return await self._do(_Calls.get_cluster(name))
-
-    async def list_clusters(self, *, limit: int | None = None, cursor: str | None = None) -> Json:
-        return await self._do(_Calls.list_clusters(limit, cursor))
-
     async def delete_cluster(self, name: str) -> None:
-        await self._do(_Calls.delete_cluster(name))
-
-    async def register_job(
-        self,
-        job_id: str,
-        request: TopologyLike,
-        *,
-        cluster: str | None = None,
-        labels: Mapping[str, str] | None = None,
-        if_match: str | None = None,
-    ) -> Json:
-        return await self._do(_Calls.register_job(job_id, request, cluster, labels, if_match))
-
-    async def get_job(self, job_id: str) -> Json:
-        return await self._do(_Calls.get_job(job_id))
-
-    async def list_jobs(
-        self,
-        *,
-        cluster: str | None = None,
-        state: str | None = None,
-        labels: Mapping[str, str] | None = None,
-        limit: int | None = None,
-        cursor: str | None = None,
-    ) -> Json:
-        return await self._do(_Calls.list_jobs(cluster, state, labels, limit, cursor))
+        await self._do(self._delete_cluster(name))
 
     async def delete_job(self, job_id: str, *, if_match: str | None = None) -> None:
-        await self._do(_Calls.delete_job(job_id, if_match))
-
-    async def set_state(self, job_id: str, state: str, *, if_match: str | None = None) -> Json:
-        return await self._do(_Calls.set_state(job_id, state, if_match))
-
-    async def attest(self, job_id: str, fingerprint: str) -> Json:
-        return await self._do(_Calls.attest(job_id, fingerprint))
+        await self._do(self._delete_job(job_id, if_match))
 
     async def attestations(self, job_id: str) -> list[Json]:
-        return list((await self._do(_Calls.attestations(job_id)))["items"])
+        return list((await self._do(self._attestations(job_id)))["items"])
 
     async def _do(self, call: _Call) -> Json:
         response = await self._send(call.method, call.path, **call.kwargs())
         return {} if call.empty and response.is_success else _json(response)
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        for attempt in range(self.retry.retries + 1):
-            last = attempt == self.retry.retries
+        attempts = _Attempts(self.retry, self._http.base_url)
+        while True:
             try:
-                response = await self._http.request(method, path, **kwargs)
-            except RETRY_ERRORS as error:
-                if last:
-                    raise ServiceUnreachable(_unreachable(self._http.base_url, error, attempt + 1)) from error
-                await asyncio.sleep(self.retry.delay(attempt))
-                continue
+                response: httpx.Response | None = await self._http.request(method, path, **kwargs)
             except httpx.TransportError as error:
-                raise ServiceUnreachable(_unreachable(self._http.base_url, error, attempt + 1)) from error
-            if response.status_code not in RETRY_STATUSES or last:
+                response = None
+                attempts.failed(error)
+            if attempts.done(response):
+                assert response is not None
                 return response
-            await asyncio.sleep(self.retry.delay(attempt, response))
-        raise AssertionError("unreachable")
+            await asyncio.sleep(attempts.delay)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -426,7 +367,14 @@ class AsyncMeshctxClient:
         await self.aclose()
 
 
-def attest_context(ctx: MeshContext, job_id: str, server: str | MeshctxClient, *, token: str | None = None) -> Json:
+class LiveTopology(Protocol):
+    """Anything that reads its live meshes back into a plan: a ``MeshContext`` (kept structural, so the client
+    does not import the torch side)."""
+
+    def to_plan(self) -> MeshPlan: ...
+
+
+def attest_context(ctx: LiveTopology, job_id: str, server: str | MeshctxClient, *, token: str | None = None) -> Json:
     """Report the fingerprint of the meshes ``ctx`` built to the registry (after ``MeshContext.build``).
 
     A match marks the job running; a mismatch raises ``ProblemError`` (409) with both fingerprints. Call it

@@ -1,62 +1,31 @@
-"""Requested parallelism sizes and the distributed strategy configs.
+"""The distributed strategy configs (NeMo Automodel's ``components/distributed/config.py``).
 
-These are plain, torch-free dataclasses with NeMo Automodel's names, so a recipe that builds them works
-with either package. Policy objects that need torch (mixed precision, offload) are typed ``Any``.
+Plain, torch-free dataclasses with NeMo Automodel's names, so a recipe that builds them works with either
+package. Policy objects that need torch (mixed precision, offload) are typed ``Any``. ``ParallelismSizes`` and
+``Strategy`` live in ``meshctx.plan`` and are re-exported here, where NeMo users look for them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
+from .plan.sizes import SIZE_FIELDS, ParallelismSizes, ParallelSizes
+from .plan.strategies import STRATEGY_ALIASES, Strategy, resolve_strategy
 
-@dataclass(frozen=True, kw_only=True)
-class ParallelismSizes:
-    """What the user asked for; ``None`` for ``dp_size`` means "infer from the world size"."""
-
-    dp_size: int | None = None
-    dp_replicate_size: int | None = None
-    tp_size: int = 1
-    pp_size: int = 1
-    cp_size: int = 1
-    ep_size: int = 1
-
-    def to_dict(self) -> dict[str, int | None]:
-        return {
-            "tp_size": self.tp_size,
-            "pp_size": self.pp_size,
-            "cp_size": self.cp_size,
-            "ep_size": self.ep_size,
-            "dp_size": self.dp_size,
-            "dp_replicate_size": self.dp_replicate_size,
-        }
-
-
-#: Alias used by the design documents and the wire format.
-ParallelSizes = ParallelismSizes
-
-SIZE_FIELDS: tuple[str, ...] = ("tp_size", "pp_size", "cp_size", "ep_size", "dp_size", "dp_replicate_size")
-
-
-class Strategy(str, Enum):
-    """The data-parallel strategy, which decides the mesh axes."""
-
-    FSDP2 = "fsdp2"
-    MEGATRON_FSDP = "megatron_fsdp"
-    DDP = "ddp"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-STRATEGY_ALIASES: dict[str, Strategy] = {
-    "fsdp2": Strategy.FSDP2,
-    "megatron_fsdp": Strategy.MEGATRON_FSDP,
-    "megatron-fsdp": Strategy.MEGATRON_FSDP,
-    "mfsdp": Strategy.MEGATRON_FSDP,
-    "ddp": Strategy.DDP,
-}
+__all__ = [
+    "SIZE_FIELDS",
+    "STRATEGY_ALIASES",
+    "STRATEGY_CONFIGS",
+    "DDPConfig",
+    "FSDP2Config",
+    "MegatronFSDPConfig",
+    "ParallelSizes",
+    "ParallelismSizes",
+    "Strategy",
+    "StrategyConfig",
+    "resolve_strategy",
+]
 
 
 @dataclass
@@ -111,14 +80,3 @@ STRATEGY_CONFIGS: dict[Strategy, type[FSDP2Config] | type[MegatronFSDPConfig] | 
     Strategy.MEGATRON_FSDP: MegatronFSDPConfig,
     Strategy.DDP: DDPConfig,
 }
-
-
-def resolve_strategy(strategy: object) -> Strategy | None:
-    """The strategy named by a config object, a ``Strategy`` or a name/alias; ``None`` if unknown."""
-    if isinstance(strategy, Strategy):
-        return strategy
-    if isinstance(strategy, (FSDP2Config, MegatronFSDPConfig, DDPConfig)):
-        return strategy.strategy
-    if isinstance(strategy, str):
-        return STRATEGY_ALIASES.get(strategy.strip().lower())
-    return None

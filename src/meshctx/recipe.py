@@ -19,31 +19,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import (
-    SIZE_FIELDS,
-    STRATEGY_ALIASES,
-    STRATEGY_CONFIGS,
-    ParallelismSizes,
-    Strategy,
-    StrategyConfig,
-    resolve_strategy,
-)
+from .config import STRATEGY_CONFIGS, StrategyConfig
+from .errors import FieldErrors
 from .plan import MeshPlan, plan_mesh
+from .plan.arith import is_integer
+from .plan.sizes import SIZE_BY_NAME, SIZE_FIELDS, ParallelismSizes
+from .plan.strategies import STRATEGY_ALIASES, Strategy, resolve_strategy
 
 if TYPE_CHECKING:
-    from .context import MeshContext
+    from .runtime.context import MeshContext
 
 BLOCKS = ("pipeline", "moe")
-OPTIONAL_SIZES = ("dp_size", "dp_replicate_size")
 
 
-class RecipeError(ValueError):
+class RecipeError(FieldErrors):
     """A ``distributed:`` section that cannot be read; ``errors`` holds ``(key, message)`` for every problem."""
 
-    def __init__(self, errors: list[tuple[str, str]]) -> None:
-        self.errors = errors
-        lines = "\n".join(f"  - distributed.{key}: {message}" for key, message in errors)
-        super().__init__(f"invalid distributed section: {len(errors)} problem(s)\n{lines}")
+    def describe(self) -> str:
+        lines = "\n".join(f"  - distributed.{key}: {message}" for key, message in self.errors)
+        return f"invalid distributed section: {len(self.errors)} problem(s)\n{lines}"
 
 
 @dataclass(frozen=True)
@@ -59,7 +53,7 @@ class DistributedRecipe:
 
     def build(self, **kwargs: Any) -> MeshContext:
         """``MeshContext.build`` for this recipe (needs torch and an initialized process group)."""
-        from .context import MeshContext
+        from .runtime.context import MeshContext
 
         return MeshContext.build(self.strategy_config, self.sizes, **kwargs)
 
@@ -125,12 +119,13 @@ def parse_distributed(section: Mapping[str, Any] | None) -> DistributedRecipe:
         if key == "strategy":
             continue
         if key in SIZE_FIELDS:
-            if key in OPTIONAL_SIZES and (value is None or (isinstance(value, str) and value.lower() == "none")):
+            optional = SIZE_BY_NAME[key].optional
+            if optional and (value is None or (isinstance(value, str) and value.lower() == "none")):
                 sizes[key] = None
-            elif isinstance(value, int) and not isinstance(value, bool):
+            elif is_integer(value):
                 sizes[key] = value
             else:
-                allowed = "an integer or none" if key in OPTIONAL_SIZES else "an integer"
+                allowed = "an integer or none" if optional else "an integer"
                 errors.append((key, f"must be {allowed}, got {value!r} ({type(value).__name__})"))
         elif key in BLOCKS:
             if value is not None and not isinstance(value, Mapping):

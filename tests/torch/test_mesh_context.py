@@ -10,7 +10,7 @@ from torch_worlds import fake_world
 
 from meshctx import MeshContext, ParallelismSizes, plan_mesh
 from meshctx.plan import axis_kwargs
-from meshctx.torch_mesh import device_type_for_backend, nccl_timeout_override
+from meshctx.runtime.realize import device_type_for_backend, nccl_timeout_override
 
 FSDP2 = ("pp", "dp_replicate", "dp_shard", "cp", "tp")
 

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from service_harness import LiveServer
 
-from meshctx.config import SIZE_FIELDS, STRATEGY_ALIASES, ParallelismSizes, Strategy
 from meshctx.plan import ClusterShape, plan_mesh
 from meshctx.plan.layout import AxisLayout
-from meshctx.plan.rules import UNSUPPORTED
-from meshctx.plan.shapes import MODEL_FIELDS
+from meshctx.plan.model import MODEL_FIELDS
+from meshctx.plan.sizes import SIZE_FIELDS, ParallelismSizes
+from meshctx.plan.strategies import RULES, STRATEGY_ALIASES, Strategy
 
 TIMEOUT_MS = 10_000
 
@@ -137,7 +137,7 @@ def test_form_offers_the_library_strategies_and_fields(page: Any, ui_server: Liv
         {
             "name": s.value,
             "aliases": sorted(a for a, t in STRATEGY_ALIASES.items() if t is s and a != s.value),
-            "unsupported_sizes": list(UNSUPPORTED[s]),
+            "unsupported_sizes": list(RULES[s].unsupported),
         }
         for s in Strategy
     ]

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from meshctx.config import SIZE_FIELDS, ParallelismSizes
 from meshctx.plan import ModelShape
-from meshctx.plan.shapes import MODEL_FIELDS
+from meshctx.plan.model import MODEL_FIELDS
+from meshctx.plan.sizes import SIZE_FIELDS, ParallelismSizes
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pydantic import Discriminator, Field, Tag
 
 from meshctx.launch.spec import ENV_FINGERPRINT, ENV_STRATEGY, ENV_WORLD_SIZE, SIZE_ENV
 from meshctx.plan import validate_topology
-from meshctx.plan.shapes import MODEL_FIELDS
+from meshctx.plan.model import MODEL_FIELDS
 
 from ..http.errors import REFUSED, InvalidFields, ProblemDetails
 from ..http.wire import Open

@@ -17,10 +17,10 @@ BLANK_DEFAULT = "1"
 def ui_meta() -> dict[str, object]:
     """Every strategy (its aliases, the size fields it cannot use beyond 1), every size field (its axis, its
     default, what a blank means) and every model-shape field, in the library's order."""
-    # The one place the viewer reads library tables (they are moving to meshctx.plan.strategies / .sizes).
-    from meshctx.config import SIZE_FIELDS, STRATEGY_ALIASES, ParallelismSizes, Strategy
-    from meshctx.plan.rules import UNSUPPORTED
-    from meshctx.plan.shapes import MODEL_FIELDS
+    # The one place the viewer reads library tables.
+    from meshctx.plan.model import MODEL_FIELDS
+    from meshctx.plan.sizes import SIZE_FIELDS, ParallelismSizes
+    from meshctx.plan.strategies import RULES, STRATEGY_ALIASES, Strategy
 
     defaults = ParallelismSizes().to_dict()
     return {
@@ -28,7 +28,7 @@ def ui_meta() -> dict[str, object]:
             {
                 "name": strategy.value,
                 "aliases": sorted(a for a, s in STRATEGY_ALIASES.items() if s is strategy and a != strategy.value),
-                "unsupported_sizes": list(UNSUPPORTED[strategy]),
+                "unsupported_sizes": list(RULES[strategy].unsupported),
             }
             for strategy in Strategy
         ],

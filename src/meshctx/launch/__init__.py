@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..config import ParallelismSizes
 from ..plan import MeshPlan, ValidationReport, validate_topology
-from ..plan.shapes import ModelShape
+from ..plan.model import ModelShape
+from ..plan.sizes import ParallelismSizes
+from ..plan.strategies import StrategyLike
 from .kubeflow import render_trainjob
 from .kueue import render_kueue
 from .skypilot import render_skypilot
@@ -34,7 +35,7 @@ def render(target: str, plan: MeshPlan, launch: LaunchSpec) -> Rendering:
 
 def validate_and_render(
     target: str,
-    strategy: str,
+    strategy: StrategyLike,
     sizes: ParallelismSizes,
     launch: LaunchSpec,
     *,

@@ -14,11 +14,8 @@ RDZV_PORT = 29500
 
 def slurm_comment(plan: MeshPlan, launch: LaunchSpec) -> str:
     """``meshctx:strategy=fsdp2,tp=8,...,nproc=8`` (dp only for a fixed node count)."""
-    s = plan.sizes
-    fields = {"strategy": plan.strategy.value, "tp": s.tp, "pp": s.pp, "cp": s.cp, "ep": s.ep}
-    fields["dp_replicate"] = s.dp_replicate
-    if not launch.elastic:
-        fields["dp"] = s.dp
+    fields: dict[str, object] = {"strategy": plan.strategy.value}
+    fields |= {field.axis: value for field, value in plan.sizes.launch_values(elastic=launch.elastic)}
     fields["nproc"] = launch.nproc_per_node
     return "meshctx:" + ",".join(f"{k}={v}" for k, v in fields.items())
 

@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from math import lcm
 from typing import Literal
 
+from ..errors import FieldErrors
 from ..plan import MeshPlan, parse_nnodes
+from ..plan.arith import is_size
+from ..plan.sizes import SIZE_TABLE
 
 #: Environment the job receives; ``MeshContext`` built in the job can compare its fingerprint with
 #: ``MESHCTX_FINGERPRINT``.
@@ -19,22 +22,11 @@ ENV_STRATEGY = "MESHCTX_STRATEGY"
 ENV_WORLD_SIZE = "MESHCTX_WORLD_SIZE"
 ENV_FINGERPRINT = "MESHCTX_FINGERPRINT"
 #: Size field → environment variable (the same names the SkyPilot policy reads from a task's envs).
-SIZE_ENV: dict[str, str] = {
-    "tp_size": "MESHCTX_TP_SIZE",
-    "pp_size": "MESHCTX_PP_SIZE",
-    "cp_size": "MESHCTX_CP_SIZE",
-    "ep_size": "MESHCTX_EP_SIZE",
-    "dp_size": "MESHCTX_DP_SIZE",
-    "dp_replicate_size": "MESHCTX_DP_REPLICATE_SIZE",
-}
+SIZE_ENV: dict[str, str] = {f.name: f.env for f in SIZE_TABLE}
 
 
-class LaunchError(ValueError):
+class LaunchError(FieldErrors):
     """The launch settings cannot describe this plan; ``errors`` holds every (field, detail) pair."""
-
-    def __init__(self, errors: list[tuple[str, str]]) -> None:
-        self.errors = list(errors)
-        super().__init__("; ".join(f"{f}: {d}" for f, d in self.errors))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,7 +78,7 @@ def check_launch(plan: MeshPlan, launch: LaunchSpec) -> None:
     errors: list[tuple[str, str]] = []
     node_range = parse_nnodes(launch.nnodes)
     nproc = launch.nproc_per_node
-    nproc_ok = isinstance(nproc, int) and not isinstance(nproc, bool) and nproc >= 1
+    nproc_ok = is_size(nproc)
     if node_range is None:
         errors.append(("nnodes", f"expected N or MIN:MAX with 1 ≤ MIN ≤ MAX, got {launch.nnodes!r}"))
     if not nproc_ok:
@@ -118,17 +110,9 @@ def check_launch(plan: MeshPlan, launch: LaunchSpec) -> None:
 def job_env(plan: MeshPlan, launch: LaunchSpec) -> dict[str, str]:
     """The ``MESHCTX_*`` environment of the job. An elastic job's world size (and so ``dp`` and the
     fingerprint) is only known once it runs, so those are left out for a node range."""
-    sizes = plan.sizes
-    env = {
-        ENV_STRATEGY: plan.strategy.value,
-        SIZE_ENV["tp_size"]: str(sizes.tp),
-        SIZE_ENV["pp_size"]: str(sizes.pp),
-        SIZE_ENV["cp_size"]: str(sizes.cp),
-        SIZE_ENV["ep_size"]: str(sizes.ep),
-        SIZE_ENV["dp_replicate_size"]: str(sizes.dp_replicate),
-    }
+    env = {ENV_STRATEGY: plan.strategy.value}
+    env |= {field.env: str(value) for field, value in plan.sizes.launch_values(elastic=launch.elastic)}
     if not launch.elastic:
-        env[SIZE_ENV["dp_size"]] = str(sizes.dp)
         env[ENV_WORLD_SIZE] = str(plan.world_size)
         env[ENV_FINGERPRINT] = plan.fingerprint()
     return env

@@ -1,11 +1,14 @@
 """The torch-free planning core: every topology decision of meshctx is made here."""
 
+from .cluster import ClusterShape
 from .layout import AxisLayout
 from .mesh_plan import MeshPlan, MeshSpec, axis_kwargs
-from .planner import ValidationReport, WorldSizeVerdict, parse_nnodes, plan_mesh, validate_topology
+from .model import ModelShape
+from .planner import plan_mesh, validate_topology
 from .problems import Code, Problem, Severity, TopologyError
-from .rules import ResolvedSizes
-from .shapes import ClusterShape, ModelShape
+from .report import ValidationReport, WorldSizeVerdict
+from .request import TopologyRequest, parse_nnodes
+from .sizes import ResolvedSizes
 from .suggest import Suggestion
 
 __all__ = [
@@ -20,6 +23,7 @@ __all__ = [
     "Severity",
     "Suggestion",
     "TopologyError",
+    "TopologyRequest",
     "ValidationReport",
     "WorldSizeVerdict",
     "axis_kwargs",

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from math import isqrt, log2
+from typing import TypeGuard
 
 
-def is_size(value: object) -> bool:
-    """A usable parallel degree: an ``int`` (not ``bool``) of at least 1."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+def is_integer(value: object) -> TypeGuard[int]:
+    """An ``int`` that is not a ``bool`` (``True`` is an ``int`` to Python, never a size to meshctx)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_size(value: object) -> TypeGuard[int]:
+    """A usable parallel degree: an integer (not ``bool``) of at least 1."""
+    return is_integer(value) and value >= 1
 
 
 def divisors(n: int) -> list[int]:
@@ -37,7 +44,8 @@ def nearest_multiples(n: int, base: int) -> list[int]:
     return [m for m in dict.fromkeys((below, above)) if m > 0]
 
 
-def join_or(values: list[int]) -> str:
+def join_or(values: Sequence[object]) -> str:
+    """``[2, 4, 8]`` → ``"2, 4 or 8"``."""
     words = [str(v) for v in values]
     if len(words) <= 1:
         return "".join(words)

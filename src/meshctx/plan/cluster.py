@@ -8,18 +8,42 @@ every group is enumerated, once.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
-from ..config import Strategy
 from .arith import divisors, join_or
 from .layout import AxisLayout
 from .problems import Code, Problem
-from .rules import ResolvedSizes
-from .shapes import ClusterShape
 
-if TYPE_CHECKING:
-    from .mesh_plan import MeshPlan
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterShape:
+    """Rank ``r`` runs on node ``r // gpus_per_node`` (launcher order); an NVLink domain holds
+    ``nvlink_domain`` consecutive ranks (e.g. 72 on a GB200 NVL72 rack), when given."""
+
+    gpus_per_node: int
+    nvlink_domain: int | None = None
+
+    def to_dict(self) -> dict[str, int | None]:
+        return {"gpus_per_node": self.gpus_per_node, "nvlink_domain": self.nvlink_domain}
+
+
+class PlacedAxes(Protocol):
+    """What this module reads from a ``MeshPlan``: its axis layouts over the ranks, and the cluster."""
+
+    @property
+    def world_size(self) -> int: ...
+    @property
+    def ranks(self) -> tuple[int, ...] | None: ...
+    @property
+    def layouts(self) -> Mapping[str, AxisLayout]: ...
+    @property
+    def cluster(self) -> ClusterShape | None: ...
+    def layout(self, axis: str) -> AxisLayout: ...
+    def rank_at(self, position: int) -> int: ...
+    def size(self, axis: str) -> int: ...
+
 
 #: Axes whose collectives are latency- or bandwidth-bound enough that leaving a node hurts.
 LOCAL_AXES: tuple[str, ...] = ("tp", "ep")
@@ -41,7 +65,7 @@ def _aligned_span(layout: AxisLayout, unit: int) -> int | None:
     return spanned
 
 
-def units_spanned(plan: MeshPlan, axis: str, unit: int) -> int:
+def units_spanned(plan: PlacedAxes, axis: str, unit: int) -> int:
     """The most units (nodes, or NVLink domains) that one group of ``axis`` touches."""
     layout = plan.layout(axis)
     if plan.ranks is None:
@@ -51,26 +75,8 @@ def units_spanned(plan: MeshPlan, axis: str, unit: int) -> int:
     return max(len({plan.rank_at(p) // unit for p in group}) for group in layout.all_groups(plan.world_size))
 
 
-def cluster_report(plan: MeshPlan) -> dict[str, object]:
+def cluster_report(plan: PlacedAxes) -> dict[str, object]:
     """Per axis, how many nodes (and NVLink domains) one group spans."""
-    cluster = plan.cluster
-    assert cluster is not None
-    if plan.ranks is None:  # then a pure function of the topology and the cluster: computed once
-        report = _plain_cluster_report(plan.strategy, plan.sizes, plan.world_size, cluster)
-        return {**report, "spans": {axis: dict(entry) for axis, entry in report["spans"].items()}}  # type: ignore[attr-defined]
-    return _cluster_report(plan)
-
-
-@lru_cache(maxsize=256)
-def _plain_cluster_report(
-    strategy: Strategy, sizes: ResolvedSizes, world_size: int, cluster: ClusterShape
-) -> dict[str, object]:
-    from .mesh_plan import MeshPlan
-
-    return _cluster_report(MeshPlan.build(strategy, sizes, world_size, None, cluster))
-
-
-def _cluster_report(plan: MeshPlan) -> dict[str, object]:
     cluster = plan.cluster
     assert cluster is not None
     spans: dict[str, dict[str, int]] = {}
@@ -88,7 +94,7 @@ def _cluster_report(plan: MeshPlan) -> dict[str, object]:
     }
 
 
-def cluster_warnings(plan: MeshPlan) -> list[Problem]:
+def cluster_warnings(plan: PlacedAxes) -> list[Problem]:
     """Warn when a TP group or an EP group leaves its node (or NVLink domain, when one is given)."""
     cluster = plan.cluster
     if cluster is None:

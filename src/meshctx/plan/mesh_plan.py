@@ -15,22 +15,13 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from types import MappingProxyType
 
-from ..axes import MeshAxisName
-from ..config import Strategy
+from .axes import MeshAxisName
+from .cluster import ClusterShape, cluster_report
 from .layout import AxisLayout
-from .rules import ResolvedSizes
-from .shapes import ClusterShape
+from .sizes import ResolvedSizes
+from .strategies import MOE_AXES, RULES, Strategy
 
 A = MeshAxisName
-
-FSDP2_AXES: tuple[MeshAxisName, ...] = (A.PP, A.DP_REPLICATE, A.DP_SHARD, A.CP, A.TP)
-FSDP2_FLATTENED: dict[MeshAxisName, tuple[MeshAxisName, ...]] = {
-    A.DP: (A.DP_REPLICATE, A.DP_SHARD),
-    A.DP_SHARD_CP: (A.DP_SHARD, A.CP),
-    A.DP_CP: (A.DP_REPLICATE, A.DP_SHARD, A.CP),
-}
-MEGATRON_AXES: tuple[MeshAxisName, ...] = (A.DP, A.CP, A.TP)
-MOE_AXES: tuple[MeshAxisName, ...] = (A.EP_SHARD, A.EP)
 
 #: The keys of ``to_dict()`` that describe the topology itself; the fingerprint covers exactly these.
 TOPOLOGY_KEYS: tuple[str, ...] = ("strategy", "world_size", "ranks", "sizes", "device_mesh", "moe_mesh", "layouts")
@@ -101,14 +92,12 @@ def _layout_topology(
     layouts: dict[str, AxisLayout] = {}
     device_mesh: MeshSpec | None = None
     moe_mesh: MeshSpec | None = None
-    if strategy is Strategy.FSDP2:
-        shape = (sizes.pp, sizes.dp_replicate, sizes.dp_shard, sizes.cp, sizes.tp)
-        device_mesh = MeshSpec(FSDP2_AXES, shape, MappingProxyType(FSDP2_FLATTENED))
-        if sizes.ep > 1:
-            moe_mesh = MeshSpec(MOE_AXES, (sizes.ep_shard, sizes.ep))
-    elif strategy is Strategy.MEGATRON_FSDP:
-        flattened = {A.DP_CP: (A.DP, A.CP)} if sizes.cp > 1 else {}
-        device_mesh = MeshSpec(MEGATRON_AXES, (sizes.dp, sizes.cp, sizes.tp), MappingProxyType(flattened))
+    rules = RULES[strategy]
+    if rules.mesh_axes is not None:
+        shape = tuple(getattr(sizes, axis.value) for axis in rules.mesh_axes)
+        device_mesh = MeshSpec(rules.mesh_axes, shape, MappingProxyType(dict(rules.flattened_for(sizes.cp))))
+    if rules.moe and sizes.ep > 1:
+        moe_mesh = MeshSpec(MOE_AXES, (sizes.ep_shard, sizes.ep))
     if device_mesh is not None:
         for i, axis in enumerate(device_mesh.axes):
             layouts[axis.value] = AxisLayout.row_major(device_mesh.shape, (i,))
@@ -270,12 +259,18 @@ class MeshPlan:
         out["kwargs"] = json.loads(_kwargs_json(*self._axis_sets()))
         out["fingerprint"] = self.fingerprint()
         if self.cluster is not None:
-            from .cluster import cluster_report
-
-            out["cluster"] = cluster_report(self)
+            out["cluster"] = self._cluster_report()
         if groups:
             out["groups"] = {name: self.groups(name) for name in self.layouts}
         return out
+
+    def _cluster_report(self) -> dict[str, object]:
+        assert self.cluster is not None
+        if self.ranks is not None:
+            return cluster_report(self)
+        # Without a rank subset, a pure function of the topology and the cluster: computed once.
+        report = _plain_cluster_report(self.strategy, self.sizes, self.world_size, self.cluster)
+        return {**report, "spans": {axis: dict(entry) for axis, entry in report["spans"].items()}}  # type: ignore[attr-defined]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> MeshPlan:
@@ -302,3 +297,10 @@ class MeshPlan:
         if claimed is not None and claimed != plan.fingerprint():
             raise ValueError(f"plan fingerprint {claimed} does not match its content ({plan.fingerprint()})")
         return plan
+
+
+@lru_cache(maxsize=256)
+def _plain_cluster_report(
+    strategy: Strategy, sizes: ResolvedSizes, world_size: int, cluster: ClusterShape
+) -> dict[str, object]:
+    return cluster_report(MeshPlan.build(strategy, sizes, world_size, None, cluster))

@@ -1,10 +1,30 @@
-"""Checks of the sizes against the model: heads, experts, layers, sequence length and batch."""
+"""The model's shape and the checks of the sizes against it: heads, experts, layers, sequence length and batch."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 from .arith import divisors, is_size, join_or, nearest
 from .problems import Code, Problem
-from .shapes import MODEL_FIELDS, ModelShape
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelShape:
+    """The model dimensions that constrain the sizes; names follow Hugging Face configs."""
+
+    num_attention_heads: int | None = None
+    num_key_value_heads: int | None = None
+    num_experts: int | None = None
+    num_hidden_layers: int | None = None
+    seq_length: int | None = None
+    global_batch_size: int | None = None
+    micro_batch_size: int | None = None
+
+    def to_dict(self) -> dict[str, int | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+MODEL_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ModelShape))
 
 
 def model_problems(

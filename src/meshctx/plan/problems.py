@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from ..errors import MeshctxError
+
 
 class Severity(str, Enum):
     ERROR = "error"
@@ -87,7 +89,7 @@ class Problem:
         return f"{self.code.value} [{', '.join(self.fields)}]: {self.message} Hint: {self.hint}"
 
 
-class TopologyError(ValueError):
+class TopologyError(MeshctxError, ValueError):
     """Raised when a topology cannot be built; carries every problem found, not just the first."""
 
     def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:

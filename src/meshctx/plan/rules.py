@@ -8,65 +8,11 @@ reported once rather than echoed by every later rule.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from ..config import ParallelismSizes, Strategy
-from .arith import divisors, is_size, join_or, nearest, nearest_multiples
+from .arith import divisors, is_integer, is_size, join_or, nearest, nearest_multiples
 from .problems import Code, Problem
-
-AXIS_FEATURE: dict[str, str] = {
-    "tp_size": "tensor parallelism",
-    "pp_size": "pipeline parallelism",
-    "cp_size": "context parallelism",
-    "ep_size": "expert parallelism",
-    "dp_replicate_size": "HSDP replication (dp_replicate_size)",
-}
-
-#: Size fields each strategy cannot use beyond 1.
-UNSUPPORTED: dict[Strategy, tuple[str, ...]] = {
-    Strategy.FSDP2: (),
-    Strategy.MEGATRON_FSDP: ("pp_size", "ep_size", "dp_replicate_size"),
-    Strategy.DDP: ("tp_size", "pp_size", "cp_size", "ep_size", "dp_replicate_size"),
-}
-
-
-@dataclass(frozen=True)
-class ResolvedSizes:
-    """Every degree of a valid topology, nothing left to infer."""
-
-    dp: int
-    dp_replicate: int
-    dp_shard: int
-    tp: int
-    pp: int
-    cp: int
-    ep: int
-    ep_shard: int
-
-    def to_dict(self) -> dict[str, int]:
-        return {
-            "dp": self.dp,
-            "dp_replicate": self.dp_replicate,
-            "dp_shard": self.dp_shard,
-            "tp": self.tp,
-            "pp": self.pp,
-            "cp": self.cp,
-            "ep": self.ep,
-            "ep_shard": self.ep_shard,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, object]) -> ResolvedSizes:
-        return cls(**{key: int(data[key]) for key in cls.__dataclass_fields__})  # type: ignore[call-overload]
-
-
-def _supporting(field: str) -> str:
-    names = [s.value for s in Strategy if field not in UNSUPPORTED[s]]
-    return join_or_words(names)
-
-
-def join_or_words(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+from .sizes import SIZE_TABLE, ParallelismSizes, ResolvedSizes
+from .strategies import FEATURE, RULES, Strategy, supporting
 
 
 def check_ranks(ranks: object, world_size: object) -> tuple[list[int] | None, list[str]]:
@@ -76,7 +22,7 @@ def check_ranks(ranks: object, world_size: object) -> tuple[list[int] | None, li
     issues: list[str] = []
     if not ranks:
         issues.append("ranks is empty")
-    not_int = [r for r in ranks if not (isinstance(r, int) and not isinstance(r, bool))]
+    not_int = [r for r in ranks if not is_integer(r)]
     if not_int:
         issues.append(f"ranks must be integers, got {not_int[:5]!r}")
         return None, issues
@@ -93,7 +39,7 @@ def check_ranks(ranks: object, world_size: object) -> tuple[list[int] | None, li
     if duplicates:
         issues.append(f"ranks must be unique, {duplicates[:5]} appear more than once")
     if is_size(world_size):
-        beyond = [r for r in rank_list if r >= world_size]  # type: ignore[operator]
+        beyond = [r for r in rank_list if r >= world_size]
         if beyond:
             issues.append(f"ranks must be < world_size {world_size}, got {beyond[:5]}")
     return rank_list, issues
@@ -110,10 +56,10 @@ def check_sizes(
     value: dict[str, int | None] = {}
     broken: set[str] = set()
 
-    for field in ("tp_size", "pp_size", "cp_size", "ep_size", "dp_size", "dp_replicate_size"):
+    for size_field in SIZE_TABLE:
+        field = size_field.name
         raw = getattr(sizes, field)
-        optional = field in ("dp_size", "dp_replicate_size")
-        if optional and raw is None:
+        if size_field.optional and raw is None:
             value[field] = None
         elif is_size(raw):
             value[field] = raw
@@ -146,37 +92,28 @@ def check_sizes(
                 )
             )
             mesh_size = None
+    world_wrong = None
     if world_size is not None and not is_size(world_size):
-        problems.append(
-            Problem.error(
-                Code.INVALID_SIZE,
-                ("world_size",),
-                f"world_size must be an integer ≥ 1, got {world_size!r}.",
-                "Set world_size to the number of ranks, e.g. nnodes × nproc_per_node.",
-            )
-        )
+        world_wrong = f"world_size must be an integer ≥ 1, got {world_size!r}."
     elif world_size is None and ranks is None:
-        problems.append(
-            Problem.error(
-                Code.INVALID_SIZE,
-                ("world_size",),
-                "world_size is required (or nnodes and nproc_per_node, or ranks).",
-                "Set world_size to the number of ranks, e.g. nnodes × nproc_per_node.",
-            )
-        )
-    elif ranks is None:
-        mesh_size = world_size  # type: ignore[assignment]
+        world_wrong = "world_size is required (or nnodes and nproc_per_node, or ranks)."
+    if world_wrong is not None:
+        hint = "Set world_size to the number of ranks, e.g. nnodes × nproc_per_node."
+        problems.append(Problem.error(Code.INVALID_SIZE, ("world_size",), world_wrong, hint))
+    elif ranks is None and is_size(world_size):
+        mesh_size = world_size
 
     # Axes the strategy cannot use: report once, then count them as 1.
-    for field in UNSUPPORTED[strategy]:
+    rules = RULES[strategy]
+    for field in rules.unsupported:
         v = value[field]
         if v is not None and v > 1:
             problems.append(
                 Problem.error(
                     Code.STRATEGY_UNSUPPORTED_AXIS,
                     (field, "strategy"),
-                    f"{strategy.value} does not support {AXIS_FEATURE[field]}, but {field}={v}.",
-                    f"Set {field}=1, or use strategy {_supporting(field)}.",
+                    f"{strategy.value} does not support {FEATURE[field]}, but {field}={v}.",
+                    f"Set {field}=1, or use strategy {join_or(supporting(field))}.",
                 )
             )
             value[field] = 1
@@ -205,7 +142,8 @@ def check_sizes(
     else:
         dp = world // non_dp
 
-    if dp is not None and strategy is Strategy.FSDP2 and "dp_replicate_size" not in broken:
+    # dp_replicate (and ep) count as 1 where the strategy cannot use them, so these rules hold trivially there.
+    if dp is not None and "dp_replicate_size" not in broken:
         if dp % replicate:
             problems.append(
                 Problem.error(
@@ -230,7 +168,7 @@ def check_sizes(
                 )
             )
 
-    if dp is not None and strategy is Strategy.FSDP2 and ep is not None and ep > 1:
+    if dp is not None and ep is not None and ep > 1:
         span = dp * cp * tp
         if span % ep:
             problems.append(
@@ -245,22 +183,16 @@ def check_sizes(
 
     if problems or dp is None or ep is None:
         return None, problems
-    return _resolve(strategy, dp, replicate, tp, pp, cp, ep), problems
-
-
-def _resolve(strategy: Strategy, dp: int, replicate: int, tp: int, pp: int, cp: int, ep: int) -> ResolvedSizes:
-    if strategy is Strategy.FSDP2:
-        ep_shard = dp * cp * tp // ep if ep > 1 else 1
-        return ResolvedSizes(dp, replicate, dp // replicate, tp, pp, cp, ep, ep_shard)
-    if strategy is Strategy.MEGATRON_FSDP:
-        return ResolvedSizes(dp, 1, dp, tp, 1, cp, 1, 1)
-    return ResolvedSizes(dp, dp, 1, 1, 1, 1, 1, 1)
+    if rules.pure_replication:
+        replicate = dp
+    ep_shard = dp * cp * tp // ep if ep > 1 else 1
+    return ResolvedSizes(dp, replicate, dp // replicate, tp, pp, cp, ep, ep_shard), problems
 
 
 def _mismatch(strategy: Strategy, dp: int, tp: int, pp: int, cp: int, world: int, world_field: str) -> Problem:
     product = dp * tp * cp * pp
     non_dp = tp * cp * pp
-    if strategy is Strategy.DDP:
+    if RULES[strategy].mesh_axes is None:  # no mesh: only dp multiplies up to the world
         formula = f"dp = {dp}"
         fields: tuple[str, ...] = ("dp_size", world_field)
     else:

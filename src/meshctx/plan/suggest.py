@@ -12,21 +12,14 @@ from dataclasses import dataclass, replace
 from itertools import combinations
 from math import log2
 
-from ..config import ParallelismSizes, Strategy
 from .arith import divisors, nearest
-from .model import model_problems
-from .rules import UNSUPPORTED, ResolvedSizes, check_sizes
-from .shapes import ModelShape
+from .model import ModelShape, model_problems
+from .rules import check_sizes
+from .sizes import SIZE_BY_NAME, SIZE_TABLE, ParallelismSizes, ResolvedSizes
+from .strategies import RULES, Strategy
 
-DEGREES: tuple[str, ...] = ("tp_size", "pp_size", "cp_size", "ep_size", "dp_replicate_size")
-SHORT: dict[str, str] = {
-    "tp_size": "tp",
-    "pp_size": "pp",
-    "cp_size": "cp",
-    "ep_size": "ep",
-    "dp_size": "dp",
-    "dp_replicate_size": "dp_replicate",
-}
+#: The degrees a suggestion may move; dp is inferred (or kept) rather than moved.
+DEGREES: tuple[str, ...] = tuple(f.name for f in SIZE_TABLE if f.name != "dp_size")
 
 
 @dataclass(frozen=True)
@@ -63,9 +56,9 @@ def _reason(request: ParallelismSizes, candidate: ParallelismSizes, resolved: Re
     for field in DEGREES:
         old, new = _degree(getattr(request, field)), _degree(getattr(candidate, field))
         if old != new:
-            changes.append(f"{SHORT[field]} {old}→{new}")
+            changes.append(f"{SIZE_BY_NAME[field].axis} {old}→{new}")
         elif new > 1:
-            kept.append(f"{SHORT[field]}={new}")
+            kept.append(f"{SIZE_BY_NAME[field].axis}={new}")
     if candidate.dp_size is not None:
         kept.append(f"dp={resolved.dp}")
     elif request.dp_size is None:
@@ -91,10 +84,11 @@ def suggest_sizes(
 ) -> list[Suggestion]:
     """Up to ``limit`` valid size sets near ``request`` for ``world`` ranks, best first."""
     base = request
-    for field in UNSUPPORTED[strategy]:
+    unsupported = RULES[strategy].unsupported
+    for field in unsupported:
         if _degree(getattr(base, field)) > 1:
-            base = replace(base, **{field: None if field == "dp_replicate_size" else 1})  # type: ignore[arg-type]
-    supported = [f for f in DEGREES if f not in UNSUPPORTED[strategy]]
+            base = replace(base, **{field: None if SIZE_BY_NAME[field].optional else 1})  # type: ignore[arg-type]
+    supported = [f for f in DEGREES if f not in unsupported]
     # Prefer moving only the degrees the user turned on: enabling EP or CP on their behalf is rarely a fix.
     explicit = [f for f in supported if _degree(getattr(base, f)) > 1]
     found = _ranked(strategy, request, base, explicit, world, model)

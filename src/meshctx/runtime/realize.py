@@ -20,8 +20,8 @@ import torch
 import torch.distributed as dist
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 
-from .axes import MeshAxisName
-from .plan import MeshPlan
+from ..plan import MeshPlan
+from ..plan.axes import MeshAxisName
 
 A = MeshAxisName
 

@@ -15,16 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .axes import VALID_AXIS_NAMES, MeshAxisName
-from .config import ParallelismSizes
-from .plan import MeshPlan, plan_mesh
-from .plan.mesh_plan import axis_kwargs
+from ..plan import MeshPlan, plan_mesh
+from ..plan.axes import VALID_AXIS_NAMES, MeshAxisName
+from ..plan.mesh_plan import axis_kwargs
+from ..plan.sizes import ParallelismSizes
 
 if TYPE_CHECKING:
     from torch.distributed import ProcessGroup
     from torch.distributed.device_mesh import DeviceMesh
 
-    from .client import MeshctxClient
+    from ..client import MeshctxClient
 
 A = MeshAxisName
 _MESH_FIELDS = ("device_mesh", "moe_mesh")
@@ -143,7 +143,7 @@ class MeshContext:
                 f"world_size={world_size} but this job has {job_size} ranks: leave world_size unset, "
                 f"or pass ranks=[...] to build the meshes on a subset of the job"
             )
-        from .torch_mesh import realize
+        from .realize import realize
 
         realized = realize(plan, device_type=device_type, timeout_minutes=timeout_minutes)
         ctx = cls(realized.device_mesh, realized.moe_mesh, realized.process_group)
@@ -249,7 +249,7 @@ class MeshContext:
     # ------------------------------------------------------------------ proof
     def to_plan(self) -> MeshPlan:
         """The topology of the live meshes, read back from torch (not re-planned)."""
-        from .live_plan import plan_from_meshes
+        from .readback import plan_from_meshes
 
         if not self.is_member:
             raise ValueError("this rank is outside the ranks the meshes were built for; see built_from for the plan")
@@ -257,7 +257,7 @@ class MeshContext:
 
     def attest(self, job_id: str, server: str | MeshctxClient, *, token: str | None = None) -> dict[str, Any]:
         """Report this job's live topology to the meshctx registry (see ``meshctx.client.attest_context``)."""
-        from .client import attest_context
+        from ..client import attest_context
 
         return attest_context(self, job_id, server, token=token)
 

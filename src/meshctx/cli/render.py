@@ -12,10 +12,10 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from .cli import EXIT_INVALID, EXIT_VALID, UsageError, _ask_server, add_topology_args, request_from_args
-from .launch import TARGETS, LaunchError, LaunchSpec, validate_and_render
-from .plan.request import TopologyRequest
-from .report_text import report_text
+from ..launch import TARGETS, LaunchError, LaunchSpec, validate_and_render
+from ..plan.request import TopologyRequest
+from .common import EXIT_INVALID, EXIT_VALID, UsageError, add_topology_args, ask_server, request_from_args
+from .text import report_text
 
 
 def add_render_command(commands: Any) -> argparse.ArgumentParser:
@@ -76,7 +76,9 @@ def _render_locally(target: str, request: TopologyRequest, launch: LaunchSpec) -
     try:
         report, rendering = validate_and_render(target, request.strategy, request.sizes, launch, model=request.model)
     except LaunchError as error:
-        raise UsageError("; ".join(f"--{f.replace('_', '-')}: {d}" for f, d in error.errors)) from None
+        raise UsageError(
+            "; ".join(f"--{field.replace('_', '-')}: {detail}" for field, detail in error.errors)
+        ) from None
     return report.to_dict() | {"rendering": rendering.to_dict() if rendering is not None else None}
 
 
@@ -85,7 +87,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     request = request_from_args(args)
     if args.server:
         body = render_body(request, launch)
-        answer = _ask_server(args.server, lambda client: client.render(args.target, body))
+        answer = ask_server(args.server, lambda client: client.render(args.target, body))
     else:
         answer = _render_locally(args.target, request, launch)
     rendering = answer["rendering"]

@@ -12,10 +12,9 @@ from typing import Any
 import torch.distributed as dist
 from torch.distributed.device_mesh import DeviceMesh
 
-from .axes import VALID_AXIS_NAMES, MeshAxisName
-from .config import Strategy
-from .plan import AxisLayout, MeshPlan, MeshSpec, ResolvedSizes
-from .plan.mesh_plan import FSDP2_AXES, FSDP2_FLATTENED, MEGATRON_AXES
+from ..plan import AxisLayout, MeshPlan, MeshSpec, ResolvedSizes
+from ..plan.axes import VALID_AXIS_NAMES, MeshAxisName
+from ..plan.strategies import RULES, Strategy, strategy_of_axes
 
 A = MeshAxisName
 
@@ -37,14 +36,9 @@ def plan_from_meshes(
     axes = tuple(A(a) for a in root.mesh_dim_names or ())
     shape = tuple(root.shape)
     dims = dict(zip(axes, shape))
-    if axes == FSDP2_AXES:
-        strategy = Strategy.FSDP2
-        conventional = FSDP2_FLATTENED
-    elif axes == MEGATRON_AXES:
-        strategy = Strategy.MEGATRON_FSDP
-        conventional = {A.DP_CP: (A.DP, A.CP)}
-    else:
-        expected = [[a.value for a in FSDP2_AXES], [a.value for a in MEGATRON_AXES]]
+    strategy = strategy_of_axes(axes)
+    if strategy is None:
+        expected = [[a.value for a in rules.mesh_axes] for rules in RULES.values() if rules.mesh_axes is not None]
         raise ValueError(f"mesh axes {[a.value for a in axes]} are not a meshctx topology; expected one of {expected}")
 
     layouts = {a.value: axis_layout(root._layout[i]) for i, a in enumerate(axes)}
@@ -52,7 +46,7 @@ def plan_from_meshes(
     for name, flat_mesh in root._flatten_mapping.items():
         if name not in VALID_AXIS_NAMES:
             continue  # helper meshes such as NeMo's dp_replicate_dp_shard_cp_tp are not axes
-        sources = conventional.get(A(name))
+        sources = RULES[strategy].flattened.get(A(name))
         layout = axis_layout(flat_mesh._layout[0])
         if sources is None or layout != _merged(layouts, sources):
             raise ValueError(
@@ -72,11 +66,10 @@ def plan_from_meshes(
         moe_dims = dict(zip(moe_axes, moe_spec.shape))
         ep, ep_shard = moe_dims.get(A.EP, 1), moe_dims.get(A.EP_SHARD, 1)
 
-    if strategy is Strategy.FSDP2:
-        replicate, shard = dims[A.DP_REPLICATE], dims[A.DP_SHARD]
-        sizes = ResolvedSizes(replicate * shard, replicate, shard, dims[A.TP], dims[A.PP], dims[A.CP], ep, ep_shard)
-    else:
-        sizes = ResolvedSizes(dims[A.DP], 1, dims[A.DP], dims[A.TP], 1, dims[A.CP], ep, ep_shard)
+    # fsdp2 shards dp over (dp_replicate, dp_shard); Megatron-FSDP's dp axis is all shard, and it has no pp.
+    replicate, shard = dims.get(A.DP_REPLICATE, 1), dims.get(A.DP_SHARD, dims.get(A.DP, 1))
+    pp = dims.get(A.PP, 1)
+    sizes = ResolvedSizes(replicate * shard, replicate, shard, dims[A.TP], pp, dims[A.CP], ep, ep_shard)
     rank_map = root._rank_map.tolist()
     return _plan(strategy, rank_map, sizes, MeshSpec(axes, shape, flattened), moe_spec, layouts)
 

@@ -10,23 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-FLAGS: dict[str, str] = {
-    "tp_size": "--tp",
-    "pp_size": "--pp",
-    "cp_size": "--cp",
-    "ep_size": "--ep",
-    "dp_size": "--dp",
-    "dp_replicate_size": "--dp-replicate",
-}
+from ..plan.sizes import SIZE_TABLE
 
 
 def suggestion_flags(sizes: Mapping[str, Any]) -> str:
+    """The flags that give a suggested size set (degrees of 1 left out; a fixed dp always shown)."""
     parts = []
-    for key, flag in FLAGS.items():
-        value = sizes.get(key)
-        if value is None or (value == 1 and key not in ("dp_size",)):
+    for field in SIZE_TABLE:
+        value = sizes.get(field.name)
+        if value is None or (value == 1 and field.name != "dp_size"):
             continue
-        parts.append(f"{flag} {value}")
+        parts.append(f"{field.flag} {value}")
     return " ".join(parts) or "(all degrees 1)"
 
 
