@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ..config import ParallelismSizes, Strategy, StrategyConfig, resolve_strategy
 from .arith import is_size
 from .cluster import cluster_warnings
+from .cp_degrees import cp_degree_problems
 from .mesh_plan import MeshPlan
 from .model import model_problems
 from .problems import Code, Problem, Severity, TopologyError
@@ -99,13 +100,17 @@ def validate_topology(
     cluster: ClusterShape | None = None,
     model: ModelShape | None = None,
     suggest: bool = True,
+    cp_ring_degree: int = 1,
+    cp_ulysses_degree: int | None = None,
 ) -> ValidationReport:
     """Check a topology request and lay it out; reports every problem at once and never raises.
 
     The world is ``world_size`` ranks, or ``nnodes × nproc_per_node`` (``nnodes`` may be a range
     ``"MIN:MAX"`` for elastic jobs, which checks every node count in it), or the ``ranks`` subset.
-    Without a cluster shape, ``nproc_per_node`` is taken as the GPUs per node.
+    Without a cluster shape, ``nproc_per_node`` is taken as the GPUs per node. ``cp_ring_degree`` ×
+    ``cp_ulysses_degree`` must split cp (NeMo 0.7.0's context-parallel decomposition).
     """
+    cp_split = (cp_ring_degree, cp_ulysses_degree)
     sizes = sizes if sizes is not None else ParallelismSizes()
     problems: list[Problem] = []
     resolved_strategy = resolve_strategy(strategy)
@@ -183,13 +188,14 @@ def validate_topology(
                 model,
                 problems,
                 suggest,
+                cp_split,
             )
         else:
             world_size = lo * nproc_per_node  # type: ignore[operator]
 
     if resolved_strategy is None:
         return ValidationReport(False, tuple(problems))
-    return _validate_one(resolved_strategy, sizes, world_size, ranks, cluster, model, problems, suggest)
+    return _validate_one(resolved_strategy, sizes, world_size, ranks, cluster, model, problems, suggest, cp_split)
 
 
 def _validate_one(
@@ -201,9 +207,13 @@ def _validate_one(
     model: ModelShape | None,
     problems: list[Problem],
     suggest: bool,
+    cp_split: tuple[object, object] = (1, None),
 ) -> ValidationReport:
     resolved, size_problems = check_sizes(strategy, sizes, world_size, ranks)
     problems = problems + size_problems
+    known_cp = resolved.cp if resolved else sizes.cp_size if is_size(sizes.cp_size) else None
+    cp_degrees, cp_problems = cp_degree_problems(known_cp, *cp_split)
+    problems += cp_problems
     if model is not None:
         known = {
             f: getattr(sizes, f) if is_size(getattr(sizes, f)) else None
@@ -232,6 +242,7 @@ def _validate_one(
         len(ranks) if ranks is not None else world_size,  # type: ignore[arg-type]
         tuple(ranks) if ranks is not None else None,
         cluster,
+        cp_degrees if resolved.cp > 1 else None,
     )
     warnings += cluster_warnings(plan)
     return ValidationReport(True, (), tuple(warnings), (), plan)
@@ -248,6 +259,7 @@ def _validate_range(
     model: ModelShape | None,
     problems: list[Problem],
     suggest: bool,
+    cp_split: tuple[object, object] = (1, None),
 ) -> ValidationReport:
     """Every node count in ``lo..hi``; the plan shown is the one at the largest valid world size."""
     verdicts: list[WorldSizeVerdict] = []
@@ -262,7 +274,9 @@ def _validate_range(
         verdicts.append(WorldSizeVerdict(world, nodes, not errors and resolved is not None, errors))
     good = [v for v in verdicts if v.valid]
     bad = [v for v in verdicts if not v.valid]
-    best = _validate_one(strategy, sizes, (good or verdicts)[-1].world_size, ranks, cluster, model, [], suggest)
+    best = _validate_one(
+        strategy, sizes, (good or verdicts)[-1].world_size, ranks, cluster, model, [], suggest, cp_split
+    )
     if bad:
         valid_counts = [v.nnodes for v in good]
         hint = (
@@ -300,9 +314,19 @@ def plan_mesh(
     ranks: Sequence[int] | None = None,
     cluster: ClusterShape | None = None,
     model: ModelShape | None = None,
+    cp_ring_degree: int = 1,
+    cp_ulysses_degree: int | None = None,
 ) -> MeshPlan:
     """The layout of a valid topology; raises ``TopologyError`` carrying every problem otherwise."""
     report = validate_topology(
-        strategy, sizes, world_size=world_size, ranks=ranks, cluster=cluster, model=model, suggest=False
+        strategy,
+        sizes,
+        world_size=world_size,
+        ranks=ranks,
+        cluster=cluster,
+        model=model,
+        suggest=False,
+        cp_ring_degree=cp_ring_degree,
+        cp_ulysses_degree=cp_ulysses_degree,
     )
     return report.raise_for_problems()

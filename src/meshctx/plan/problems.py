@@ -37,6 +37,8 @@ class Code(str, Enum):
     LAYERS_FEWER_THAN_PP = "layers_fewer_than_pp"
     SEQ_LEN_NOT_DIVISIBLE = "seq_len_not_divisible"
     BATCH_NOT_DIVISIBLE = "batch_not_divisible"
+    # context parallelism split into ring attention × Ulysses (NeMo 0.7.0's cp_ring_degree, cp_ulysses_degree)
+    CP_DEGREES_MISMATCH = "cp_degrees_mismatch"
 
     def __str__(self) -> str:
         return self.value

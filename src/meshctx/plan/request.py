@@ -19,6 +19,8 @@ class TopologyRequest:
     ranks: tuple[int, ...] | None = None
     cluster: ClusterShape | None = None
     model: ModelShape | None = None
+    cp_ring_degree: int = 1
+    cp_ulysses_degree: int | None = None
 
     def validate(self, *, suggest: bool = True) -> ValidationReport:
         return validate_topology(
@@ -31,6 +33,8 @@ class TopologyRequest:
             cluster=self.cluster,
             model=self.model,
             suggest=suggest,
+            cp_ring_degree=self.cp_ring_degree,
+            cp_ulysses_degree=self.cp_ulysses_degree,
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -48,4 +52,7 @@ class TopologyRequest:
             out["cluster"] = self.cluster.to_dict()
         if self.model is not None:
             out["model"] = {k: v for k, v in self.model.to_dict().items() if v is not None}
+        if (self.cp_ring_degree, self.cp_ulysses_degree) != (1, None):
+            out["cp_ring_degree"] = self.cp_ring_degree
+            out["cp_ulysses_degree"] = self.cp_ulysses_degree
         return out
