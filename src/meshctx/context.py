@@ -206,10 +206,13 @@ class MeshContext:
             )
             raise refusal([problem], nemo)
         subset = ranks is not None and not isinstance(ranks, (str, bytes))
+        # NeMo reads world_size only to infer dp; with dp given, the mesh must fill the job (or the subset).
+        dp_given = isinstance(sizes.dp_size, int) and sizes.dp_size > 0
+        plan_world = job_size if subset or (dp_given and job_size is not None) else nemo_world
         report = validate_topology(
             strategy,
             sizes,
-            world_size=job_size if subset else nemo_world,
+            world_size=plan_world,
             ranks=ranks,
             suggest=False,
             cp_ring_degree=cp_ring_degree,
@@ -225,7 +228,7 @@ class MeshContext:
                     f"Pass world_size={len(ranks)} (the number of ranks), or leave it unset.",  # type: ignore[arg-type]
                 )
             )
-        if not subset and job_size is not None and nemo_world != job_size:
+        if not subset and job_size is not None and plan_world != job_size:
             problems.append(
                 Problem.error(
                     Code.WORLD_SIZE_MISMATCH,
@@ -237,7 +240,7 @@ class MeshContext:
                 )
             )
         if problems or report.plan is None:
-            given = sizes.dp_size if isinstance(sizes.dp_size, int) and sizes.dp_size > 0 else None
+            given = sizes.dp_size if dp_given else None
             mesh_size = None
             if given is not None and all(isinstance(getattr(sizes, f), int) for f in ("tp_size", "cp_size", "pp_size")):
                 mesh_size = given * sizes.tp_size * sizes.cp_size * sizes.pp_size

@@ -123,16 +123,19 @@ def nemo_failure(
     return None
 
 
-def nemo_style_message(problems: Sequence[Problem], *, mesh_size: int | None, world: int | None) -> str:
-    """NeMo's sentence for a refusal NeMo itself does not make (it would build a partial or inconsistent mesh)."""
-    first = problems[0]
-    if first.code.value == "invalid_size":
-        return f"Expected {first.fields[0]} > 0"
-    if first.code.value == "cp_degrees_mismatch":
-        return "ring_degree * ulysses_degree must equal the cp mesh size"
-    if mesh_size is not None and world is not None:
-        return f"mesh ranks ({world}) must match mesh size ({mesh_size})"
-    return "invalid distributed topology"
+def nemo_style_failure(
+    problems: Sequence[Problem], *, mesh_size: int | None, world: int | None
+) -> tuple[type[Exception], str]:
+    """NeMo's sentence for a refusal NeMo itself does not make. A partial mesh is a ``RuntimeError`` too: on the
+    ranks left out of it NeMo fails inside torch with one, so either ``except`` clause catches it on every rank."""
+    if mesh_size is not None and world is not None and mesh_size != world:
+        return RuntimeError, f"mesh ranks ({world}) must match mesh size ({mesh_size})"
+    codes = [p.code.value for p in problems]
+    if "invalid_size" in codes:
+        return ValueError, f"Expected {problems[codes.index('invalid_size')].fields[0]} > 0"
+    if "cp_degrees_mismatch" in codes:
+        return ValueError, "ring_degree * ulysses_degree must equal the cp mesh size"
+    return ValueError, "invalid distributed topology"
 
 
 def refusal(
@@ -143,8 +146,6 @@ def refusal(
     world: int | None = None,
 ) -> MeshBuildError:
     """The exception ``MeshContext.build`` raises: NeMo's type and message prefix, meshctx's problems."""
-    if nemo is None:
-        return MeshBuildError(nemo_style_message(problems, mesh_size=mesh_size, world=world), problems)
-    kind, message = nemo
+    kind, message = nemo if nemo is not None else nemo_style_failure(problems, mesh_size=mesh_size, world=world)
     cls = MeshBuildRuntimeError if kind is RuntimeError else MeshBuildError
     return cls(message, problems)
