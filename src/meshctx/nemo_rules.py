@@ -116,7 +116,7 @@ def nemo_failure(
         return ValueError, "mesh ranks must be unique"
     if job_size is not None:
         for rank in ranks:
-            if not 0 <= rank < job_size:
+            if isinstance(rank, int) and not 0 <= rank < job_size:
                 return ValueError, (
                     f"Rank {rank} is out of range. Valid ranks are 0 to {job_size - 1} (world_size={job_size})"
                 )
