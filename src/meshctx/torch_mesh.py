@@ -111,7 +111,7 @@ def realize(plan: MeshPlan, *, device_type: str | None = None, timeout_minutes: 
         axes_of = tuple(s.value for s in sources)
         flat_override = None if plan.size(name.value) == world else override
         if _flatten(root, axes_of, name.value, flat_override, member) is None:
-            _register_groupless(root, name.value, plan.groups(name.value)[0], device_type)
+            _register_groupless(root, name.value, plan.group(name.value, plan.rank_at(0)), device_type)
     moe_mesh = None
     if plan.moe_mesh is not None:
         moe_axes = tuple(a.value for a in plan.moe_mesh.axes)
