@@ -24,7 +24,7 @@ import torch.distributed as dist  # noqa: E402
 from torch.distributed.device_mesh import init_device_mesh  # noqa: E402
 from torch.testing._internal.distributed.fake_pg import FakeStore  # noqa: E402
 
-from meshctx import MeshContext, ParallelismSizes  # noqa: E402
+from meshctx import FSDP2Config, MeshContext, ParallelismSizes  # noqa: E402
 
 FSDP2 = ("pp", "dp_replicate", "dp_shard", "cp", "tp")
 
@@ -61,7 +61,7 @@ def measure(world: int, repeats: int) -> str:
     dist.init_process_group("fake", rank=world - 1, world_size=world, store=FakeStore())
     try:
         sizes = topology(world)
-        ctx = MeshContext.build("fsdp2", sizes)
+        ctx = MeshContext.build(FSDP2Config(), sizes)
         mesh = ctx.device_mesh
         assert mesh is not None
         n = 200_000
@@ -69,7 +69,7 @@ def measure(world: int, repeats: int) -> str:
         m = 200 if world > 4096 else 2000
         slice_tp = min(timeit.repeat(lambda: mesh["tp"].size(), number=m, repeat=3)) / m
         slice_dp = min(timeit.repeat(lambda: mesh["dp"].size(), number=m, repeat=3)) / m
-        build = median_seconds(lambda: MeshContext.build("fsdp2", sizes), repeats)
+        build = median_seconds(lambda: MeshContext.build(FSDP2Config(), sizes), repeats)
         raw = median_seconds(lambda: raw_build(sizes, world), repeats)
     finally:
         dist.destroy_process_group()

@@ -64,7 +64,9 @@ def test_megatron_and_ddp_shapes() -> None:
         (
             FSDP2Config(),
             {
-                "dp_axis_names": ("dp_shard_cp",),
+                # NeMo's HSDP fix: dp_replicate is a mesh dim and dp_shard_cp exists (flattened), so FSDP spans
+                # every replica, even when dp_replicate is 1
+                "dp_axis_names": ("dp_replicate", "dp_shard_cp"),
                 "cp_axis_name": "cp",
                 "tp_axis_name": "tp",
                 "ep_axis_name": "ep",

@@ -81,7 +81,7 @@ def test_validate_response_shape() -> None:
     assert plan["layouts"]["pp"] == {"size": 2, "sizes": [2], "strides": [32]}
     assert plan["layouts"]["cp"] == {"size": 1, "sizes": [], "strides": []}
     assert plan["kwargs"]["pipeline"]["pp_axis_name"] == "pp"
-    assert plan["kwargs"]["parallelize"]["dp_axis_names"] == ["dp_shard_cp"]
+    assert plan["kwargs"]["parallelize"]["dp_axis_names"] == ["dp_replicate", "dp_shard_cp"]  # NeMo's HSDP rule
     invalid = validate_topology("fsdp2", ParallelismSizes(tp_size=3), world_size=8).to_dict()
     assert invalid["plan"] is None and invalid["problems"][0]["code"] == "world_size_not_divisible"
     assert set(invalid["problems"][0]) == {"code", "severity", "fields", "message", "hint"}

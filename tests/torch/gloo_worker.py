@@ -14,13 +14,15 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from meshctx import MeshContext, ParallelismSizes, TopologyError
+from meshctx import DDPConfig, FSDP2Config, MegatronFSDPConfig, MeshContext, ParallelismSizes, TopologyError
+
+CONFIGS = {"fsdp2": FSDP2Config, "megatron_fsdp": MegatronFSDPConfig, "mfsdp": MegatronFSDPConfig, "ddp": DDPConfig}
 
 
 def report(case: dict) -> dict:
     sizes = ParallelismSizes(**case.get("sizes", {}))
     try:
-        ctx = MeshContext.build(case["strategy"], sizes, ranks=case.get("ranks"))
+        ctx = MeshContext.build(CONFIGS[case["strategy"]](), sizes, ranks=case.get("ranks"))
     except TopologyError as err:
         return {"error": list(err.codes)}
     plan = ctx.built_from
@@ -28,6 +30,7 @@ def report(case: dict) -> dict:
     out: dict = {"member": ctx.is_member, "planned": plan.fingerprint(), "groups": {}, "order": {}, "sums": {}}
     if not ctx.is_member:
         out["device_mesh"] = ctx.device_mesh is not None
+        out["sizes"] = [ctx.tp_size, ctx.dp_size, ctx.ep_size]
         return out
     out["live"] = ctx.to_plan().fingerprint()
     out["sizes"] = {
@@ -39,7 +42,7 @@ def report(case: dict) -> dict:
     if ctx.device_mesh is not None:
         groups = {a: ctx.axis_group(a) for a in plan.axis_names}
     else:
-        groups = {"dp": ctx.process_group}
+        groups = {"dp": ctx.process_group or dist.group.WORLD}  # None: the default group, as in NeMo
     for axis, group in groups.items():
         out["groups"][axis] = dist.get_process_group_ranks(group)
         if ctx.device_mesh is not None:

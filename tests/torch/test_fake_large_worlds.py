@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch.distributed as dist
-from torch_worlds import fake_world
+from torch_worlds import config_for, fake_world
 
 from meshctx import MeshContext, ParallelismSizes, TopologyError, plan_mesh
 
@@ -29,13 +29,13 @@ def test_large_world_matches_plan(name: str, rank: int) -> None:
     strategy, sizes, ranks = TOPOLOGIES[name]
     plan = plan_mesh(strategy, sizes, world_size=W, ranks=ranks)
     with fake_world(W, rank):
-        ctx = MeshContext.build(strategy, sizes, ranks=ranks)
+        ctx = MeshContext.build(config_for(strategy), sizes, ranks=ranks)
         member = ranks is None or rank in ranks
         assert ctx.is_member is member
         assert ctx.built_from is not None and ctx.built_from.fingerprint() == plan.fingerprint()
-        if not member:
-            assert ctx.device_mesh is None and ctx.moe_mesh is None
-            assert ctx.tp_size == 1 and ctx.dp_size is None
+        if not member:  # the subset's meshes, without groups of this rank (as NeMo hands them out)
+            assert ctx.device_mesh is not None and ctx.device_mesh.mesh.flatten().tolist() == list(ranks or ())
+            assert (ctx.tp_size, ctx.dp_size, ctx.ep_size) == (plan.sizes.tp, plan.sizes.dp, plan.sizes.ep)
             return
         assert ctx.to_plan().fingerprint() == plan.fingerprint()
         if plan.device_mesh is None:
@@ -69,6 +69,6 @@ def test_invalid_topology_raises_before_any_process_group() -> None:
     with fake_world(W, 7):
         before = _world.group_count
         with pytest.raises(TopologyError) as err:
-            MeshContext.build("megatron_fsdp", ParallelismSizes(tp_size=3, pp_size=2, ep_size=5))
+            MeshContext.build(config_for("megatron_fsdp"), ParallelismSizes(tp_size=3, pp_size=2, ep_size=5))
         assert _world.group_count == before
         assert {"world_size_not_divisible", "strategy_unsupported_axis"} <= set(err.value.codes)

@@ -76,8 +76,10 @@ def test_every_axis_group_matches_the_plan(world_size: int, tmp_path: Path) -> N
             where = f"case {case} rank {rank}"
             assert got["planned"] == plan.fingerprint(), where
             assert got["member"] == (rank in members), where
-            if rank not in members:
-                assert got["device_mesh"] is False, where
+            if rank not in members:  # the subset's meshes without this rank's groups, as NeMo hands them out
+                assert got["device_mesh"] is (plan.device_mesh is not None), where
+                if plan.device_mesh is not None:
+                    assert got["sizes"] == [plan.sizes.tp, plan.sizes.dp, plan.sizes.ep], where
                 continue
             assert got["live"] == plan.fingerprint(), where
             expected_axes = plan.axis_names

@@ -8,7 +8,7 @@ import pytest
 from torch.distributed.device_mesh import init_device_mesh
 from torch_worlds import fake_world
 
-from meshctx import MeshContext, ParallelismSizes, plan_mesh
+from meshctx import DDPConfig, FSDP2Config, MegatronFSDPConfig, MeshContext, ParallelismSizes, plan_mesh
 from meshctx.plan import axis_kwargs
 from meshctx.runtime.realize import device_type_for_backend, nccl_timeout_override
 
@@ -38,11 +38,11 @@ def test_no_mesh_defaults_like_nemo() -> None:
 def test_unknown_axis_names_are_rejected_with_the_allowed_ones() -> None:
     with fake_world(8, 0):
         mesh = init_device_mesh("cpu", (2, 4), mesh_dim_names=("data", "tp"))
-        with pytest.raises(ValueError, match=r"device_mesh has 'data'.*Allowed axis names: cp, dp"):
+        with pytest.raises(ValueError, match=r"device_mesh contains unknown axis names \{'data'\}; allowed names are"):
             MeshContext(device_mesh=mesh)
         good = init_device_mesh("cpu", (2, 4), mesh_dim_names=("dp", "tp"))
         ctx = MeshContext(device_mesh=good)
-        with pytest.raises(ValueError, match="moe_mesh has 'data'"):
+        with pytest.raises(ValueError, match="moe_mesh contains unknown axis names"):
             ctx.moe_mesh = mesh
 
 
@@ -68,7 +68,7 @@ def test_nemo_built_meshes_read_like_the_plan() -> None:
 @pytest.mark.torch
 def test_axis_mesh_reads_flattened_axes_without_deprecated_root_slicing() -> None:
     with fake_world(16, 5):
-        ctx = MeshContext.build("fsdp2", ParallelismSizes(dp_replicate_size=2, cp_size=2, tp_size=2))
+        ctx = MeshContext.build(FSDP2Config(), ParallelismSizes(dp_replicate_size=2, cp_size=2, tp_size=2))
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # torch warns when a flattened axis is sliced from the root
             for axis in ("dp", "dp_shard_cp", "dp_cp", "tp"):
@@ -81,7 +81,7 @@ def test_axis_mesh_reads_flattened_axes_without_deprecated_root_slicing() -> Non
 @pytest.mark.torch
 def test_reassigning_a_mesh_drops_the_cached_sizes() -> None:
     with fake_world(8, 0):
-        ctx = MeshContext.build("megatron_fsdp", ParallelismSizes(tp_size=4))
+        ctx = MeshContext.build(MegatronFSDPConfig(), ParallelismSizes(tp_size=4))
         assert (ctx.tp_size, ctx.dp_size) == (4, 2)
         ctx.device_mesh = init_device_mesh("cpu", (8,), mesh_dim_names=("tp",))
         assert (ctx.tp_size, ctx.dp_size, ctx.dp_shard_size) == (8, None, 1)
@@ -91,19 +91,21 @@ def test_reassigning_a_mesh_drops_the_cached_sizes() -> None:
 @pytest.mark.torch
 def test_build_reads_world_size_and_checks_the_plan_against_the_job() -> None:
     with fake_world(12, 3):
-        ctx = MeshContext.build("fsdp2", ParallelismSizes(tp_size=3))
+        ctx = MeshContext.build(FSDP2Config(), ParallelismSizes(tp_size=3))
         assert ctx.built_from is not None and ctx.built_from.world_size == 12
         assert ctx.dp_size == 4
         # a world size other than the job's is refused before torch sees it: no silent partial mesh
         for wrong in (8, 16):
             with pytest.raises(ValueError, match=f"world_size={wrong} but this job has 12 ranks"):
-                MeshContext.build("fsdp2", ParallelismSizes(tp_size=2), world_size=wrong)
+                MeshContext.build(FSDP2Config(), ParallelismSizes(tp_size=2), world_size=wrong)
         # the first 8 ranks as an explicit subset: stored like the plain world of 8, ranks 8..11 left out
-        sub = MeshContext.build("fsdp2", ParallelismSizes(tp_size=2), ranks=list(range(8)))
+        sub = MeshContext.build(FSDP2Config(), ParallelismSizes(tp_size=2), ranks=list(range(8)))
         assert sub.built_from is not None and sub.built_from.ranks is None and sub.built_from.world_size == 8
         assert sub.is_member and sub.to_plan().fingerprint() == sub.built_from.fingerprint()
-        # the timeout only configures NCCL groups: a cpu mesh builds as usual
-        assert MeshContext.build("ddp", timeout_minutes=5).to_plan().world_size == 12
+        # the timeout only configures NCCL groups: a cpu mesh builds as usual; DDP over the job keeps the
+        # default group as NeMo does (process_group None)
+        ddp = MeshContext.build(DDPConfig(), timeout_minutes=5)
+        assert ddp.process_group is None and ddp.to_plan().world_size == 12
 
 
 def test_device_type_follows_the_backend() -> None:

@@ -22,14 +22,14 @@ WORKER = r"""
 import os
 from datetime import timedelta
 import torch, torch.distributed as dist
-from meshctx import MeshContext, ParallelismSizes
+from meshctx import FSDP2Config, MeshContext, ParallelismSizes
 rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
 torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
 dist.init_process_group("nccl", timeout=timedelta(seconds=120), device_id=torch.device("cuda", rank))
 tp = 2 if world % 2 == 0 else 1
 for sizes, ranks in ((ParallelismSizes(tp_size=tp, ep_size=world), None),
                      (ParallelismSizes(tp_size=1), list(range(world))[::-1][: max(1, world // 2)])):
-    ctx = MeshContext.build("fsdp2", sizes, timeout_minutes=3, ranks=ranks)
+    ctx = MeshContext.build(FSDP2Config(), sizes, timeout_minutes=3, ranks=ranks)
     plan = ctx.built_from
     if not ctx.is_member:
         continue

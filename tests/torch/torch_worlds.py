@@ -16,7 +16,17 @@ torch = pytest.importorskip("torch")
 import torch.distributed as dist  # noqa: E402
 from torch.testing._internal.distributed.fake_pg import FakeStore  # noqa: E402
 
+from meshctx import DDPConfig, FSDP2Config, MegatronFSDPConfig  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
+#: ``MeshContext.build`` takes config objects, as NeMo's does; tests name strategies for brevity.
+CONFIGS = {"fsdp2": FSDP2Config, "megatron_fsdp": MegatronFSDPConfig, "mfsdp": MegatronFSDPConfig, "ddp": DDPConfig}
+
+
+def config_for(strategy: str) -> object:
+    return CONFIGS[strategy]()
+
+
 WORKER = Path(__file__).resolve().parent / "gloo_worker.py"
 
 

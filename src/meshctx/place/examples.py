@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from ..config import ParallelismSizes
 from ..plan import MeshPlan, plan_mesh
+from ..plan.sizes import ParallelismSizes
 from .hostlist import format_hostlist
 from .placer import place
 from .report import Placement

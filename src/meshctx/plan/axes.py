@@ -6,7 +6,8 @@ from enum import Enum
 
 
 class MeshAxisName(str, Enum):
-    """Names of device-mesh dimensions; each member compares equal to its string value."""
+    """Names of device-mesh dimensions; each member compares equal to its string value. ``str()`` and
+    ``format()`` are the enum's own (``MeshAxisName.TP``), exactly as in NeMo; use ``.value`` for the name."""
 
     PP = "pp"
     DP = "dp"
@@ -18,9 +19,6 @@ class MeshAxisName(str, Enum):
     TP = "tp"
     EP = "ep"
     EP_SHARD = "ep_shard"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 #: Every value accepted as a ``DeviceMesh`` dimension name.

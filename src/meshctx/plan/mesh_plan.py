@@ -57,10 +57,14 @@ class MeshSpec:
         )
 
 
-def axis_kwargs(device_axes: tuple[str, ...], moe_axes: tuple[str, ...]) -> dict[str, object]:
-    """``parallelize_fn`` axis kwargs, decided exactly as NeMo Automodel's ``MeshContext`` decides them:
-    from the *real* axes of the device mesh and the MoE mesh (flattened axes do not count)."""
-    if A.DP_REPLICATE in device_axes and A.DP_SHARD_CP in device_axes:
+def axis_kwargs(
+    device_axes: tuple[str, ...], moe_axes: tuple[str, ...], flattened: tuple[str, ...] = ()
+) -> dict[str, object]:
+    """``parallelize_fn`` axis kwargs, decided exactly as NeMo Automodel's ``MeshContext`` decides them: axis
+    names from the *real* axes of the device mesh and the MoE mesh; ``dp_axis_names`` spans the replicas
+    (``dp_replicate`` first) whenever ``dp_replicate`` is a real axis and ``dp_shard_cp`` exists, real or
+    ``flattened``, so HSDP gradients are reduced across every replica (NeMo's rule since its HSDP fix)."""
+    if A.DP_REPLICATE in device_axes and (A.DP_SHARD_CP in device_axes or A.DP_SHARD_CP in flattened):
         dp_axis_names: tuple[MeshAxisName, ...] = (A.DP_REPLICATE, A.DP_SHARD_CP)
     else:
         dp_axis_names = (A.DP_SHARD_CP,)
@@ -74,11 +78,11 @@ def axis_kwargs(device_axes: tuple[str, ...], moe_axes: tuple[str, ...]) -> dict
 
 
 @lru_cache(maxsize=64)
-def _kwargs_json(device_axes: tuple[str, ...], moe_axes: tuple[str, ...]) -> str:
+def _kwargs_json(device_axes: tuple[str, ...], moe_axes: tuple[str, ...], flattened: tuple[str, ...] = ()) -> str:
     """The JSON form of both kwargs dicts; cached, since only a handful of axis sets exist."""
     parallelize = {
-        key: list(value) if isinstance(value, tuple) else value
-        for key, value in axis_kwargs(device_axes, moe_axes).items()
+        key: list(value) if isinstance(value, tuple) else value  # str enums encode as their values
+        for key, value in axis_kwargs(device_axes, moe_axes, flattened).items()
     }
     return json.dumps({"parallelize": parallelize, "pipeline": {"pp_axis_name": A.PP.value, **parallelize}})
 
@@ -129,6 +133,9 @@ class MeshPlan:
     moe_mesh: MeshSpec | None
     layouts: Mapping[str, AxisLayout]
     cluster: ClusterShape | None = None
+    #: ``(ring, ulysses)`` split of a cp axis > 1 (NeMo's ``cp_ring_degree``, ``cp_ulysses_degree``); it is policy
+    #: for the attention runtime, not mesh topology, so it is serialized but not fingerprinted.
+    cp_degrees: tuple[int, int] | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -139,12 +146,13 @@ class MeshPlan:
         world_size: int,
         ranks: tuple[int, ...] | None = None,
         cluster: ClusterShape | None = None,
+        cp_degrees: tuple[int, int] | None = None,
     ) -> MeshPlan:
         """Lay out a valid, resolved topology (see ``rules.check_sizes``)."""
         if ranks is not None and list(ranks) == list(range(len(ranks))):
             ranks = None  # the identity subset is the plain world: one canonical form
         device_mesh, moe_mesh, layouts = _layout_topology(strategy, sizes, world_size)
-        plan = cls(strategy, world_size, ranks, sizes, device_mesh, moe_mesh, layouts, cluster)
+        plan = cls(strategy, world_size, ranks, sizes, device_mesh, moe_mesh, layouts, cluster, cp_degrees)
         if ranks is None:  # then the topology, hence the fingerprint, is a function of these three
             plan.__dict__["_fingerprint"] = _plain_fingerprint(strategy, sizes, world_size)
         return plan
@@ -156,10 +164,11 @@ class MeshPlan:
         return tuple(self.layouts)
 
     def layout(self, axis: str) -> AxisLayout:
+        name = axis.value if isinstance(axis, MeshAxisName) else str(axis)
         try:
-            return self.layouts[str(axis)]
+            return self.layouts[name]
         except KeyError:
-            raise KeyError(f"axis {str(axis)!r} is not in this plan; its axes are {list(self.layouts)}") from None
+            raise KeyError(f"axis {name!r} is not in this plan; its axes are {list(self.layouts)}") from None
 
     def size(self, axis: str) -> int:
         return self.layout(axis).size
@@ -217,10 +226,11 @@ class MeshPlan:
         return flat
 
     # ------------------------------------------------------------------ NeMo-compatible kwargs
-    def _axis_sets(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def _axis_sets(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         device_axes = self.device_mesh._names[0] if self.device_mesh else ()
         moe_axes = self.moe_mesh._names[0] if self.moe_mesh else ()
-        return device_axes, moe_axes
+        flattened = tuple(name for name, _ in self.device_mesh._names[1]) if self.device_mesh else ()
+        return device_axes, moe_axes, flattened
 
     def parallelize_axis_kwargs(self) -> dict[str, object]:
         return axis_kwargs(*self._axis_sets())
@@ -260,6 +270,8 @@ class MeshPlan:
         out["fingerprint"] = self.fingerprint()
         if self.cluster is not None:
             out["cluster"] = self._cluster_report()
+        if self.cp_degrees is not None:
+            out["cp_degrees"] = {"ring": self.cp_degrees[0], "ulysses": self.cp_degrees[1]}
         if groups:
             out["groups"] = {name: self.groups(name) for name in self.layouts}
         return out
@@ -279,6 +291,7 @@ class MeshPlan:
         cluster = data.get("cluster")
         device_mesh = data.get("device_mesh")
         moe_mesh = data.get("moe_mesh")
+        cp_degrees = data.get("cp_degrees")
         plan = cls(
             strategy=Strategy(str(data["strategy"])),
             world_size=int(data["world_size"]),  # type: ignore[call-overload]
@@ -292,6 +305,7 @@ class MeshPlan:
                 if cluster
                 else None
             ),
+            cp_degrees=(int(cp_degrees["ring"]), int(cp_degrees["ulysses"])) if cp_degrees else None,  # type: ignore[index]
         )
         claimed = data.get("fingerprint")
         if claimed is not None and claimed != plan.fingerprint():

@@ -25,12 +25,15 @@ def validate_topology(
     cluster: ClusterShape | None = None,
     model: ModelShape | None = None,
     suggest: bool = True,
+    cp_ring_degree: int = 1,
+    cp_ulysses_degree: int | None = None,
 ) -> ValidationReport:
     """Check a topology request and lay it out; reports every problem at once and never raises.
 
     The world is ``world_size`` ranks, or ``nnodes × nproc_per_node`` (``nnodes`` may be a range
     ``"MIN:MAX"`` for elastic jobs, which checks every node count in it), or the ``ranks`` subset.
-    Without a cluster shape, ``nproc_per_node`` is taken as the GPUs per node.
+    Without a cluster shape, ``nproc_per_node`` is taken as the GPUs per node. ``cp_ring_degree`` ×
+    ``cp_ulysses_degree`` must split cp (NeMo 0.7.0's context-parallel decomposition).
     """
     request = TopologyRequest(
         strategy=strategy,
@@ -41,6 +44,8 @@ def validate_topology(
         ranks=ranks,
         cluster=cluster,
         model=model,
+        cp_ring_degree=cp_ring_degree,
+        cp_ulysses_degree=cp_ulysses_degree,
     )
     return request.validate(suggest=suggest)
 
@@ -53,9 +58,19 @@ def plan_mesh(
     ranks: Sequence[int] | None = None,
     cluster: ClusterShape | None = None,
     model: ModelShape | None = None,
+    cp_ring_degree: int = 1,
+    cp_ulysses_degree: int | None = None,
 ) -> MeshPlan:
     """The layout of a valid topology; raises ``TopologyError`` carrying every problem otherwise."""
     report = validate_topology(
-        strategy, sizes, world_size=world_size, ranks=ranks, cluster=cluster, model=model, suggest=False
+        strategy,
+        sizes,
+        world_size=world_size,
+        ranks=ranks,
+        cluster=cluster,
+        model=model,
+        suggest=False,
+        cp_ring_degree=cp_ring_degree,
+        cp_ulysses_degree=cp_ulysses_degree,
     )
     return report.raise_for_problems()

@@ -39,6 +39,8 @@ class Code(str, Enum):
     LAYERS_FEWER_THAN_PP = "layers_fewer_than_pp"
     SEQ_LEN_NOT_DIVISIBLE = "seq_len_not_divisible"
     BATCH_NOT_DIVISIBLE = "batch_not_divisible"
+    # context parallelism split into ring attention × Ulysses (NeMo 0.7.0's cp_ring_degree, cp_ulysses_degree)
+    CP_DEGREES_MISMATCH = "cp_degrees_mismatch"
 
     # ---- registry: a topology registered on a cluster (the service adds these to the planner's problems) ----
     CLUSTER_SHAPE_MISMATCH = "cluster_shape_mismatch"

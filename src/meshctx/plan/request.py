@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from .arith import is_integer, is_size
 from .cluster import ClusterShape, cluster_warnings
+from .cp_degrees import cp_degree_problems
 from .mesh_plan import MeshPlan
 from .model import ModelShape, model_problems
 from .problems import Code, Problem, Severity
@@ -38,6 +39,9 @@ class TopologyRequest:
     ranks: Sequence[int] | None = None
     cluster: ClusterShape | None = None
     model: ModelShape | None = None
+    #: NeMo 0.7.0's split of cp into ring attention × Ulysses (``None``: cp / ring); checked, then carried by the plan.
+    cp_ring_degree: int = 1
+    cp_ulysses_degree: int | None = None
 
     def validate(self, *, suggest: bool = True) -> ValidationReport:
         """Check the request and lay it out; reports every problem at once and never raises."""
@@ -64,6 +68,9 @@ class TopologyRequest:
             out["cluster"] = self.cluster.to_dict()
         if self.model is not None:
             out["model"] = {k: v for k, v in self.model.to_dict().items() if v is not None}
+        if (self.cp_ring_degree, self.cp_ulysses_degree) != (1, None):
+            out["cp_ring_degree"] = self.cp_ring_degree
+            out["cp_ulysses_degree"] = self.cp_ulysses_degree
         return out
 
 
@@ -197,7 +204,9 @@ def _check_one(
 ) -> ValidationReport:
     ranks = request.ranks
     resolved, size_problems = check_sizes(strategy, request.sizes, request.world_size, ranks)
-    problems = problems + size_problems + _model_check(request, resolved)
+    known_cp = resolved.cp if resolved else request.sizes.cp_size if is_size(request.sizes.cp_size) else None
+    cp_degrees, cp_problems = cp_degree_problems(known_cp, request.cp_ring_degree, request.cp_ulysses_degree)
+    problems = problems + size_problems + cp_problems + _model_check(request, resolved)
     errors = tuple(p for p in problems if p.severity is Severity.ERROR)
     warnings = [p for p in problems if p.severity is Severity.WARNING]
     if errors or resolved is None:
@@ -213,6 +222,7 @@ def _check_one(
         len(ranks) if ranks is not None else request.world_size,  # type: ignore[arg-type]
         tuple(ranks) if ranks is not None else None,
         request.cluster,
+        cp_degrees if resolved.cp > 1 else None,
     )
     warnings += cluster_warnings(plan)
     return ValidationReport(True, (), tuple(warnings), (), plan)

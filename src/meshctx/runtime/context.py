@@ -1,24 +1,29 @@
 """``MeshContext``: the live meshes of a job, with NeMo Automodel's interface.
 
-Size properties are read from the attached meshes once and cached (a mesh is immutable once built;
-assigning a new ``device_mesh`` or ``moe_mesh`` drops the cache), because slicing a mesh on every access
-costs hundreds of microseconds at scale. ``build`` plans first, so a bad topology fails with every problem
-before any process group exists, then realizes the plan and checks the live meshes against it.
+Size properties are read from the attached meshes once and cached, because slicing a mesh on every access
+costs hundreds of microseconds at scale; assigning a new ``device_mesh`` or ``moe_mesh``, or flattening a new
+axis onto the mesh, drops the cache. Meshes may be torch's or stand-ins NeMo's helpers accept (objects with
+``mesh_dim_names`` and ``mesh[axis].size()``). ``build`` takes NeMo's strategy configs as well as meshctx's and
+plans first, so a bad topology fails with every problem before any process group exists (with NeMo's exception
+type and message first, see ``nemo_rules``), then realizes the plan and checks the live meshes against it.
+The policy fields (``strategy_config`` … ``cp_ulysses_degree``) are carried as NeMo 0.7.0 carries them.
 
-Rank subsets: a rank outside ``ranks`` takes part in creating every group (torch requires it) and gets a
-context without meshes (``device_mesh is None``, ``is_member`` False); ``built_from`` still holds the plan.
+Rank subsets: ``world_size`` is the subset's size (NeMo's meaning). A rank outside ``ranks`` takes part in
+creating every group (torch requires it) and gets the subset's meshes without groups of its own, as NeMo hands
+them out (``is_member`` False); ``built_from`` holds the plan.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..plan import MeshPlan, plan_mesh
+from ..plan import MeshPlan
 from ..plan.axes import VALID_AXIS_NAMES, MeshAxisName
-from ..plan.mesh_plan import axis_kwargs
 from ..plan.sizes import ParallelismSizes
+from . import mesh_axes
 
 if TYPE_CHECKING:
     from torch.distributed import ProcessGroup
@@ -38,64 +43,81 @@ class _Sizes(NamedTuple):
     dp: int | None
     dp_replicate: int | None
     dp_shard: int
-    device_axes: tuple[str, ...]
-    moe_axes: tuple[str, ...]
+    kwargs: dict[str, object]
+    #: The root mesh's flatten mapping and its length when read: a new flattened axis makes the cache stale.
+    flattened: dict[str, Any] | None
+    flattened_count: int
 
 
-def _axis_size(mesh: DeviceMesh | None, axis: str, default: int | None) -> int | None:
-    """NeMo's rule: a real axis of ``mesh``, else a flattened axis of its root mesh, else ``default``."""
+def _flatten_mapping(mesh: Any) -> dict[str, Any] | None:
     if mesh is None:
-        return default
-    names = mesh.mesh_dim_names or ()
-    if axis in names:
-        return int(mesh.size(names.index(axis)))
-    flattened = mesh._get_root_mesh()._flatten_mapping.get(axis)
-    return int(flattened.size()) if flattened is not None else default
+        return None
+    root = mesh._get_root_mesh() if hasattr(mesh, "_get_root_mesh") else mesh
+    mapping = getattr(root, "_flatten_mapping", None)
+    return mapping if isinstance(mapping, dict) else None
 
 
-def _read_sizes(device_mesh: DeviceMesh | None, moe_mesh: DeviceMesh | None) -> _Sizes:
-    def size(axis: MeshAxisName) -> int:
-        return _axis_size(device_mesh, axis.value, 1) or 1
+def _dp_axis_names_of(device_mesh: Any) -> tuple[MeshAxisName, ...]:
+    """NeMo's rule: span the replicas whenever ``dp_replicate`` is a mesh dimension and ``dp_shard_cp`` exists."""
+    if (
+        device_mesh is not None
+        and A.DP_REPLICATE in (device_mesh.mesh_dim_names or ())
+        and mesh_axes._get_axis_size(device_mesh, A.DP_SHARD_CP, None) is not None
+    ):
+        return (A.DP_REPLICATE, A.DP_SHARD_CP)
+    return (A.DP_SHARD_CP,)
 
+
+def _read_sizes(device_mesh: Any, moe_mesh: Any) -> _Sizes:
+    size = mesh_axes._get_axis_size
+    optional = mesh_axes._optional_axis
+    mapping = _flatten_mapping(device_mesh)
     return _Sizes(
-        tp=size(A.TP),
-        pp=size(A.PP),
-        cp=size(A.CP),
-        ep=_axis_size(moe_mesh, A.EP.value, 1) or 1,
-        dp=_axis_size(device_mesh, A.DP.value, None),
-        dp_replicate=_axis_size(device_mesh, A.DP_REPLICATE.value, None),
-        dp_shard=size(A.DP_SHARD),
-        device_axes=tuple(device_mesh.mesh_dim_names or ()) if device_mesh is not None else (),
-        moe_axes=tuple(moe_mesh.mesh_dim_names or ()) if moe_mesh is not None else (),
+        tp=size(device_mesh, A.TP) or 1,
+        pp=size(device_mesh, A.PP) or 1,
+        cp=size(device_mesh, A.CP) or 1,
+        ep=size(moe_mesh, A.EP) or 1,
+        dp=size(device_mesh, A.DP, None),
+        dp_replicate=size(device_mesh, A.DP_REPLICATE, None),
+        dp_shard=size(device_mesh, A.DP_SHARD, 1) or 1,
+        kwargs={
+            "dp_axis_names": _dp_axis_names_of(device_mesh),
+            "cp_axis_name": optional(device_mesh, A.CP),
+            "tp_axis_name": optional(device_mesh, A.TP),
+            "ep_axis_name": optional(moe_mesh, A.EP),
+            "ep_shard_axis_names": (A.EP_SHARD,) if optional(moe_mesh, A.EP_SHARD) else None,
+        },
+        flattened=mapping,
+        flattened_count=len(mapping) if mapping is not None else 0,
     )
 
 
-def _bad_axis_names(**meshes: DeviceMesh | None) -> list[str]:
-    return [
-        f"{field_name} has {name!r}"
-        for field_name, mesh in meshes.items()
-        if mesh is not None
-        for name in mesh.mesh_dim_names or ()
-        if name not in VALID_AXIS_NAMES
-    ]
-
-
-def _check_axis_names(**meshes: DeviceMesh | None) -> None:
-    bad = _bad_axis_names(**meshes)
-    if bad:
-        allowed = ", ".join(sorted(VALID_AXIS_NAMES))
-        raise ValueError(f"unknown mesh axis names: {'; '.join(bad)}. Allowed axis names: {allowed}")
+def _check_axis_names(**meshes: Any) -> None:
+    for label, mesh in meshes.items():
+        message = mesh_axes._unknown_axis_message(label, mesh)
+        if message is not None:
+            raise ValueError(message)
 
 
 @dataclass
 class MeshContext:
-    """The device mesh, the MoE mesh and the data-parallel group of one rank."""
+    """The device mesh, the MoE mesh and the model-local group of one rank, with NeMo 0.7.0's policy fields.
 
-    device_mesh: DeviceMesh | None = None
-    moe_mesh: DeviceMesh | None = None
-    process_group: ProcessGroup | None = None
-    built_from: MeshPlan | None = field(default=None, init=False, repr=False, compare=False)
-    is_member: bool = field(default=True, init=False, repr=False, compare=False)
+    The fields, their order, ``repr`` and equality are NeMo's; ``built_from`` and ``is_member`` (keyword-only,
+    kept by ``dataclasses.replace``) are meshctx's additions.
+    """
+
+    device_mesh: DeviceMesh | None = field(default=None, repr=False)
+    moe_mesh: DeviceMesh | None = field(default=None, repr=False)
+    process_group: ProcessGroup | None = field(default=None, repr=False)
+    strategy_config: Any = None
+    moe_parallel_config: Any = None
+    activation_checkpointing: bool | str = False
+    reapply_trainability: Callable[[Any], None] | None = field(default=None, repr=False)
+    cp_ring_degree: int = 1
+    cp_ulysses_degree: int | None = None
+    built_from: MeshPlan | None = field(default=None, kw_only=True, repr=False, compare=False)
+    is_member: bool = field(default=True, kw_only=True, repr=False, compare=False)
     _sizes: _Sizes | None = field(default=None, init=False, repr=False, compare=False)
     _axis_meshes: dict[str, DeviceMesh] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -111,44 +133,139 @@ class MeshContext:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_meshes(cls, device_mesh: DeviceMesh | None, moe_mesh: DeviceMesh | None = None) -> MeshContext:
-        return cls(device_mesh=device_mesh, moe_mesh=moe_mesh)
+    def from_meshes(
+        cls,
+        device_mesh: DeviceMesh | None,
+        moe_mesh: DeviceMesh | None = None,
+        *,
+        strategy_config: Any = None,
+        moe_parallel_config: Any = None,
+        activation_checkpointing: bool | str = False,
+        reapply_trainability: Callable[[Any], None] | None = None,
+        cp_ring_degree: int = 1,
+        cp_ulysses_degree: int | None = None,
+    ) -> MeshContext:
+        return cls(
+            device_mesh=device_mesh,
+            moe_mesh=moe_mesh,
+            strategy_config=strategy_config,
+            moe_parallel_config=moe_parallel_config,
+            activation_checkpointing=activation_checkpointing,
+            reapply_trainability=reapply_trainability,
+            cp_ring_degree=cp_ring_degree,
+            cp_ulysses_degree=cp_ulysses_degree,
+        )
 
     @classmethod
     def build(
         cls,
-        strategy_config: object,
-        parallelism_sizes: ParallelismSizes | None = None,
+        strategy_config: Any,
+        parallelism_sizes: Any = None,
         *,
+        moe_parallel_config: Any = None,
+        activation_checkpointing: bool | str = False,
+        reapply_trainability: Callable[[Any], None] | None = None,
+        cp_ring_degree: int = 1,
+        cp_ulysses_degree: int | None = None,
         world_size: int | None = None,
         timeout_minutes: float | None = None,
         ranks: Sequence[int] | None = None,
         device_type: str | None = None,
     ) -> MeshContext:
-        """Plan, then create the meshes on every rank of the job; raises ``TopologyError`` before any group
-        exists when the topology is invalid, and ``RuntimeError`` if torch built something else."""
+        """Plan, then create the meshes on every rank of the job (NeMo's signature; ``strategy_config`` is a
+        meshctx or NeMo ``FSDP2Config``/``MegatronFSDPConfig``/``DDPConfig``, ``parallelism_sizes`` either
+        package's ``ParallelismSizes``). Raises ``nemo_rules.MeshBuildError`` (a ``TopologyError``, NeMo's
+        exception type and message first) before any group exists when the request is refused, and
+        ``RuntimeError`` if torch built something else. DDP needs no process group, as in NeMo."""
         import torch.distributed as dist
 
-        job_size = dist.get_world_size() if dist.is_initialized() else None
-        if world_size is None:
-            if job_size is None:
-                raise RuntimeError(
-                    "world_size was not given and torch.distributed is not initialized: "
-                    "call torch.distributed.init_process_group first or pass world_size"
-                )
-            world_size = job_size
-        plan = plan_mesh(strategy_config, parallelism_sizes, world_size=world_size, ranks=ranks)  # type: ignore[arg-type]
-        if ranks is None and job_size is not None and world_size != job_size:
-            raise ValueError(
-                f"world_size={world_size} but this job has {job_size} ranks: leave world_size unset, "
-                f"or pass ranks=[...] to build the meshes on a subset of the job"
-            )
+        from ..plan import validate_topology
+        from ..plan.problems import Code, Problem
+        from .nemo_rules import nemo_failure, refusal, strategy_of
         from .realize import realize
 
+        sizes = parallelism_sizes if parallelism_sizes is not None else ParallelismSizes()
+        if not isinstance(sizes, ParallelismSizes):  # NeMo's own ParallelismSizes, or any object with the fields
+            sizes = ParallelismSizes(**{f.name: getattr(sizes, f.name) for f in fields(ParallelismSizes)})
+        initialized = dist.is_initialized()
+        job_size = dist.get_world_size() if initialized else None
+        # NeMo's world: the argument, else the job's (WORLD_SIZE, else 1, before init_process_group).
+        nemo_world = world_size if world_size is not None else job_size or int(os.environ.get("WORLD_SIZE", "1"))
+        strategy = strategy_of(strategy_config)
+        nemo = nemo_failure(strategy, strategy_config, sizes, world_size=nemo_world, ranks=ranks, job_size=job_size)
+        if strategy is None:
+            problem = Problem.error(
+                Code.UNKNOWN_STRATEGY,
+                ("strategy_config",),
+                f"strategy_config must be an FSDP2Config, MegatronFSDPConfig or DDPConfig (meshctx's or NeMo's), "
+                f"got {strategy_config!r}.",
+                "Pass a config object, e.g. FSDP2Config(); strategy names such as 'fsdp2' belong to the recipe "
+                "layer (meshctx.recipe, NeMo's DistributedSetup.build).",
+            )
+            raise refusal([problem], nemo)
+        subset = ranks is not None and not isinstance(ranks, (str, bytes))
+        # NeMo reads world_size only to infer dp; with dp given, the mesh must fill the job (or the subset).
+        dp_given = isinstance(sizes.dp_size, int) and sizes.dp_size > 0
+        plan_world = job_size if subset or (dp_given and job_size is not None) else nemo_world
+        report = validate_topology(
+            strategy,
+            sizes,
+            world_size=plan_world,
+            ranks=ranks,
+            suggest=False,
+            cp_ring_degree=cp_ring_degree,
+            cp_ulysses_degree=cp_ulysses_degree,
+        )
+        problems = list(report.problems)
+        if subset and world_size is not None and world_size != len(ranks) and sizes.dp_size is None:  # type: ignore[arg-type]
+            problems.append(
+                Problem.error(
+                    Code.INVALID_RANKS,
+                    ("world_size", "ranks"),
+                    f"world_size {world_size} is the size of the mesh, but {len(ranks)} ranks are listed.",  # type: ignore[arg-type]
+                    f"Pass world_size={len(ranks)} (the number of ranks), or leave it unset.",  # type: ignore[arg-type]
+                )
+            )
+        if not subset and job_size is not None and plan_world != job_size:
+            problems.append(
+                Problem.error(
+                    Code.WORLD_SIZE_MISMATCH,
+                    ("world_size",),
+                    f"world_size={nemo_world} but this job has {job_size} ranks, so the mesh would leave ranks out "
+                    "or ask for ranks that do not exist.",
+                    "Leave world_size unset, or pass ranks=[...] (with world_size=len(ranks)) to build the meshes "
+                    "on a subset of the job.",
+                )
+            )
+        if problems or report.plan is None:
+            given = sizes.dp_size if dp_given else None
+            mesh_size = None
+            if given is not None and all(isinstance(getattr(sizes, f), int) for f in ("tp_size", "cp_size", "pp_size")):
+                mesh_size = given * sizes.tp_size * sizes.cp_size * sizes.pp_size
+            elif nemo_world != job_size:
+                mesh_size = nemo_world
+            seen = len(ranks) if subset else job_size  # type: ignore[arg-type]
+            raise refusal(problems or list(report.problems), nemo, mesh_size=mesh_size, world=seen)
+        plan = report.plan
+        policy = {
+            "strategy_config": strategy_config,
+            "moe_parallel_config": moe_parallel_config,
+            "activation_checkpointing": activation_checkpointing,
+            "reapply_trainability": reapply_trainability,
+            "cp_ring_degree": cp_ring_degree,
+            "cp_ulysses_degree": cp_ulysses_degree,
+        }
+        if plan.device_mesh is None and not initialized:  # DDP before init_process_group: nothing to create
+            return cls(built_from=plan, **policy)
         realized = realize(plan, device_type=device_type, timeout_minutes=timeout_minutes)
-        ctx = cls(realized.device_mesh, realized.moe_mesh, realized.process_group)
-        ctx.built_from = plan
-        ctx.is_member = realized.member
+        ctx = cls(
+            realized.device_mesh,
+            realized.moe_mesh,
+            realized.process_group,
+            built_from=plan,
+            is_member=realized.member,
+            **policy,
+        )
         if realized.member:
             ctx.verify(plan)
         return ctx
@@ -156,7 +273,7 @@ class MeshContext:
     # ------------------------------------------------------------------ sizes (cached)
     def _cached(self) -> _Sizes:
         sizes = self._sizes
-        if sizes is None:
+        if sizes is None or (sizes.flattened is not None and len(sizes.flattened) != sizes.flattened_count):
             sizes = _read_sizes(self.device_mesh, self.moe_mesh)
             object.__setattr__(self, "_sizes", sizes)
         return sizes
@@ -194,24 +311,20 @@ class MeshContext:
         return self._cached().pp > 1
 
     # ------------------------------------------------------------------ NeMo axis kwargs
-    def _axis_kwargs(self) -> dict[str, object]:
-        sizes = self._cached()
-        return axis_kwargs(sizes.device_axes, sizes.moe_axes)
-
     def _dp_axis_names(self) -> tuple[MeshAxisName, ...]:
-        return self._axis_kwargs()["dp_axis_names"]  # type: ignore[return-value]
+        return self._cached().kwargs["dp_axis_names"]  # type: ignore[return-value]
 
     def parallelize_axis_kwargs(self) -> dict[str, object]:
-        return self._axis_kwargs()
+        return dict(self._cached().kwargs)
 
     def pipeline_axis_kwargs(self) -> dict[str, object]:
-        return {"pp_axis_name": A.PP} | self._axis_kwargs()
+        return {"pp_axis_name": A.PP} | self._cached().kwargs
 
     # ------------------------------------------------------------------ axis meshes
     def axis_mesh(self, axis: str) -> DeviceMesh:
         """The 1-D mesh of ``axis`` on this rank: a device-mesh axis, a flattened one (read from the root's
         flatten mapping, not by torch's deprecated root slicing) or a MoE axis."""
-        name = str(axis)
+        name = axis.value if isinstance(axis, MeshAxisName) else str(axis)
         cached = self._axis_meshes.get(name)
         if cached is not None:
             return cached

@@ -5,9 +5,13 @@ data-parallel axes, ``_flatten()._unflatten`` for the MoE mesh), so code written
 the same objects. Rank subsets need care: ``new_group`` is collective over the default group, so every global
 rank must create the same groups in the same order, but torch cannot slice a mesh on a rank outside it. Ranks
 outside the subset therefore replay torch's own group creation (``DeviceMesh._init_process_groups``) for
-the same layouts, in the same order, and get no meshes back. For a permuted subset (``ranks=[3, 1]``) the
+the same layouts, in the same order; they get the subset's root mesh, and flattened and MoE meshes without
+groups holding each axis's first group (what NeMo hands out there), so sizes and rank tables read the same.
+For a permuted subset (``ranks=[3, 1]``) the
 mesh keeps the plan's order, while torch's process group lists its ranks sorted, as ``new_group`` always does.
-Timeouts apply to NCCL groups only; gloo groups keep the default group's timeout.
+Timeouts apply to NCCL groups only; gloo groups keep the default group's timeout. As in NeMo, a flattened or
+MoE axis spanning the whole job reuses the default group (which has the job's timeout) instead of opening a
+second world-sized communicator. DDP over the whole job creates no group (``process_group`` stays ``None``).
 """
 
 from __future__ import annotations
@@ -104,23 +108,40 @@ def realize(plan: MeshPlan, *, device_type: str | None = None, timeout_minutes: 
             backend_override=(override,) * len(axes) if override else None,
         )
     for name, sources in plan.device_mesh.flattened.items():
-        _flatten(root, tuple(s.value for s in sources), name.value, override, member)
+        axes_of = tuple(s.value for s in sources)
+        flat_override = None if plan.size(name.value) == world else override
+        if _flatten(root, axes_of, name.value, flat_override, member) is None:
+            _register_groupless(root, name.value, plan.group(name.value, plan.rank_at(0)), device_type)
     moe_mesh = None
     if plan.moe_mesh is not None:
         moe_axes = tuple(a.value for a in plan.moe_mesh.axes)
-        stage = _flatten(root, STAGE_AXES, "_".join(STAGE_AXES), override, member)
-        moe_override = dict.fromkeys(moe_axes, override) if override else None
+        stage_size = plan.sizes.ep * plan.sizes.ep_shard
+        stage_override = None if stage_size == world else override
+        stage = _flatten(root, STAGE_AXES, "_".join(STAGE_AXES), stage_override, member)
+        sized = zip(moe_axes, plan.moe_mesh.shape)
+        moe_override = {a: override for a, n in sized if n != world} if override else None
         if member:
             assert stage is not None
-            moe_mesh = stage._unflatten(0, plan.moe_mesh.shape, moe_axes, backend_override=moe_override)  # type: ignore[arg-type]
+            moe_mesh = stage._unflatten(0, plan.moe_mesh.shape, moe_axes, backend_override=moe_override or None)  # type: ignore[arg-type]
         else:
-            _replay_unflatten(root, STAGE_AXES, plan.moe_mesh.shape, moe_axes, override)
-    return RealizedMeshes(root if member else None, moe_mesh, None, member)
+            per_axis = tuple((moe_override or {}).get(a, None) for a in moe_axes)
+            _replay_unflatten(root, STAGE_AXES, plan.moe_mesh.shape, moe_axes, per_axis)
+            first_stage = torch.tensor([plan.rank_at(p) for p in range(stage_size)], dtype=torch.int)
+            moe_mesh = DeviceMesh(
+                device_type, first_stage.reshape(plan.moe_mesh.shape), mesh_dim_names=moe_axes, _init_backend=False
+            )
+    return RealizedMeshes(root, moe_mesh, None, member)
+
+
+def _register_groupless(root: DeviceMesh, name: str, ranks: list[int], device_type: str) -> None:
+    """A flattened axis on a rank outside the mesh: its first group's ranks, no process group (as in NeMo)."""
+    flat = DeviceMesh(device_type, torch.tensor(ranks, dtype=torch.int), mesh_dim_names=(name,), _init_backend=False)
+    root._flatten_mapping.setdefault(name, flat)
 
 
 def _ddp_group(ranks: list[int], world: int, override: BackendConfig | None) -> dist.ProcessGroup | None:
-    if ranks == list(range(world)) and override is None:
-        return dist.group.WORLD
+    if ranks == list(range(world)):
+        return None  # the default group, as NeMo leaves it (its checkpointer tests ``process_group is None``)
     backend, options = override if override else (None, None)
     timeout = options._timeout if options is not None else None
     group = dist.new_group(ranks=ranks, backend=backend, pg_options=options, timeout=timeout)
@@ -153,11 +174,11 @@ def _replay_unflatten(
     axes: tuple[str, ...],
     sizes: tuple[int, ...],
     names: tuple[str, ...],
-    override: BackendConfig | None,
+    overrides: tuple[BackendConfig | None, ...],
 ) -> None:
     """The groups ``flattened._unflatten(0, sizes, names)`` creates, for a rank outside the mesh."""
     from torch.distributed._mesh_layout import _MeshLayout
 
     inner = _MeshLayout.from_sizes_strides(tuple(sizes))
     partial = _stage_layout(root, axes).composition(inner)
-    DeviceMesh._init_process_groups(partial, root._rank_map, names, (override or (None, None),) * len(names))
+    DeviceMesh._init_process_groups(partial, root._rank_map, names, tuple(o or (None, None) for o in overrides))
