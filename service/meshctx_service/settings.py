@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from meshctx.integrations.limits import DEFAULT_MAX_NNODES_SPAN, DEFAULT_MAX_WORLD_SIZE
+
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 AuthMode = Literal["auto", "tokens", "disabled"]
 
@@ -28,9 +30,12 @@ class Settings(BaseSettings):
     #: Request bodies above this many bytes get a 413 before they are parsed.
     max_body_bytes: Annotated[int, Field(ge=1)] = 1 << 20
     #: Largest world (``world_size``, or ``nnodes × nproc_per_node`` at the top of a range) a request may ask for.
-    max_world_size: Annotated[int, Field(ge=1)] = 1 << 24
+    max_world_size: Annotated[int, Field(ge=1)] = DEFAULT_MAX_WORLD_SIZE
     #: Most node counts one elastic range ``MIN:MAX`` may span (each one is checked).
-    max_nnodes_span: Annotated[int, Field(ge=1)] = 1024
+    max_nnodes_span: Annotated[int, Field(ge=1)] = DEFAULT_MAX_NNODES_SPAN
+    #: A webhook or SkyPilot policy check still planning after this many seconds is answered without it
+    #: (below the webhook's ``timeoutSeconds``, after which the API server would decide alone).
+    check_deadline_s: Annotated[float, Field(gt=0)] = 3.0
     #: ``groups=true`` lists every rank once per axis; refuse it above this world size (use ``rank=N``).
     max_listed_world_size: Annotated[int, Field(ge=1)] = 1 << 17
     #: Serve HTTPS with this certificate (PEM; may hold the key too) and key; Kubernetes calls webhooks over HTTPS only.

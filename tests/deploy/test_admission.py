@@ -169,12 +169,12 @@ def test_jobset_world_is_pods_with_gpus_times_their_gpus() -> None:
 
 def test_unsupported_kind_with_annotations_is_allowed_with_a_warning() -> None:
     obj = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": "j", "annotations": {"meshctx.io/tp-size": "8"}},
     }
     out = response(obj)
-    assert out["allowed"] is True and "cannot read the world size of Job" in out["warnings"][0]
+    assert out["allowed"] is True and "cannot read the world size of 'Deployment'" in out["warnings"][0]
 
 
 @pytest.mark.parametrize(
