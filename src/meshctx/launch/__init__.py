@@ -1,4 +1,5 @@
-"""Launcher settings rendered from a valid plan: torchrun, Slurm, Kubeflow TrainJob, Kueue, SkyPilot."""
+"""Launcher settings rendered from a valid plan: torchrun, Slurm, Kubeflow TrainJob, Kueue, SkyPilot, and a
+Kubernetes Indexed Job or JobSet."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from ..config import ParallelismSizes
 from ..plan import MeshPlan, ValidationReport, validate_topology
 from ..plan.shapes import ModelShape
+from .indexed_job import render_job, render_jobset
 from .kubeflow import render_trainjob
 from .kueue import render_kueue
 from .skypilot import render_skypilot
@@ -20,6 +22,8 @@ RENDERERS: dict[str, Callable[[MeshPlan, LaunchSpec], Rendering]] = {
     "trainjob": render_trainjob,
     "kueue": render_kueue,
     "skypilot": render_skypilot,
+    "job": render_job,
+    "jobset": render_jobset,
 }
 TARGETS: tuple[str, ...] = tuple(RENDERERS)
 
