@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from meshctx.config import ParallelismSizes as P
+from meshctx.integrations.job_sizes import FieldProblem, bounded_int, parse_count
 from meshctx.launch import LaunchSpec, render
 from meshctx.plan import plan_mesh
 from meshctx_service.integrations.kubernetes import WARNING_LIMIT, AdmissionReviewError, review, shorten
@@ -361,3 +362,37 @@ def test_pod_whose_world_is_only_known_at_run_time_is_allowed_with_a_warning() -
     assert no_torchrun["allowed"] is True and "does not run torchrun" in no_torchrun["warnings"][0]
     two = pod({"meshctx.io/tp-size": "8"}, container(TORCHRUN), container(TORCHRUN))
     assert response(two)["status"]["code"] == 422
+
+
+# --------------------------------------------------------------------------------------- strict counts
+@pytest.mark.parametrize("value", [8, "8", " 8 ", "0008"])
+def test_counts_are_plain_decimal_integers(value: object) -> None:
+    assert parse_count(value, "f") == 8
+
+
+@pytest.mark.parametrize(
+    ("value", "shown_as"),
+    [
+        ("²", "'²'"),  # str.isdigit() says yes; int() says no
+        ("٨", "'٨'"),  # an Arabic-Indic eight
+        (True, "True"),
+        (8.0, "8.0"),
+        (0, "0"),
+        (-8, "-8"),
+        (2**31, "2147483648"),
+        (10**5000, "an integer of about 5001 digits"),  # repr() itself would raise here
+        ("9" * 5000, "'99999999999999999999999999999999999999… (5002 characters)"),
+        (["8"], "list"),
+    ],
+    ids=["superscript", "arabic-indic", "bool", "float", "zero", "negative", "2^31", "10^5000", "5000-digits", "list"],
+)
+def test_anything_else_is_refused_by_name_with_a_short_rendering(value: object, shown_as: str) -> None:
+    with pytest.raises(FieldProblem) as info:
+        parse_count(value, "meshctx.io/tp-size")
+    assert info.value.name == "meshctx.io/tp-size"
+    assert str(info.value) == f"meshctx.io/tp-size must be an integer from 1 to 2147483647, got {shown_as}"
+
+
+def test_long_integer_literals_are_never_converted() -> None:
+    assert bounded_int("12") == 12 and bounded_int("-3") == -3
+    assert bounded_int("9" * 31) == "<an integer of 31 digits>"
