@@ -235,6 +235,8 @@ def test_deletion_time_updates_are_allowed() -> None:
     new["metadata"]["finalizers"] = []
     new["spec"]["trainer"]["numNodes"] = 7  # even a changed topology: the object is going away
     assert update(old, new)["allowed"] is True
+    new["metadata"]["annotations"] = ["unreadable"]  # even what would be a 422 on CREATE
+    assert update(None, new)["allowed"] is True
 
 
 def test_an_update_that_changes_the_topology_is_checked() -> None:

@@ -103,13 +103,16 @@ def _topology_key(obj: Mapping[str, Any]) -> tuple[object, ...]:
     return (_kind(obj), mine, world)
 
 
+def _deleting(request: Mapping[str, Any], obj: Mapping[str, Any]) -> bool:
+    """An UPDATE of an object being deleted (its finalizers come off): never meshctx's to refuse."""
+    return request.get("operation") == "UPDATE" and get(obj, "metadata", "deletionTimestamp") is not None
+
+
 def _unchanged_update(request: Mapping[str, Any], obj: Mapping[str, Any]) -> bool:
-    """An UPDATE meshctx has no say in: the object is being deleted (finalizers come off), or its topology
-    is what it was (Kueue's unsuspend, labels, status, anything meshctx does not read)."""
+    """An UPDATE whose topology is what it was (Kueue's unsuspend, labels, status, anything meshctx does
+    not read): the object was checked when it was created or last resized."""
     if request.get("operation") != "UPDATE":
         return False
-    if get(obj, "metadata", "deletionTimestamp") is not None:
-        return True
     old = request.get("oldObject")
     return isinstance(old, Mapping) and _topology_key(old) == _topology_key(obj)
 
@@ -118,7 +121,7 @@ def decide(request: Mapping[str, Any], check: Check | None = None) -> dict[str, 
     """The response fields other than ``uid`` for one AdmissionRequest; ``check`` bounds the topology
     before any planning (the service passes its ``/v1/validate`` limits; default: ``WorkLimits()``)."""
     obj = request.get("object")
-    if request.get("operation") not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping):
+    if request.get("operation") not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping) or _deleting(request, obj):
         return {"allowed": True}
     annotations = get(obj, "metadata", "annotations")
     if annotations is None:

@@ -288,7 +288,9 @@ def pod_launch(pod: object, where: str, world: World) -> PodLaunch:
     if not launches:
         return PodLaunch(None, None, None, env_nproc, total_gpus)
     if len(launches) > 1:
-        world.problems.append(f"{where}: {len(launches)} containers run torchrun; meshctx checks pods that run one")
+        world.problems.append(
+            f"{where or 'the pod'}: {len(launches)} containers run torchrun; meshctx checks pods that run one"
+        )
         return PodLaunch(None, None, None, env_nproc, total_gpus)
     args, gpus = launches[0]
     nnodes = None if _dynamic(args.nnodes) else _torchrun_nodes(args, world)
