@@ -97,10 +97,14 @@ def _topology_key(obj: Mapping[str, Any]) -> tuple[object, ...]:
     annotations = get(obj, "metadata", "annotations")
     if not isinstance(annotations, Mapping):
         return ("annotations", shown(annotations))
-    mine = tuple(sorted((str(k), repr(v)) for k, v in annotations.items() if str(k).startswith(ANNOTATION_PREFIX)))
+    mine = sorted(((str(k), v) for k, v in annotations.items() if str(k).startswith(ANNOTATION_PREFIX)), key=_first)
     reader = WORKLOADS.get(_kind(obj))
     world = reader(obj, annotations).key() if reader is not None and mine else None
     return (_kind(obj), mine, world)
+
+
+def _first(pair: tuple[str, object]) -> str:
+    return pair[0]
 
 
 def _deleting(request: Mapping[str, Any], obj: Mapping[str, Any]) -> bool:
