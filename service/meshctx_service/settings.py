@@ -1,24 +1,65 @@
-"""Service settings, read from ``MESHCTX_*`` environment variables so one image serves every cluster."""
+"""Service settings, read from ``MESHCTX_*`` environment variables so one image serves every cluster.
+
+``Settings()`` checks at start-up what would otherwise fail later inside uvicorn with a traceback: the TLS
+files, the token file, and a writable data directory for the embedded registry. Any problem is a
+``SettingsError`` (a ``ValueError``: ``meshctx serve`` exits 2) naming each ``MESHCTX_*`` setting.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from meshctx.integrations.limits import DEFAULT_MAX_NNODES_SPAN, DEFAULT_MAX_WORLD_SIZE
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 AuthMode = Literal["auto", "tokens", "disabled"]
 
 
-def _default_data_dir() -> Path:
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "meshctx"
+def data_dir_candidates() -> list[Path]:
+    """Where the registry may live without ``MESHCTX_DATA_DIR``, in order: systemd's ``StateDirectory=``,
+    ``$XDG_DATA_HOME/meshctx``, ``~/.local/share/meshctx`` (when there is a home at all)."""
+    out = []
+    if os.environ.get("STATE_DIRECTORY"):
+        out.append(Path(os.environ["STATE_DIRECTORY"].split(":")[0]))
+    if os.environ.get("XDG_DATA_HOME"):
+        out.append(Path(os.environ["XDG_DATA_HOME"]) / "meshctx")
+    with contextlib.suppress(RuntimeError):  # no $HOME and no passwd entry (a container's arbitrary uid)
+        out.append(Path.home() / ".local" / "share" / "meshctx")
+    return out
+
+
+def _unusable(path: Path) -> str | None:
+    """Why ``path`` cannot hold the registry (it is created if missing), or ``None``."""
+    try:
+        path.expanduser().mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return err.strerror or str(err)
+    if not os.access(path.expanduser(), os.W_OK | os.X_OK):
+        return "not writable"
+    return None
+
+
+class SettingsError(ValueError):
+    """Settings the service cannot start with; one line per problem, each naming its ``MESHCTX_*`` variable."""
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MESHCTX_", extra="ignore")
+    # hide_input_in_errors: a failed check must never echo the environment (it may hold $MESHCTX_TOKENS).
+    model_config = SettingsConfigDict(
+        env_prefix="MESHCTX_", extra="ignore", env_ignore_empty=True, hide_input_in_errors=True
+    )
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise SettingsError(_explain(error)) from None
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
@@ -28,9 +69,12 @@ class Settings(BaseSettings):
     #: Request bodies above this many bytes get a 413 before they are parsed.
     max_body_bytes: Annotated[int, Field(ge=1)] = 1 << 20
     #: Largest world (``world_size``, or ``nnodes × nproc_per_node`` at the top of a range) a request may ask for.
-    max_world_size: Annotated[int, Field(ge=1)] = 1 << 24
+    max_world_size: Annotated[int, Field(ge=1)] = DEFAULT_MAX_WORLD_SIZE
     #: Most node counts one elastic range ``MIN:MAX`` may span (each one is checked).
-    max_nnodes_span: Annotated[int, Field(ge=1)] = 1024
+    max_nnodes_span: Annotated[int, Field(ge=1)] = DEFAULT_MAX_NNODES_SPAN
+    #: A webhook or SkyPilot policy check still planning after this many seconds is answered without it
+    #: (below the webhook's ``timeoutSeconds``, after which the API server would decide alone).
+    check_deadline_s: Annotated[float, Field(gt=0)] = 3.0
     #: ``groups=true`` lists every rank once per axis; refuse it above this world size (use ``rank=N``).
     max_listed_world_size: Annotated[int, Field(ge=1)] = 1 << 17
     #: Serve HTTPS with this certificate (PEM; may hold the key too) and key; Kubernetes calls webhooks over HTTPS only.
@@ -50,7 +94,7 @@ class Settings(BaseSettings):
 
     # -- registry (docs/registry.md) ----------------------------------------------------------------------
     #: Where the embedded SQLite registry lives (``<data_dir>/meshctx.db``) when no database URL is given.
-    data_dir: Path = Field(default_factory=_default_data_dir)
+    data_dir: Path = Field(default_factory=lambda: (data_dir_candidates() or [Path("meshctx")])[0])
     #: ``postgresql+psycopg://…`` for several replicas; unset: the SQLite file under ``data_dir``.
     database_url: str | None = None
     #: Bearer tokens: a YAML/JSON file, or the JSON mapping itself (both may be given; they are merged).
@@ -61,3 +105,54 @@ class Settings(BaseSettings):
     auth: AuthMode = "auto"
     #: ``/v1/validate`` and ``/v1/layout`` answer without a token; ``false``: they need a read token.
     open_validate: bool = True
+
+    @model_validator(mode="after")
+    def _data_dir_usable(self) -> Settings:
+        """The embedded registry needs a writable directory: ``MESHCTX_DATA_DIR`` if set (no fallback: the
+        operator chose it), else the first usable of ``data_dir_candidates()``."""
+        if self.database_url:
+            return self
+        if "data_dir" in self.model_fields_set:
+            problem = _unusable(self.data_dir)
+            if problem is not None:
+                raise ValueError(
+                    f"MESHCTX_DATA_DIR {self.data_dir}: {problem}; point it at a writable directory, or set "
+                    "MESHCTX_DATABASE_URL"
+                )
+            return self
+        tried = []
+        for candidate in data_dir_candidates():
+            problem = _unusable(candidate)
+            if problem is None:
+                self.data_dir = candidate
+                return self
+            tried.append(f"{candidate} ({problem})")
+        raise ValueError(
+            "no writable directory for the embedded registry"
+            + (f" (tried {'; '.join(tried)})" if tried else " (no home directory)")
+            + "; set MESHCTX_DATA_DIR to a writable directory, or MESHCTX_DATABASE_URL"
+        )
+
+    @model_validator(mode="after")
+    def _tokens_readable(self) -> Settings:
+        """A bad token file stops start-up here, naming the file and line, not in the app factory."""
+        from .auth.tokens import TokenConfigError, TokenStore  # the auth package imports this module
+
+        sources = {"MESHCTX_TOKENS_FILE": lambda: TokenStore.from_file(self.tokens_file) if self.tokens_file else None}
+        sources["MESHCTX_TOKENS"] = lambda: TokenStore.from_env("MESHCTX_TOKENS", {"MESHCTX_TOKENS": self.tokens or ""})
+        for setting, load in sources.items():
+            try:
+                load()
+            except TokenConfigError as error:
+                raise ValueError(f"{setting}: {error}") from None
+        return self
+
+
+def _explain(error: ValidationError) -> str:
+    """``MESHCTX_PORT: Input should be a valid integer`` per problem (validators' messages name their settings)."""
+    lines = []
+    for problem in error.errors(include_url=False, include_input=False):
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        loc = problem["loc"]
+        lines.append(f"MESHCTX_{str(loc[0]).upper()}: {message}" if loc else message)
+    return "invalid settings:\n  " + "\n  ".join(lines)

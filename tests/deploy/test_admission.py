@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from meshctx.config import ParallelismSizes as P
+from meshctx.integrations.job_sizes import FieldProblem, bounded_int, parse_count
 from meshctx.launch import LaunchSpec, render
 from meshctx.plan import plan_mesh
 from meshctx_service.integrations.kubernetes import WARNING_LIMIT, AdmissionReviewError, review, shorten
@@ -169,12 +171,12 @@ def test_jobset_world_is_pods_with_gpus_times_their_gpus() -> None:
 
 def test_unsupported_kind_with_annotations_is_allowed_with_a_warning() -> None:
     obj = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": "j", "annotations": {"meshctx.io/tp-size": "8"}},
     }
     out = response(obj)
-    assert out["allowed"] is True and "cannot read the world size of Job" in out["warnings"][0]
+    assert out["allowed"] is True and "cannot read the world size of 'Deployment'" in out["warnings"][0]
 
 
 @pytest.mark.parametrize(
@@ -202,3 +204,197 @@ def test_shorten_cuts_at_a_word_with_an_ellipsis() -> None:
     text = "word " * 40
     short = shorten(text)
     assert len(short) <= WARNING_LIMIT and short.endswith("…") and not short.endswith(" …")
+
+
+# ------------------------------------------------------------------------- updates: only topology changes
+def update(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    body = admission_review(new, "UPDATE")
+    body["request"]["oldObject"] = old
+    out = review(body)
+    assert out["response"]["uid"] == body["request"]["uid"]
+    return out["response"]
+
+
+def test_kueue_unsuspend_of_an_admitted_job_is_allowed() -> None:
+    """Kueue admits a suspended job by flipping spec.suspend; the topology is untouched, so no re-check — even
+    for a job the webhook would deny today (created before meshctx was installed, or under older rules)."""
+    old = trainjob({"meshctx.io/tp-size": "3"})
+    old["spec"]["suspend"] = True
+    new = copy.deepcopy(old)
+    new["spec"]["suspend"] = False
+    new["metadata"]["labels"] = {"kueue.x-k8s.io/queue-name": "team-a"}
+    assert update(old, new) == {"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": True}
+    assert response(new)["allowed"] is False  # the same object as a CREATE is checked, and invalid
+
+
+def test_deletion_time_updates_are_allowed() -> None:
+    """Removing finalizers of an object being deleted must never be refused, whatever it holds."""
+    old = trainjob({"meshctx.io/tp-size": "3"}, nodes=10**30)
+    old["metadata"] |= {"finalizers": ["trainer.kubeflow.org/resources"], "deletionTimestamp": "2026-12-02T10:00:00Z"}
+    new = copy.deepcopy(old)
+    new["metadata"]["finalizers"] = []
+    new["spec"]["trainer"]["numNodes"] = 7  # even a changed topology: the object is going away
+    assert update(old, new)["allowed"] is True
+    new["metadata"]["annotations"] = ["unreadable"]  # even what would be a 422 on CREATE
+    assert update(None, new)["allowed"] is True
+
+
+def test_an_update_that_changes_the_topology_is_checked() -> None:
+    old = trainjob({"meshctx.io/tp-size": "8"})
+    scaled = copy.deepcopy(old)
+    scaled["spec"]["trainer"]["numNodes"] = 3
+    scaled["metadata"]["annotations"]["meshctx.io/dp-size"] = "4"
+    out = update(old, scaled)
+    assert out["allowed"] is False and "world_size_mismatch" in out["status"]["message"]
+    resized = copy.deepcopy(old)
+    resized["metadata"]["annotations"]["meshctx.io/tp-size"] = "3"
+    assert update(old, resized)["status"]["code"] == 403
+    fine = copy.deepcopy(old)
+    fine["spec"]["trainer"]["numNodes"] = 2
+    assert update(old, fine)["allowed"] is True
+
+
+def test_an_update_without_old_object_or_newly_opting_in_is_checked() -> None:
+    bad = trainjob({"meshctx.io/tp-size": "3"})
+    assert update(None, bad)["allowed"] is False
+    assert update(trainjob(None), bad)["allowed"] is False
+
+
+# ------------------------------------------------------------------------------- batch/v1 Job and Pod
+def container(command: Sequence[str], gpus: int | None = 8, env: dict[str, str] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": "trainer", "image": "train:1", "command": list(command)}
+    if gpus is not None:
+        out["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
+    if env:
+        out["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    return out
+
+
+TORCHRUN = ("torchrun", "--nnodes=4", "--nproc-per-node=8", "--node-rank=$(JOB_COMPLETION_INDEX)", "train.py")
+
+
+def indexed_job(annotations: dict[str, str] | None, pods: int = 4, *containers: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "llm", "namespace": "team-a", "annotations": annotations or {}},
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": pods,
+            "parallelism": pods,
+            "template": {"spec": {"restartPolicy": "Never", "containers": list(containers or [container(TORCHRUN)])}},
+        },
+    }
+
+
+def pod(annotations: dict[str, str] | None, *containers: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "llm-0", "namespace": "team-a", "annotations": annotations or {}},
+        "spec": {"containers": list(containers)},
+    }
+
+
+def test_indexed_job_world_is_pods_times_torchrun_processes() -> None:
+    assert response(indexed_job({"meshctx.io/tp-size": "8", "meshctx.io/dp-size": "4"}))["allowed"] is True
+    out = response(indexed_job({"meshctx.io/tp-size": "8", "meshctx.io/dp-size": "8"}))
+    assert out["status"]["code"] == 403 and "Job team-a/llm on 4 nodes × 8 processes" in out["status"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "gpus"),
+    [
+        (["python", "-m", "torch.distributed.run", "--nnodes", "4", "--nproc_per_node", "8", "train.py"], None, 8),
+        (["bash", "-c", "pip install -e . && torchrun --nnodes=4 --nproc-per-node=8 train.py"], None, 8),
+        (["torchrun", "--nnodes=$(NODES)", "--nproc-per-node=$(PROCS)", "train.py"], {"NODES": "4", "PROCS": "8"}, 8),
+        (["torchrun", "train.py"], {"PET_NNODES": "4", "PET_NPROC_PER_NODE": "8"}, 8),
+        (["torchrun", "--nnodes=4", "--nproc-per-node=gpu", "train.py"], None, 8),
+        (["/opt/venv/bin/torchrun", "--nnodes=2:4", "--nproc-per-node=8", "train.py", "--nnodes", "1"], None, None),
+    ],
+)
+def test_indexed_job_reads_torchrun_however_it_is_written(
+    command: list[str], env: dict[str, str] | None, gpus: int | None
+) -> None:
+    """tp 8 × dp 2 needs 16 ranks: denied on the 4 × 8 = 32 each of these commands starts."""
+    job = indexed_job({"meshctx.io/tp-size": "8", "meshctx.io/dp-size": "2"}, 4, container(command, gpus, env))
+    out = response(job)
+    assert out["allowed"] is False and out["status"]["code"] == 403, out
+    assert "on 4 nodes × 8 processes" in out["status"]["message"]
+
+
+def test_indexed_job_whose_torchrun_cannot_meet_is_denied_with_the_fix() -> None:
+    default_nnodes = indexed_job({"meshctx.io/tp-size": "8"}, 4, container(["torchrun", "--nproc-per-node=8", "t.py"]))
+    message = response(default_nnodes)["status"]["message"]
+    assert "torchrun --nnodes (unset: 1) is 1 but the Job runs 4 pods" in message and "--nnodes=4" in message
+    other = indexed_job({"meshctx.io/tp-size": "8"}, 2)  # TORCHRUN says --nnodes=4
+    assert "is 4 but the Job runs 2 pods" in response(other)["status"]["message"]
+    staggered = indexed_job({"meshctx.io/tp-size": "8"})
+    staggered["spec"]["parallelism"] = 2
+    out = response(staggered)
+    assert (
+        out["status"]["code"] == 422 and "spec.parallelism 2 must equal spec.completions 4" in out["status"]["message"]
+    )
+
+
+def test_job_without_torchrun_uses_the_annotation_then_the_gpus() -> None:
+    wrapper = container(["bash", "run.sh"], gpus=4)
+    assert response(indexed_job({"meshctx.io/tp-size": "4"}, 2, wrapper))["allowed"] is True  # 2 × 4 GPUs
+    annotated = {"meshctx.io/tp-size": "4", "meshctx.io/nproc-per-node": "2", "meshctx.io/dp-size": "1"}
+    assert response(indexed_job(annotated, 2, wrapper))["allowed"] is True  # 2 × 2 processes, not the 8 GPUs
+    unknown = response(indexed_job({"meshctx.io/tp-size": "4"}, 2, container(["bash", "run.sh"], gpus=None)))
+    assert unknown["allowed"] is True and unknown["warnings"][0].startswith("meshctx: not checked")
+
+
+def test_pod_running_torchrun() -> None:
+    two_nodes = container(["torchrun", "--nnodes=2", "--nproc-per-node=4", "--rdzv-endpoint=head:29500", "t.py"])
+    assert response(pod({"meshctx.io/tp-size": "8"}, two_nodes))["allowed"] is True  # 2 × 4
+    out = response(pod({"meshctx.io/tp-size": "3"}, two_nodes))
+    assert out["status"]["code"] == 403 and "Pod team-a/llm-0 on 2 nodes × 4 processes" in out["status"]["message"]
+    standalone = container(["torchrun", "--standalone", "--nproc-per-node=8", "t.py"])
+    assert response(pod({"meshctx.io/tp-size": "8"}, standalone))["allowed"] is True
+    assert response(pod({"meshctx.io/tp-size": "16"}, standalone))["status"]["code"] == 403
+
+
+def test_pod_whose_world_is_only_known_at_run_time_is_allowed_with_a_warning() -> None:
+    from_downward_api = container(["torchrun", "--nnodes=$(NNODES)", "--nproc-per-node=8", "t.py"])
+    out = response(pod({"meshctx.io/tp-size": "8"}, from_downward_api))
+    assert out["allowed"] is True and "only known when the pod runs" in out["warnings"][0]
+    no_torchrun = response(pod({"meshctx.io/tp-size": "8"}, container(["python", "serve.py"])))
+    assert no_torchrun["allowed"] is True and "does not run torchrun" in no_torchrun["warnings"][0]
+    two = pod({"meshctx.io/tp-size": "8"}, container(TORCHRUN), container(TORCHRUN))
+    assert response(two)["status"]["code"] == 422
+
+
+# --------------------------------------------------------------------------------------- strict counts
+@pytest.mark.parametrize("value", [8, "8", " 8 ", "0008"])
+def test_counts_are_plain_decimal_integers(value: object) -> None:
+    assert parse_count(value, "f") == 8
+
+
+@pytest.mark.parametrize(
+    ("value", "shown_as"),
+    [
+        ("²", "'²'"),  # str.isdigit() says yes; int() says no
+        ("٨", "'٨'"),  # an Arabic-Indic eight
+        (True, "True"),
+        (8.0, "8.0"),
+        (0, "0"),
+        (-8, "-8"),
+        (2**31, "2147483648"),
+        (10**5000, "an integer of about 5001 digits"),  # repr() itself would raise here
+        ("9" * 5000, "'99999999999999999999999999999999999999… (5002 characters)"),
+        (["8"], "list"),
+    ],
+    ids=["superscript", "arabic-indic", "bool", "float", "zero", "negative", "2^31", "10^5000", "5000-digits", "list"],
+)
+def test_anything_else_is_refused_by_name_with_a_short_rendering(value: object, shown_as: str) -> None:
+    with pytest.raises(FieldProblem) as info:
+        parse_count(value, "meshctx.io/tp-size")
+    assert info.value.name == "meshctx.io/tp-size"
+    assert str(info.value) == f"meshctx.io/tp-size must be an integer from 1 to 2147483647, got {shown_as}"
+
+
+def test_long_integer_literals_are_never_converted() -> None:
+    assert bounded_int("12") == 12 and bounded_int("-3") == -3
+    assert bounded_int("9" * 31) == "<an integer of 31 digits>"

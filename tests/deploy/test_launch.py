@@ -134,7 +134,7 @@ def test_launch_must_match_the_plan_and_unknown_targets_are_named() -> None:
         render("torchrun", plan, spec(nnodes=3))
     with pytest.raises(LaunchError, match="unknown target"):
         render("mpirun", plan, spec())
-    assert set(TARGETS) == {"torchrun", "slurm", "trainjob", "kueue", "skypilot"}
+    assert set(TARGETS) == {"torchrun", "slurm", "trainjob", "kueue", "skypilot", "job", "jobset"}
 
 
 def test_cli_render_prints_the_text_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,9 +8,10 @@ import pytest
 import yaml
 
 from meshctx.config import ParallelismSizes as P
+from meshctx.integrations.skypilot_policy import TaskRejected
 from meshctx.launch import LaunchSpec, render
 from meshctx.plan import plan_mesh
-from meshctx_service.integrations.skypilot import PolicyRejected, PolicyRequestError, apply_policy
+from meshctx_service.integrations.skypilot import PolicyRequestError, apply_policy
 
 
 def user_request(task: dict) -> str:
@@ -54,6 +55,19 @@ def test_hand_written_task_gets_world_size_dp_and_fingerprint() -> None:
     assert envs["MESHCTX_FINGERPRINT"] == plan_mesh("fsdp2", P(tp_size=8), world_size=16).fingerprint()
 
 
+def test_task_without_gpus_passes_unchanged_unless_it_names_its_processes() -> None:
+    """A CPU task (or one whose accelerators come from elsewhere) cannot be checked: its processes per node
+    are unknown, so it passes untouched; ``MESHCTX_NPROC_PER_NODE`` makes it checkable."""
+    task = {"num_nodes": 2, "envs": {"MESHCTX_TP_SIZE": "8"}, "run": "python prep.py"}
+    body = user_request(task)
+    assert json.loads(apply_policy(body))["task"] == json.loads(body)["task"]
+    task["envs"]["MESHCTX_NPROC_PER_NODE"] = "4"
+    assert mutated(user_request(task))["task"]["envs"]["MESHCTX_WORLD_SIZE"] == "8"
+    task["envs"]["MESHCTX_NPROC_PER_NODE"] = "3"
+    with pytest.raises(TaskRejected, match="world_size_not_divisible"):
+        apply_policy(user_request(task))  # 2 × 3 ranks, tp 8
+
+
 def test_plain_object_body_is_accepted_too() -> None:
     task = {"num_nodes": 2, "resources": {"accelerators": "A100:8"}, "envs": {"MESHCTX_TP_SIZE": "8"}}
     assert "MESHCTX_FINGERPRINT" in mutated(json.loads(user_request(task)))["task"]["envs"]
@@ -66,7 +80,14 @@ def test_plain_object_body_is_accepted_too() -> None:
             {"num_nodes": 2, "resources": {"accelerators": "H100:8"}, "envs": {"MESHCTX_TP_SIZE": "3"}},
             "world_size_not_divisible",
         ),
-        ({"num_nodes": 2, "envs": {"MESHCTX_TP_SIZE": "8"}}, "resources.accelerators"),
+        (
+            {
+                "num_nodes": 2,
+                "resources": {"any_of": [{"accelerators": "H100:8"}, {"accelerators": "A100:4"}]},
+                "envs": {"MESHCTX_TP_SIZE": "8"},
+            },
+            "one GPU count per node",
+        ),
         (
             {"num_nodes": 2, "resources": {"accelerators": "H100:8"}, "envs": {"MESHCTX_TP_SIZE": "x"}},
             "MESHCTX_TP_SIZE",
@@ -82,7 +103,7 @@ def test_plain_object_body_is_accepted_too() -> None:
     ],
 )
 def test_rejections_say_why(task: dict, phrase: str) -> None:
-    with pytest.raises(PolicyRejected, match=phrase):
+    with pytest.raises(TaskRejected, match=phrase):
         apply_policy(user_request(task))
 
 

@@ -110,6 +110,66 @@ def test_launch_settings_the_target_cannot_express_are_422_naming_each_field(pos
     assert fields(post("/v1/render/skypilot", json=BASE)) == {"accelerator"}
 
 
+def test_indexed_job_runs_one_pod_per_node_with_static_node_ranks(post: Post) -> None:
+    out = rendered(post, "job", image="repo/train:1", job_name="llm", queue="team-a")
+    job = out["data"]
+    assert (job["apiVersion"], job["kind"], job["metadata"]["labels"]) == (
+        "batch/v1",
+        "Job",
+        {"kueue.x-k8s.io/queue-name": "team-a"},
+    )
+    spec = job["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 4, 4)
+    pod = spec["template"]["spec"]
+    (trainer,) = pod["containers"]
+    assert pod["subdomain"] == "llm" and trainer["resources"]["limits"]["nvidia.com/gpu"] == 8
+    assert trainer["command"][:6] == [
+        "torchrun",
+        "--nnodes=4",
+        "--nproc-per-node=8",
+        "--node-rank=$(JOB_COMPLETION_INDEX)",
+        "--master-addr=llm-0.llm",
+        "--master-port=29500",
+    ]
+    service, pasted = yaml.safe_load_all(out["text"])
+    assert pasted == job and service["kind"] == "Service" and service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["selector"] == {"batch.kubernetes.io/job-name": "llm"}
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    for doc in (service, job):  # Kubernetes' own OpenAPI schema, unknown fields refused
+        kubernetes_validate.validate(doc, "1.30.0", strict=True)
+
+
+def test_jobset_runs_one_replicated_indexed_job(post: Post) -> None:
+    out = rendered(post, "jobset", image="repo/train:1", job_name="llm")
+    doc = out["data"]
+    assert (doc["apiVersion"], doc["kind"]) == ("jobset.x-k8s.io/v1alpha2", "JobSet")
+    (workers,) = doc["spec"]["replicatedJobs"]
+    assert (workers["name"], workers["replicas"], workers["template"]["spec"]["parallelism"]) == ("workers", 1, 4)
+    command = workers["template"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert "--master-addr=llm-workers-0-0.llm" in command and yaml.safe_load(out["text"]) == doc
+
+
+def test_rendered_job_and_jobset_are_admitted_and_a_resize_is_denied(post: Post) -> None:
+    from deploy.test_admission import admission_review
+
+    for target in ("job", "jobset"):
+        doc = rendered(post, target, image="repo/train:1", job_name="llm")["data"]
+        answer = post("/v1/admission/kubernetes", json=admission_review(doc)).json()["response"]
+        assert answer == {"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": True}, (target, answer)
+        spec = doc["spec"] if target == "job" else doc["spec"]["replicatedJobs"][0]["template"]["spec"]
+        spec["parallelism"] = spec["completions"] = 8
+        answer = post("/v1/admission/kubernetes", json=admission_review(doc)).json()["response"]
+        assert answer["allowed"] is False and answer["status"]["code"] in (403, 422), (target, answer)
+
+
+def test_job_and_jobset_refuse_elastic_ranges_and_bad_names(post: Post) -> None:
+    elastic = BASE | {"nnodes": "2:4", "sizes": {"tp_size": 8}, "job_name": "Bad_Name"}
+    assert fields(post("/v1/render/job", json=elastic)) == {"nnodes", "job_name"}
+    long_name = BASE | {"job_name": "a" * 52}  # the pod hostname adds -workers-0-0
+    assert fields(post("/v1/render/jobset", json=long_name)) == {"job_name"}
+    assert fields(post("/v1/render/job", json=BASE | {"rdzv_endpoint": "no-port"})) == {"rdzv_endpoint"}
+
+
 def test_unknown_target_and_unknown_fields_are_422(post: Post) -> None:
     answer = post("/v1/render/mpirun", json=BASE)
     assert fields(answer) == {"target"} and "torchrun" in answer.json()["errors"][0]["detail"]
@@ -136,6 +196,8 @@ CLI_BASE = ("--nnodes", "4", "--nproc-per-node", "8", "--tp", "8", "--pp", "2")
         ("slurm", ("--accelerator", "h100"), {"accelerator": "h100"}),
         ("trainjob", ("--image", "repo/train:1"), {"image": "repo/train:1"}),
         ("kueue", ("--slice-topology", "rack"), {"slice_topology": "rack"}),
+        ("job", ("--image", "repo/train:1", "--job-name", "llm"), {"image": "repo/train:1", "job_name": "llm"}),
+        ("jobset", ("--job-name", "llm"), {"job_name": "llm"}),
         (
             "skypilot",
             ("--accelerator", "H100", "--command", "train.py", "--lr", "1"),

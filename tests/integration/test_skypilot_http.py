@@ -56,8 +56,12 @@ def test_invalid_task_is_a_400_with_a_plain_text_reason(post: Post) -> None:
     assert answer.status_code == 400 and answer.headers["content-type"].startswith("text/plain")
     assert answer.text.startswith("meshctx: 2 nodes × 8 GPUs: invalid topology: world_size_not_divisible")
     assert "Fix:" in answer.text
-    no_gpus = {"num_nodes": 2, "envs": {"MESHCTX_TP_SIZE": "8"}}
-    assert "resources.accelerators" in post(PATH, json=user_request(no_gpus)).text
+    two_counts = {
+        "num_nodes": 2,
+        "resources": {"accelerators": {"H100": 8, "A100": 4}},
+        "envs": {"MESHCTX_TP_SIZE": "8"},
+    }
+    assert "resources.accelerators must name one GPU count per node" in post(PATH, json=user_request(two_counts)).text
 
 
 def test_body_that_is_not_a_user_request_is_a_422_problem(post: Post) -> None:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deploy.test_admission import admission_review, jobset, pytorchjob, trainjob
+from deploy.test_admission import TORCHRUN, admission_review, container, indexed_job, jobset, pod, pytorchjob, trainjob
 from meshctx_service.app import create_app
 
 JSON = st.recursive(
@@ -38,9 +38,10 @@ def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
 
 @st.composite
 def workloads(draw: st.DrawFn) -> dict[str, Any]:
-    """A real TrainJob/PyTorchJob/JobSet with meshctx annotations, then one field replaced by any JSON."""
+    """A real TrainJob/PyTorchJob/JobSet/Job/Pod with meshctx annotations, then one field replaced by any JSON."""
     annotations = draw(ANNOTATIONS)
-    obj = draw(st.sampled_from([trainjob, pytorchjob, jobset]))(annotations)
+    torchrun_pod = lambda a: pod(a, container(TORCHRUN))  # noqa: E731
+    obj = draw(st.sampled_from([trainjob, pytorchjob, jobset, indexed_job, torchrun_pod]))(annotations)
     paths = [p for p in _paths(obj) if p[:1] != ("kind",) and p[:1] != ("apiVersion",)]
     path = draw(st.sampled_from(paths))
     target: Any = obj
@@ -57,10 +58,11 @@ def client() -> Iterator[TestClient]:
 
 
 def test_any_workload_gets_a_review_back(client: TestClient) -> None:
-    @given(obj=workloads(), operation=st.sampled_from(["CREATE", "UPDATE"]))
-    @settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
-    def check(obj: dict[str, Any], operation: str) -> None:
+    @given(obj=workloads(), old=st.none() | workloads(), operation=st.sampled_from(["CREATE", "UPDATE"]))
+    @settings(max_examples=400, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+    def check(obj: dict[str, Any], old: dict[str, Any] | None, operation: str) -> None:
         review = admission_review(obj, operation)
+        review["request"]["oldObject"] = old if operation == "UPDATE" else None
         answer = client.post("/v1/admission/kubernetes", json=review)
         assert answer.status_code == 200, answer.text
         response = answer.json()["response"]

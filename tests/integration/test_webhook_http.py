@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from deploy.test_admission import admission_review, jobset, pytorchjob, trainjob
+from deploy.test_admission import TORCHRUN, admission_review, container, indexed_job, jobset, pod, pytorchjob, trainjob
 
 from .conftest import Post
 
@@ -87,6 +87,34 @@ def test_trainjob_rendered_by_the_api_is_admitted_and_scaling_it_is_denied(post:
     assert verdict(post, admission_review(copy.deepcopy(job)))["allowed"] is True
     job["spec"]["trainer"]["numNodes"] = 8
     assert "world_size_mismatch" in verdict(post, admission_review(job))["status"]["message"]
+
+
+def test_kueue_unsuspend_and_finalizer_removal_pass_and_a_resize_is_checked(post: Post) -> None:
+    old = trainjob({"meshctx.io/tp-size": "8", "meshctx.io/dp-size": "4"})
+    old["spec"]["suspend"] = True
+    unsuspended = copy.deepcopy(old)
+    unsuspended["spec"]["suspend"] = False
+    review = admission_review(unsuspended, "UPDATE")
+    review["request"]["oldObject"] = old
+    assert verdict(post, review) == {"uid": UID, "allowed": True}
+    deleting = copy.deepcopy(unsuspended)
+    deleting["metadata"] |= {"deletionTimestamp": "2026-12-02T10:00:00Z", "finalizers": []}
+    review = admission_review(deleting, "UPDATE")
+    review["request"]["oldObject"] = unsuspended | {"metadata": {**unsuspended["metadata"], "finalizers": ["x"]}}
+    assert verdict(post, review)["allowed"] is True
+    resized = copy.deepcopy(unsuspended)
+    resized["spec"]["trainer"]["numNodes"] = 8
+    review = admission_review(resized, "UPDATE")
+    review["request"]["oldObject"] = unsuspended
+    assert "world_size_mismatch" in verdict(post, review)["status"]["message"]
+
+
+def test_indexed_job_and_torchrun_pod(post: Post) -> None:
+    assert verdict(post, admission_review(indexed_job({"meshctx.io/tp-size": "8"})))["allowed"] is True
+    denied = verdict(post, admission_review(indexed_job({"meshctx.io/tp-size": "3"})))
+    assert denied["status"]["code"] == 403 and "Job team-a/llm on 4 nodes × 8 processes" in denied["status"]["message"]
+    assert verdict(post, admission_review(pod({"meshctx.io/tp-size": "16"}, container(TORCHRUN))))["allowed"]
+    assert verdict(post, admission_review(pod({"meshctx.io/tp-size": "64"}, container(TORCHRUN))))["status"]
 
 
 def problem(answer: httpx.Response) -> dict[str, Any]:

@@ -1,14 +1,18 @@
 """Bearer-token auth: each token is bound to one tenant and one role (read < write < admin).
 
-Tokens are configured as a mapping (YAML or JSON, from a file or an environment variable)::
+A token file holds either a mapping (YAML or JSON)::
 
     {"s3cret-token": {"tenant": "team-a", "role": "write"},
      "sha256:9f86d0...": {"tenant": "team-b", "role": "read"}}
 
+or one token per line (``#`` starts a comment line), the format of the shipped Kubernetes Secret; each such
+token is the ``admin`` of tenant ``default`` (a single-team deployment: use the mapping for several tenants
+or lesser roles). ``$MESHCTX_TOKENS`` holds the JSON mapping.
+
 A key ``sha256:<hex>`` gives the token's digest instead of the token, so the file need not hold secrets.
 Only digests are kept in memory. A presented token is hashed and compared with *every* stored digest using
 ``hmac.compare_digest`` without stopping at a match, so the time taken says nothing about which digest (or
-how much of one) matched.
+how much of one) matched. No error message ever quotes a token.
 """
 
 from __future__ import annotations
@@ -17,16 +21,53 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import yaml
 
 from .principals import Principal, Role, UnauthenticatedError
 
+#: Tenant and role of each token of a one-token-per-line file.
+LINE_TENANT, LINE_ROLE = "default", Role.ADMIN
+#: RFC 6750 ``b64token``: what may follow ``Bearer``.
+_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_DIGEST = re.compile(r"sha256:[0-9a-fA-F]{64}")
+#: The shipped Secret's placeholder (deploy/kubernetes/config.yaml): a known token must never grant access.
+PLACEHOLDERS = frozenset({"replace-me-with-a-long-random-token"})
+
 
 class TokenConfigError(ValueError):
     """The token configuration is malformed; names the entry (never the token itself) and the fix."""
+
+
+def _mapping_entries(text: str, source: str) -> list[tuple[object, object, int]] | None:
+    """``(key, value, line)`` of a YAML/JSON mapping; ``None`` when the text is not one (then it is read as
+    one token per line). A text that tries to be YAML (a line holding ``: ``, ``{``) but fails is an error."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if not isinstance(node, yaml.MappingNode):
+            if isinstance(node, yaml.SequenceNode):
+                raise TokenConfigError(
+                    f"{source} line 1: expected a mapping of token -> {{tenant, role}}, or one token per line."
+                )
+            return None
+        return [
+            (loader.construct_object(k, deep=True), loader.construct_object(v, deep=True), k.start_mark.line + 1)
+            for k, v in node.value
+        ]
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        if any(": " in line or line.lstrip().startswith("{") for line in text.splitlines()):
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise TokenConfigError(
+                f"{source}{where}: not a valid YAML mapping: {getattr(err, 'problem', err)}."
+            ) from None
+        return None
+    finally:
+        loader.dispose()
 
 
 def token_digest(token: str) -> str:
@@ -53,10 +94,14 @@ class TokenStore:
     def from_mapping(cls, data: object, source: str = "token configuration") -> TokenStore:
         if not isinstance(data, Mapping):
             raise TokenConfigError(f"{source}: expected a mapping of token -> {{tenant, role}}.")
+        return cls._from_entries(((k, v, None) for k, v in data.items()), source)
+
+    @classmethod
+    def _from_entries(cls, entries: Iterable[tuple[object, object, int | None]], source: str) -> TokenStore:
         principals: dict[str, Principal] = {}
         errors: list[str] = []
-        for number, (key, entry) in enumerate(data.items(), start=1):
-            where = f"{source}, entry {number}"
+        for number, (key, entry, line) in enumerate(entries, start=1):
+            where = f"{source} line {line}" if line is not None else f"{source}, entry {number}"
             if not isinstance(key, str) or not key.strip():
                 errors.append(f"{where}: the token must be a non-empty string.")
                 continue
@@ -84,13 +129,50 @@ class TokenStore:
         return cls(principals)
 
     @classmethod
+    def from_lines(cls, text: str, source: str) -> TokenStore:
+        """One token (or ``sha256:<hex>``) per line, each the admin of tenant ``default``; blank and ``#`` lines
+        are skipped."""
+        principals: dict[str, Principal] = {}
+        seen: dict[str, int] = {}
+        errors: list[str] = []
+        for line, raw in enumerate(text.splitlines(), start=1):
+            token = raw.strip()
+            if not token or token.startswith("#"):
+                continue
+            if token in PLACEHOLDERS:
+                errors.append(f"{source} line {line}: still the placeholder token; replace it with a long random one.")
+                continue
+            if _DIGEST.fullmatch(token):
+                digest = token.removeprefix("sha256:").lower()
+            elif _TOKEN.fullmatch(token):
+                digest = token_digest(token)
+            else:
+                errors.append(
+                    f"{source} line {line}: not a token: one per line, each one word of A-Z a-z 0-9 - . _ ~ + / "
+                    "(then =), or sha256:<64 hex digits>; or write the file as a YAML mapping token: {tenant, role}."
+                )
+                continue
+            if digest in seen:
+                errors.append(f"{source} line {line}: the same token as line {seen[digest]}.")
+                continue
+            seen[digest] = line
+            principals[digest] = Principal(LINE_TENANT, LINE_ROLE, digest[:12])
+        if errors:
+            raise TokenConfigError("\n".join(errors))
+        if not principals:
+            raise TokenConfigError(f"{source}: no tokens in the file; put one token per line, or remove the setting.")
+        return cls(principals)
+
+    @classmethod
     def from_file(cls, path: str | Path) -> TokenStore:
-        """YAML or JSON (JSON is YAML, so one parser reads both)."""
+        """A YAML or JSON mapping (JSON is YAML, so one parser reads both), or one token per line."""
         try:
-            data = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as err:
-            raise TokenConfigError(f"Cannot read token file {path}: {err}") from err
-        return cls.from_mapping(data, str(path))
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            raise TokenConfigError(f"Cannot read token file {path}: {reason}.") from None
+        entries = _mapping_entries(text, str(path))
+        return cls._from_entries(entries, str(path)) if entries is not None else cls.from_lines(text, str(path))
 
     @classmethod
     def from_env(cls, variable: str = "MESHCTX_TOKENS", environ: Mapping[str, str] | None = None) -> TokenStore:

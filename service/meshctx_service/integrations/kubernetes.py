@@ -2,48 +2,45 @@
 webhook ``POST /v1/admission/kubernetes``.
 
 A workload opts in with ``meshctx.io/*`` annotations on its own metadata; anything without one is
-allowed untouched. The world size comes from the workload's spec (see ``world_of``); the sizes from
-the annotations. Denials carry status 403 for an invalid topology (as Kubernetes' own examples and
-controller-runtime do) and 422 for unreadable meshctx annotations or job fields.
+allowed untouched. The world comes from the workload's spec (``meshctx.integrations.workloads``), the
+sizes from the annotations, and both pass the ``/v1/validate`` limits before any planning. Only CREATE
+and an UPDATE that changes the topology are checked: deletion-time updates (finalizers), Kueue's
+unsuspend and status changes of an admitted job always pass. Denials carry status 403 for an invalid
+topology (as Kubernetes' own examples and controller-runtime do) and 422 for unreadable or oversized
+``meshctx.io/*`` annotations or job fields.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from meshctx.launch.annotations import FINGERPRINT, MODEL_ANNOTATIONS, NPROC_PER_NODE, SIZE_ANNOTATIONS, STRATEGY
+from meshctx.integrations.job_sizes import read_job_sizes, shown
+from meshctx.integrations.limits import Check, WorkLimits
+from meshctx.integrations.workloads import MAX_PROBLEMS, WORKLOADS, World, get
+from meshctx.launch.annotations import FINGERPRINT, MODEL_ANNOTATIONS, SIZE_ANNOTATIONS, STRATEGY
 from meshctx.launch.annotations import PREFIX as ANNOTATION_PREFIX
-from meshctx.plan import validate_topology
+from meshctx.plan.request import TopologyRequest
 
 from ..http.errors import REFUSED, InvalidFields
 from ..http.wire import Open
-from .job_sizes import positive_int, read_job_sizes
+from ..settings import Settings
+from .checks import LongNumbersRoute, TooSlow, limits_of, off_loop
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 WARNING_LIMIT = 120
-GPU = "nvidia.com/gpu"
 CODE_INVALID_TOPOLOGY = 403
 CODE_UNREADABLE = 422
+#: Longest workload name quoted in a message (a hostile body may carry a megabyte of one).
+NAME_LIMIT = 120
 
 
 class AdmissionReviewError(InvalidFields):
     """The body is not an AdmissionReview, so it cannot be answered with one: a 422 problem naming each field."""
-
-
-@dataclass
-class World:
-    """Nodes (pods), or an elastic ``"MIN:MAX"`` range, and processes per node; ``None`` = unknown."""
-
-    nnodes: int | str | None = None
-    nproc_per_node: int | None = None
-    problems: list[str] = field(default_factory=list)
-    unknown: str | None = None
 
 
 def shorten(text: str, limit: int = WARNING_LIMIT) -> str:
@@ -52,125 +49,6 @@ def shorten(text: str, limit: int = WARNING_LIMIT) -> str:
         return text
     cut = text[: limit - 1].rsplit(" ", 1)[0]
     return cut + "…"
-
-
-def _get(data: object, *path: str) -> Any:
-    for key in path:
-        if not isinstance(data, Mapping):
-            return None
-        data = data.get(key)
-    return data
-
-
-def _pod_gpus(pod_template: object) -> int:
-    """Sum of the ``nvidia.com/gpu`` limits of a pod template's containers."""
-    containers = _get(pod_template, "spec", "containers")
-    total = 0
-    for container in containers if isinstance(containers, list) else []:
-        total += positive_int(_get(container, "resources", "limits", GPU)) or 0
-    return total
-
-
-def _explicit_nproc(annotations: Mapping[str, object], world: World) -> int | None:
-    if NPROC_PER_NODE not in annotations:
-        return None
-    value = positive_int(annotations[NPROC_PER_NODE])
-    if value is None:
-        world.problems.append(f"{NPROC_PER_NODE} must be an integer ≥ 1, got {annotations[NPROC_PER_NODE]!r}")
-    return value
-
-
-def _trainjob_world(obj: Mapping[str, Any], annotations: Mapping[str, object]) -> World:
-    """``spec.trainer.numNodes × numProcPerNode``; numProcPerNode falls back to the GPU limit of
-    ``resourcesPerNode``, then the ``meshctx.io/nproc-per-node`` annotation."""
-    world = World()
-    trainer = _get(obj, "spec", "trainer") or {}
-    nodes = trainer.get("numNodes") if isinstance(trainer, Mapping) else None
-    if nodes is None:
-        world.unknown = "spec.trainer.numNodes is not set (the runtime decides it); set it to let meshctx check"
-    elif positive_int(nodes) is None:
-        world.problems.append(f"spec.trainer.numNodes must be an integer ≥ 1, got {nodes!r}")
-    else:
-        world.nnodes = positive_int(nodes)
-    nproc = positive_int(_get(trainer, "numProcPerNode"))
-    nproc = nproc or positive_int(_get(trainer, "resourcesPerNode", "limits", GPU))
-    world.nproc_per_node = nproc or _explicit_nproc(annotations, world)
-    if world.nproc_per_node is None and world.unknown is None and not world.problems:
-        world.unknown = "spec.trainer.numProcPerNode is not a number; set it or meshctx.io/nproc-per-node"
-    return world
-
-
-def _pytorchjob_world(obj: Mapping[str, Any], annotations: Mapping[str, object]) -> World:
-    """Sum of ``Master``/``Worker`` replicas × ``spec.nprocPerNode`` (else the deprecated
-    ``elasticPolicy.nProcPerNode``, the Worker's GPU limit, the annotation); with an
-    ``elasticPolicy`` ``minReplicas``/``maxReplicas`` the nodes are that range."""
-    world = World()
-    specs = _get(obj, "spec", "pytorchReplicaSpecs")
-    if not isinstance(specs, Mapping) or not specs:
-        world.problems.append("spec.pytorchReplicaSpecs is missing")
-        return world
-    nodes = 0
-    for role in ("Master", "Worker"):
-        if role not in specs:
-            continue
-        replicas = _get(specs, role, "replicas")
-        count = 1 if replicas is None else positive_int(replicas)
-        if count is None:
-            world.problems.append(f"spec.pytorchReplicaSpecs.{role}.replicas must be an integer ≥ 1, got {replicas!r}")
-        else:
-            nodes += count
-    elastic = _get(obj, "spec", "elasticPolicy") or {}
-    low, high = positive_int(_get(elastic, "minReplicas")), positive_int(_get(elastic, "maxReplicas"))
-    world.nnodes = f"{low}:{high}" if low and high and low != high else (nodes or None)
-    template = _get(specs, "Worker", "template") or _get(specs, "Master", "template")
-    nproc = positive_int(_get(obj, "spec", "nprocPerNode")) or positive_int(_get(elastic, "nProcPerNode"))
-    world.nproc_per_node = nproc or _explicit_nproc(annotations, world) or (_pod_gpus(template) or None)
-    if world.nproc_per_node is None and not world.problems:
-        world.unknown = "spec.nprocPerNode is not a number and the pods request no nvidia.com/gpu"
-    return world
-
-
-def _jobset_world(obj: Mapping[str, Any], annotations: Mapping[str, object]) -> World:
-    """Every replicated job whose pods request ``nvidia.com/gpu`` or carry the
-    ``meshctx.io/nproc-per-node`` annotation counts ``replicas × parallelism`` pods, each running
-    that annotation's (else the JobSet's, else its GPU count) processes. Other jobs (e.g. an
-    initializer) are not in the world; the counted ones must agree on processes per pod."""
-    world = World()
-    jobs = _get(obj, "spec", "replicatedJobs")
-    if not isinstance(jobs, list) or not jobs:
-        world.problems.append("spec.replicatedJobs is missing")
-        return world
-    default = _explicit_nproc(annotations, world)
-    pods, per_pod = 0, set()
-    for index, job in enumerate(jobs):
-        name = _get(job, "name") or f"#{index}"
-        replicas = positive_int(_get(job, "replicas") or 1)
-        parallelism = positive_int(_get(job, "template", "spec", "parallelism") or 1)
-        if replicas is None or parallelism is None:
-            world.problems.append(f"replicatedJob {name}: replicas and parallelism must be integers ≥ 1")
-            continue
-        pod = _get(job, "template", "spec", "template")
-        pod_annotations = _get(pod, "metadata", "annotations") or {}
-        own, gpus = _explicit_nproc(pod_annotations, world), _pod_gpus(pod)
-        nproc = own or (default or gpus if gpus else None)
-        if nproc:
-            pods += replicas * parallelism
-            per_pod.add(nproc)
-    if len(per_pod) > 1:
-        world.problems.append(f"replicated jobs run different processes per pod ({sorted(per_pod)}); meshctx needs one")
-    elif per_pod:
-        world.nnodes, world.nproc_per_node = pods, per_pod.pop()
-    elif not world.problems:
-        world.unknown = "no replicated job requests nvidia.com/gpu or sets meshctx.io/nproc-per-node"
-    return world
-
-
-#: (API group, kind) → how its world size is read.
-WORKLOADS = {
-    ("trainer.kubeflow.org", "TrainJob"): _trainjob_world,
-    ("kubeflow.org", "PyTorchJob"): _pytorchjob_world,
-    ("jobset.x-k8s.io", "JobSet"): _jobset_world,
-}
 
 
 def _check_envelope(body: object) -> tuple[str, Mapping[str, Any]]:
@@ -199,66 +77,129 @@ def _deny(code: int, message: str) -> dict[str, object]:
     return {"allowed": False, "status": {"code": code, "message": message}}
 
 
-def decide(request: Mapping[str, Any]) -> dict[str, object]:
-    """The response fields other than ``uid`` for one AdmissionRequest."""
+def _listed(problems: list[str]) -> str:
+    first = problems[:MAX_PROBLEMS]
+    more = len(problems) - len(first)
+    return "; ".join(first) + (f"; and {more} more" if more else "")
+
+
+def _opted_in(annotations: Mapping[str, object]) -> bool:
+    return any(str(k).startswith(ANNOTATION_PREFIX) for k in annotations)
+
+
+def _kind(obj: Mapping[str, Any]) -> tuple[str, str]:
+    """(API group, kind); the core group is ``""`` (``apiVersion: v1``)."""
+    return str(obj.get("apiVersion", "")).rpartition("/")[0], str(obj.get("kind", ""))
+
+
+def _topology_key(obj: Mapping[str, Any]) -> tuple[object, ...]:
+    """What decides the verdict on ``obj``: its kind, ``meshctx.io/*`` annotations and world as read."""
+    annotations = get(obj, "metadata", "annotations")
+    if not isinstance(annotations, Mapping):
+        return ("annotations", shown(annotations))
+    mine = sorted(((str(k), v) for k, v in annotations.items() if str(k).startswith(ANNOTATION_PREFIX)), key=_first)
+    reader = WORKLOADS.get(_kind(obj))
+    world = reader(obj, annotations).key() if reader is not None and mine else None
+    return (_kind(obj), mine, world)
+
+
+def _first(pair: tuple[str, object]) -> str:
+    return pair[0]
+
+
+def _deleting(request: Mapping[str, Any], obj: Mapping[str, Any]) -> bool:
+    """An UPDATE of an object being deleted (its finalizers come off): never meshctx's to refuse."""
+    return request.get("operation") == "UPDATE" and get(obj, "metadata", "deletionTimestamp") is not None
+
+
+def _unchanged_update(request: Mapping[str, Any], obj: Mapping[str, Any]) -> bool:
+    """An UPDATE whose topology is what it was (Kueue's unsuspend, labels, status, anything meshctx does
+    not read): the object was checked when it was created or last resized."""
+    if request.get("operation") != "UPDATE":
+        return False
+    old = request.get("oldObject")
+    return isinstance(old, Mapping) and _topology_key(old) == _topology_key(obj)
+
+
+def decide(request: Mapping[str, Any], check: Check | None = None) -> dict[str, object]:
+    """The response fields other than ``uid`` for one AdmissionRequest; ``check`` bounds the topology
+    before any planning (the service passes its ``/v1/validate`` limits; default: ``WorkLimits()``)."""
     obj = request.get("object")
-    if request.get("operation") not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping):
+    if request.get("operation") not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping) or _deleting(request, obj):
         return {"allowed": True}
-    annotations = _get(obj, "metadata", "annotations") or {}
-    if not isinstance(annotations, Mapping) or not any(str(k).startswith(ANNOTATION_PREFIX) for k in annotations):
+    annotations = get(obj, "metadata", "annotations")
+    if annotations is None:
         return {"allowed": True}
-    kind = str(obj.get("kind", ""))
-    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
-    namespace = _get(obj, "metadata", "namespace") or request.get("namespace") or ""
-    name = f"{kind} {namespace}/{_get(obj, 'metadata', 'name') or ''}"
+    group, kind = _kind(obj)
+    namespace = get(obj, "metadata", "namespace") or request.get("namespace") or ""
+    name = shorten(f"{kind} {namespace}/{get(obj, 'metadata', 'name') or ''}", NAME_LIMIT)
+    if not isinstance(annotations, Mapping):
+        return _deny(
+            CODE_UNREADABLE, f"meshctx: {name}: metadata.annotations must be a mapping, got {shown(annotations)}"
+        )
+    if not _opted_in(annotations) or _unchanged_update(request, obj):
+        return {"allowed": True}
     reader = WORKLOADS.get((group, kind))
     if reader is None:
         supported = ", ".join(k for _, k in WORKLOADS)
-        return {
-            "allowed": True,
-            "warnings": [shorten(f"meshctx: cannot read the world size of {kind}; checks {supported}")],
-        }
+        warning = shorten(f"meshctx: cannot read the world size of {shown(kind)}; checks {supported}")
+        return {"allowed": True, "warnings": [warning]}
     job = read_job_sizes(annotations, STRATEGY, SIZE_ANNOTATIONS | MODEL_ANNOTATIONS)
     world = reader(obj, annotations)
     unreadable = job.errors + world.problems
     if unreadable:
-        return _deny(CODE_UNREADABLE, f"meshctx: {name}: " + "; ".join(unreadable))
+        return _deny(CODE_UNREADABLE, f"meshctx: {name}: {_listed(unreadable)}")
     if world.unknown is not None:
         return {"allowed": True, "warnings": [shorten(f"meshctx: not checked: {world.unknown}")]}
-    report = validate_topology(
-        job.strategy, job.sizes, nnodes=world.nnodes, nproc_per_node=world.nproc_per_node, model=job.model
+    ask = TopologyRequest(
+        strategy=job.strategy,
+        sizes=job.sizes,
+        nnodes=world.nnodes,
+        nproc_per_node=world.nproc_per_node,
+        model=job.model,
     )
+    too_big = (check or WorkLimits().problems)(ask)
+    if too_big:
+        sources = {**job.sources, **world.sources}
+        return _deny(CODE_UNREADABLE, f"meshctx: {name}: {_listed([f'{sources.get(f, f)}: {d}' for f, d in too_big])}")
+    return _verdict(name, ask, world, annotations.get(FINGERPRINT))
+
+
+def _verdict(name: str, ask: TopologyRequest, world: World, claimed: object) -> dict[str, object]:
+    """Plan a bounded request: 403 with every problem and its fix, or allowed with the planner's warnings."""
+    report = ask.validate()
     where = f"{world.nnodes} nodes × {world.nproc_per_node} processes"
     if not report.valid:
-        problems = " | ".join(f"{p.code.value}: {p.message} Fix: {p.hint}" for p in report.problems)
+        problems = " | ".join(f"{p.code.value}: {p.message} Fix: {p.hint}" for p in report.problems[:MAX_PROBLEMS])
         return _deny(CODE_INVALID_TOPOLOGY, f"meshctx: {name} on {where} has an invalid topology: {problems}")
-    claimed = annotations.get(FINGERPRINT)
     if claimed is not None and report.plan is not None and report.world_sizes is None:
         actual = report.plan.fingerprint()
         if claimed != actual:
             return _deny(
                 CODE_INVALID_TOPOLOGY,
-                f"meshctx: {name}: {FINGERPRINT} {claimed} is not the plan of these sizes on {where} ({actual}); "
-                "render the job again",
+                f"meshctx: {name}: {FINGERPRINT} {shown(claimed)} is not the plan of these sizes on {where} "
+                f"({actual}); render the job again",
             )
     warnings = [shorten(f"meshctx {w.code.value}: {w.message}") for w in report.warnings]
     return {"allowed": True, "warnings": warnings} if warnings else {"allowed": True}
 
 
-def review(body: object) -> dict[str, object]:
+def review(body: object, check: Check | None = None) -> dict[str, object]:
     """An AdmissionReview in, its response out (same apiVersion and kind, uid copied).
     Raises ``AdmissionReviewError`` when ``body`` is not an AdmissionReview."""
     api_version, request = _check_envelope(body)
-    response = {"uid": request["uid"], **decide(request)}
+    response = {"uid": request["uid"], **decide(request, check)}
     return {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}
 
 
-# ---------------------------------------------------------------------------------------------------- HTTP
+# ------------------------------------------------------------------------------------------------ HTTP
 class AdmissionRequestIn(Open):
     uid: Annotated[str, Field(min_length=1)]
     operation: str | None = None
     namespace: str | None = None
-    object: dict[str, Any] | None = Field(default=None, description="The workload (TrainJob, PyTorchJob, JobSet)")
+    object: dict[str, Any] | None = Field(
+        default=None, description="The workload (TrainJob, PyTorchJob, JobSet, batch/v1 Job, Pod running torchrun)"
+    )
 
 
 class AdmissionReviewIn(Open):
@@ -288,7 +229,7 @@ class AdmissionReviewOut(BaseModel):
     response: AdmissionResponseOut
 
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=LongNumbersRoute)
 
 
 @router.post(
@@ -301,12 +242,26 @@ router = APIRouter(prefix="/v1")
     },
     summary="Kubernetes validating admission webhook",
 )
-async def admission_kubernetes(body: AdmissionReviewIn) -> JSONResponse:
+async def admission_kubernetes(body: AdmissionReviewIn, request: Request) -> JSONResponse:
     """``admission.k8s.io/v1`` (or ``v1beta1``) AdmissionReview in, the same apiVersion and kind
     back with ``response.uid`` copied. Every verdict about the *workload* is a 200 review: denied
     with ``status.code`` 403 for an invalid topology and 422 for unreadable ``meshctx.io/*``
     annotations or job fields. A body that is not an AdmissionReview at all (no ``request.uid``,
     another kind) cannot be answered with one, so it gets a 422 problem response — the API server
     then applies the webhook's ``failurePolicy`` as for any failed call."""
+    settings: Settings = request.app.state.settings
+    document = body.model_dump()
     # The model already checks the envelope; review() checks it again (AdmissionReviewError, the same 422).
-    return JSONResponse(review(body.model_dump()))
+    try:
+        answer = await off_loop(lambda: review(document, limits_of(settings)), settings.check_deadline_s)
+    except TooSlow as slow:  # answer before the API server's own timeout would apply failurePolicy anyway
+        answer = {
+            "apiVersion": document["apiVersion"],
+            "kind": "AdmissionReview",
+            "response": {
+                "uid": document["request"]["uid"],
+                "allowed": True,
+                "warnings": [shorten(f"meshctx: not checked: {slow}")],
+            },
+        }
+    return JSONResponse(answer)

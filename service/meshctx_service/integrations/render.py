@@ -1,4 +1,4 @@
-"""``POST /v1/render/{target}``: launcher settings (torchrun, Slurm, TrainJob, Kueue, SkyPilot) for a valid
+"""``POST /v1/render/{target}``: launcher settings (every target of ``meshctx.launch.TARGETS``) for a valid
 topology, from the torch-free ``meshctx.launch``; this module only adapts it to HTTP."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from ..topology.schemas import ModelBody, NodeRange, SizesBody, TopologyBody, Va
 
 router = APIRouter(prefix="/v1")
 
-Target = Literal["torchrun", "slurm", "trainjob", "kueue", "skypilot"]
-assert set(Target.__args__) == set(TARGETS), "keep the path enum in step with meshctx.launch.TARGETS"  # type: ignore[attr-defined]
+#: The path's enum is the library's one table of targets.
+Target = Annotated[str, Path(description="Launcher to render for", json_schema_extra={"enum": list(TARGETS)})]
 Name = Annotated[str, Field(min_length=1, max_length=253)]
 
 
@@ -110,7 +110,7 @@ RENDER_EXAMPLES: dict[str, dict[str, Any]] = {
     summary="Launcher settings for a valid topology",
 )
 async def render(
-    target: Annotated[Target, Path(description="Launcher to render for")],
+    target: Target,
     body: Annotated[RenderBody, Body(openapi_examples=RENDER_EXAMPLES)],
     request: Request,
 ) -> JSONResponse:
@@ -119,6 +119,8 @@ async def render(
     and the launch settings are only checked for a valid one. Launch settings the target cannot
     express (no rendezvous endpoint for a multi-node torchrun, no ``slice_topology`` for Kueue,
     an elastic range for a TrainJob, …) are a 422 naming each field."""
+    if target not in TARGETS:
+        raise InvalidFields([("target", f"unknown target {target!r}; use one of {', '.join(TARGETS)}")])
     ask = body.topology().checked_request(request.app.state.settings)
     try:
         report, rendering = validate_and_render(target, ask.strategy, ask.sizes, body.launch(), model=ask.model)

@@ -5,7 +5,9 @@ SkyPilot POSTs the JSON encoding of ``{"task": YAML, "skypilot_config": YAML, "r
 *as a JSON string* and expects the same back for ``{"task": YAML, "skypilot_config": YAML}``; a
 rejection is HTTP 400 whose plain-text body it shows the user. A valid task gets
 ``MESHCTX_WORLD_SIZE``, ``MESHCTX_DP_SIZE`` and ``MESHCTX_FINGERPRINT`` added to its envs so the job
-can attest what it built; tasks without ``MESHCTX_*`` envs pass unchanged.
+can attest what it built; tasks without ``MESHCTX_*`` envs pass unchanged. The checks themselves are
+``meshctx.integrations.skypilot_policy``, the same code the in-process ``sky.AdminPolicy`` runs; this
+module only speaks SkyPilot's HTTP encoding and applies this service's limits.
 """
 
 from __future__ import annotations
@@ -15,34 +17,43 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 import yaml
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import Discriminator, Field, Tag
 
-from meshctx.launch.spec import ENV_FINGERPRINT, ENV_STRATEGY, ENV_WORLD_SIZE, SIZE_ENV
-from meshctx.plan import validate_topology
-from meshctx.plan.model import MODEL_FIELDS
+from meshctx.integrations.job_sizes import LONG_DIGITS, bounded_int
+from meshctx.integrations.limits import Check
+from meshctx.integrations.skypilot_policy import TaskRejected, check_task
 
-from ..http.errors import REFUSED, InvalidFields, ProblemDetails
+from ..http.errors import REFUSED, InvalidFields, ProblemDetails, problem_response
 from ..http.wire import Open
-from .job_sizes import positive_int, read_job_sizes
-
-#: Model-shape envs, e.g. ``MESHCTX_NUM_ATTENTION_HEADS``.
-MODEL_ENV = {f: "MESHCTX_" + f.upper() for f in MODEL_FIELDS}
-
-
-class PolicyRejected(Exception):
-    """The task is refused; the message is the plain-text body of the HTTP 400."""
+from ..settings import Settings
+from .checks import LongNumbersRoute, TooSlow, limits_of, off_loop
 
 
 class PolicyRequestError(InvalidFields):
     """The body is not a SkyPilot policy request: a 422 problem naming each field."""
 
 
+class _TaskLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` whose integers go through ``bounded_int`` (a 5,000-digit one is a named error, not a
+    ``ValueError``)."""
+
+
+def _bounded_yaml_int(loader: yaml.SafeLoader, node: yaml.Node) -> int | str:
+    text = str(node.value).replace("_", "")
+    if len(text.lstrip("+-")) > LONG_DIGITS:
+        return bounded_int(text)
+    return loader.construct_yaml_int(node)  # type: ignore[arg-type]
+
+
+_TaskLoader.add_constructor("tag:yaml.org,2002:int", _bounded_yaml_int)
+
+
 def _decode(body: object) -> tuple[dict[str, Any], str, str]:
     if isinstance(body, str):
         try:
-            body = json.loads(body)
+            body = json.loads(body, parse_int=bounded_int)
         except json.JSONDecodeError as error:
             raise PolicyRequestError([("body", f"not JSON: {error.msg}")]) from None
     if not isinstance(body, Mapping):
@@ -51,7 +62,7 @@ def _decode(body: object) -> tuple[dict[str, Any], str, str]:
     if errors:
         raise PolicyRequestError(errors)
     try:
-        task = yaml.safe_load(body["task"]) or {}
+        task = yaml.load(body["task"], Loader=_TaskLoader) or {}
     except yaml.YAMLError as error:
         raise PolicyRequestError([("task", f"not YAML: {error}")]) from None
     if not isinstance(task, dict):
@@ -59,64 +70,15 @@ def _decode(body: object) -> tuple[dict[str, Any], str, str]:
     return task, body["task"], body["skypilot_config"]
 
 
-def _gpu_counts(accelerators: object) -> set[int]:
-    """``"H100:8"``, ``{"H100": 8}`` or a list of either → the GPU counts named."""
-    if isinstance(accelerators, str):
-        count = accelerators.partition(":")[2]
-        return {positive_int(count) or 0} if count else {1}
-    if isinstance(accelerators, Mapping):
-        return {positive_int(v) or 0 for v in accelerators.values()}
-    if isinstance(accelerators, (list, tuple, set)):
-        return set().union(*(_gpu_counts(a) for a in accelerators)) if accelerators else set()
-    return set()
-
-
-def _gpus_per_node(resources: object) -> set[int]:
-    if isinstance(resources, list):
-        return set().union(*(_gpus_per_node(r) for r in resources)) if resources else set()
-    if not isinstance(resources, Mapping):
-        return set()
-    counts = _gpu_counts(resources.get("accelerators"))
-    for key in ("any_of", "ordered"):
-        counts |= _gpus_per_node(resources.get(key))
-    return counts
-
-
-def apply_policy(body: object) -> str:
-    """The response body (a JSON string, as SkyPilot's ``MutatedUserRequest.encode`` makes);
-    raises ``PolicyRejected`` (→ 400 text) or ``PolicyRequestError`` (→ 422)."""
+def apply_policy(body: object, check: Check | None = None) -> str:
+    """The response body (a JSON string, as SkyPilot's ``MutatedUserRequest.encode`` makes); raises
+    ``TaskRejected`` (→ 400 text) or ``PolicyRequestError`` (→ 422). ``check`` bounds the task's topology
+    before any planning (the service passes its ``/v1/validate`` limits)."""
     task, task_text, config_text = _decode(body)
-    envs = task.get("envs") or {}
-    if not isinstance(envs, dict) or not any(str(k).startswith("MESHCTX_") for k in envs):
+    added = check_task(task, check)
+    if added is None:
         return json.dumps({"task": task_text, "skypilot_config": config_text})
-    job = read_job_sizes(envs, ENV_STRATEGY, SIZE_ENV | MODEL_ENV)
-    problems = list(job.errors)
-    nodes = positive_int(task.get("num_nodes", 1))
-    if nodes is None:
-        problems.append(f"num_nodes must be an integer ≥ 1, got {task.get('num_nodes')!r}")
-    counts = _gpus_per_node(task.get("resources"))
-    if len(counts) != 1 or 0 in counts:
-        problems.append("resources.accelerators must name one GPU count per node, e.g. H100:8")
-    if problems:
-        raise PolicyRejected("meshctx: " + "; ".join(problems))
-    nproc = counts.pop()
-    report = validate_topology(job.strategy, job.sizes, nnodes=nodes, nproc_per_node=nproc, model=job.model)
-    if not report.valid or report.plan is None:
-        details = " | ".join(f"{p.code.value}: {p.message} Fix: {p.hint}" for p in report.problems)
-        raise PolicyRejected(f"meshctx: {nodes} nodes × {nproc} GPUs: invalid topology: {details}")
-    plan = report.plan
-    claimed = envs.get(ENV_FINGERPRINT)
-    if claimed is not None and claimed != plan.fingerprint():
-        raise PolicyRejected(
-            f"meshctx: {ENV_FINGERPRINT} {claimed} is not the plan of these sizes on {nodes} × {nproc} "
-            f"({plan.fingerprint()}); render the task again"
-        )
-    envs |= {
-        ENV_WORLD_SIZE: str(plan.world_size),
-        SIZE_ENV["dp_size"]: str(plan.sizes.dp),
-        ENV_FINGERPRINT: plan.fingerprint(),
-    }
-    task["envs"] = envs
+    task["envs"] = {**task["envs"], **added}
     return json.dumps({"task": yaml.safe_dump(task, sort_keys=False), "skypilot_config": config_text})
 
 
@@ -140,7 +102,7 @@ SkyPilotBody = Annotated[
 ]
 
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=LongNumbersRoute)
 
 
 @router.post(
@@ -162,6 +124,7 @@ router = APIRouter(prefix="/v1")
         },
         413: REFUSED[413],
         422: {"model": ProblemDetails, "description": "Not a SkyPilot user request; `errors` names each field."},
+        503: {"model": ProblemDetails, "description": "The check did not finish in time; SkyPilot fails the request."},
     },
     summary="SkyPilot RESTful admin policy",
 )
@@ -170,13 +133,18 @@ async def policy_skypilot(
         SkyPilotBody,
         Body(description="`UserRequest.encode()` — the JSON object, JSON-encoded once more as a string."),
     ],
+    request: Request,
 ) -> Response:
     """Set ``admin_policy: https://HOST/v1/policy/skypilot`` in SkyPilot's config. Tasks with
     ``MESHCTX_*`` envs are checked against their ``num_nodes`` and ``resources.accelerators``; a
     valid one gets ``MESHCTX_WORLD_SIZE``, ``MESHCTX_DP_SIZE`` and ``MESHCTX_FINGERPRINT`` added,
     others pass unchanged. A rejection is a 400 with a plain-text reason, as SkyPilot expects."""
+    settings: Settings = request.app.state.settings
+    document = body if isinstance(body, str) else body.model_dump()
     try:
-        mutated = apply_policy(body if isinstance(body, str) else body.model_dump())
-    except PolicyRejected as rejected:
+        mutated = await off_loop(lambda: apply_policy(document, limits_of(settings)), settings.check_deadline_s)
+    except TaskRejected as rejected:
         return PlainTextResponse(str(rejected), status_code=400)
+    except TooSlow as slow:  # SkyPilot fails the request, as when the policy URL is down (docs/skypilot.md)
+        return problem_response(503, f"meshctx could not check the task: {slow}; retry")
     return Response(json.dumps(mutated), media_type="application/json")

@@ -1,4 +1,5 @@
-"""Launcher settings rendered from a valid plan: torchrun, Slurm, Kubeflow TrainJob, Kueue, SkyPilot."""
+"""Launcher settings rendered from a valid plan: torchrun, Slurm, Kubeflow TrainJob, Kueue, SkyPilot, and a
+Kubernetes Indexed Job or JobSet."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from ..plan import MeshPlan, ValidationReport, validate_topology
 from ..plan.model import ModelShape
 from ..plan.sizes import ParallelismSizes
 from ..plan.strategies import StrategyLike
+from .indexed_job import render_job, render_jobset
 from .kubeflow import render_trainjob
 from .kueue import render_kueue
 from .skypilot import render_skypilot
@@ -21,6 +23,8 @@ RENDERERS: dict[str, Callable[[MeshPlan, LaunchSpec], Rendering]] = {
     "trainjob": render_trainjob,
     "kueue": render_kueue,
     "skypilot": render_skypilot,
+    "job": render_job,
+    "jobset": render_jobset,
 }
 TARGETS: tuple[str, ...] = tuple(RENDERERS)
 
