@@ -22,11 +22,13 @@ from .http.logging import configure_logging
 from .http.metrics import Metrics
 from .http.middleware import LimitBody, ObserveRequests
 from .http.openapi import openapi_schema
+from .http.work import WorkPool
 from .integrations import kubernetes, render, skypilot
 from .registry import Registry, default_database_url, ensure_schema, make_engine
 from .registry import routes as registry_routes
 from .settings import Settings
 from .topology import routes as topology_routes
+from .topology import schemas as topology_schemas
 from .ui.routes import mount_ui
 
 DESCRIPTION = (
@@ -51,6 +53,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     app.state.ready = False
     app.state.registry.engine.dispose()
+    app.state.work.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,13 +63,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.ready = False
     app.state.gate = Gate.from_settings(settings)
+    app.state.body_models = (topology_schemas.TopologyBody, render.RenderBody)  # read from bytes, see openapi.py
+    app.state.work = WorkPool(settings.work_threads, settings.work_queue, settings.work_deadline_s)
     install_error_handlers(app)  # every handler, whichever routers follow
-    app.include_router(
-        topology_routes.router, dependencies=[] if settings.open_validate else [Depends(needs(Role.READ))]
-    )
+    # Validate, layout and render answer without a token unless MESHCTX_OPEN_VALIDATE=false closes all three.
+    topology_gate = [] if settings.open_validate else [Depends(needs(Role.READ))]
+    app.include_router(topology_routes.router, dependencies=topology_gate)
+    app.include_router(render.router, dependencies=topology_gate)
     app.include_router(registry_routes.router)
     app.include_router(health.router)
-    for integration in (render, kubernetes, skypilot):
+    for integration in (kubernetes, skypilot):
         app.include_router(integration.router)
     mount_ui(app)  # topology viewer at /ui
     app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes)

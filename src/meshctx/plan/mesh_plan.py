@@ -32,6 +32,9 @@ FSDP2_FLATTENED: dict[MeshAxisName, tuple[MeshAxisName, ...]] = {
 MEGATRON_AXES: tuple[MeshAxisName, ...] = (A.DP, A.CP, A.TP)
 MOE_AXES: tuple[MeshAxisName, ...] = (A.EP_SHARD, A.EP)
 
+#: A rank view lists a group's members up to this size, and gives larger ones as a layout (DESIGN "Bounded work").
+LISTED_GROUP_LIMIT = 4096
+
 #: The keys of ``to_dict()`` that describe the topology itself; the fingerprint covers exactly these.
 TOPOLOGY_KEYS: tuple[str, ...] = ("strategy", "world_size", "ranks", "sizes", "device_mesh", "moe_mesh", "layouts")
 
@@ -208,15 +211,23 @@ class MeshPlan:
         return {name: layout.local_index(position) for name, layout in self.layouts.items()}
 
     def rank_view(self, rank: int) -> dict[str, object]:
+        """``rank``'s coordinate and group on every axis, in O(number of axes): a group of more than
+        ``LISTED_GROUP_LIMIT`` ranks is given in CuTe form ``{"start", "sizes", "strides"}`` (member ``i`` is
+        ``start + Σ c_k·strides[k]`` for the row-major coordinates ``c`` of ``i``), smaller ones as lists.
+        A rank subset's groups are always lists: its ranks are not affine in the position, and the
+        subset's length is what the caller listed."""
         position = self.position(rank)
-        return {
-            "rank": rank,
-            "coordinates": self.coordinates(rank),
-            "groups": {
-                name: [self.rank_at(p) for p in layout.group_positions(position)]
-                for name, layout in self.layouts.items()
-            },
-        }
+        groups: dict[str, object] = {}
+        for name, layout in self.layouts.items():
+            if self.ranks is None and layout.size > LISTED_GROUP_LIMIT:
+                groups[name] = {
+                    "start": layout.base(position),
+                    "sizes": list(layout.sizes),
+                    "strides": list(layout.strides),
+                }
+            else:
+                groups[name] = [self.rank_at(p) for p in layout.group_positions(position)]
+        return {"rank": rank, "coordinates": self.coordinates(rank), "groups": groups}
 
     def mesh_ranks(self) -> list[object]:
         """The device mesh as nested lists of global ranks (what ``DeviceMesh.mesh.tolist()`` shows)."""
