@@ -157,6 +157,7 @@ class Registry:
         return run_write(self.engine, work)
 
     def get_cluster(self, tenant: str, name: str) -> ClusterRecord:
+        names.check(names.name_error("name", name))
         with read_session(self.engine) as session:
             row = session.scalars(select(Cluster).where(Cluster.tenant == tenant, Cluster.name == name)).one_or_none()
             if row is None:
@@ -170,6 +171,7 @@ class Registry:
 
     def delete_cluster(self, tenant: str, name: str) -> None:
         """Refused while active jobs are planned on it; finished jobs keep its name for the record."""
+        names.check(names.name_error("name", name))
 
         def work(session: Session) -> None:
             row = lock_cluster(session, tenant, name)
@@ -273,6 +275,8 @@ class Registry:
         errors = names.label_errors(labels or {}, "label")
         if state is not None and str(state) not in NAMES:
             errors.append(_not_a_state(state))
+        if cluster is not None and not names.is_name(cluster):
+            errors.append(("cluster", f"{cluster!r} is not a valid name; use {names.NAME_RULE}."))
         names.check(more=errors)
         query = select(Job).where(Job.tenant == tenant)
         if cluster is not None:
@@ -335,8 +339,7 @@ class Registry:
     def attest(self, tenant: str, job_id: str, fingerprint: str) -> AttestationRecord:
         """Record the fingerprint a job built. A match marks a registered job running; a mismatch is recorded,
         then raised as ``FingerprintMismatchError`` with both fingerprints."""
-        if not isinstance(fingerprint, str) or not fingerprint or len(fingerprint) > 80:
-            raise InvalidInputError([("fingerprint", "expected the 'sha256:...' string from MeshPlan.fingerprint().")])
+        names.check(names.name_error("job_id", job_id), names.fingerprint_error(fingerprint))
 
         def work(session: Session) -> _Attested:
             row = self._job(session, tenant, job_id, lock=True)
@@ -373,6 +376,7 @@ class Registry:
     @staticmethod
     def _job(session: Session, tenant: str, job_id: str, *, lock: bool = False) -> Job:
         """The tenant's job (row-locked for writes: lock order is always job, then cluster)."""
+        names.check(names.name_error("job_id", job_id))  # no other text can name a job, so none reaches SQL
         query = select(Job).where(Job.tenant == tenant, Job.job_id == job_id)
         row = session.scalars(query.with_for_update() if lock else query).one_or_none()
         if row is None:

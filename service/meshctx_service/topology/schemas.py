@@ -198,7 +198,16 @@ class ValidationReportOut(BaseModel):
     world_sizes: list[WorldSizeOut] | None = None
 
 
+class GroupLayoutOut(BaseModel):
+    """A group of more than 4,096 ranks: member ``i`` is ``start + Σ c_k·strides[k]`` for the row-major
+    coordinates ``c`` of ``i`` over ``sizes``."""
+
+    start: int
+    sizes: list[int]
+    strides: list[int]
+
+
 class RankViewOut(BaseModel):
     rank: int
     coordinates: dict[str, int]
-    groups: dict[str, list[int]]
+    groups: dict[str, list[int] | GroupLayoutOut]
