@@ -225,7 +225,8 @@ class Registry:
                     raise JobNotUpdatableError(job_id, row.state)
             before = _holder(row) if row is not None else None
             # Lock every cluster this write changes, in name order (two writers never wait on each other).
-            locked = {name: lock_cluster(session, tenant, name) for name in sorted({before, cluster} - {None})}
+            changed = sorted({n for n in (before, cluster) if n is not None})
+            locked = {name: lock_cluster(session, tenant, name) for name in changed}
             cluster_row = locked.get(cluster) if cluster is not None else None
             if cluster is not None and cluster_row is None:
                 raise NotFoundError("cluster", cluster)
