@@ -18,7 +18,7 @@ from .auth import Role
 from .auth.gate import Gate, needs
 from .http import health
 from .http.errors import install_error_handlers
-from .http.logging import configure_logging
+from .http.logging import AccessLog, configure_logging
 from .http.metrics import Metrics
 from .http.middleware import LimitBody, ObserveRequests
 from .http.openapi import openapi_schema
@@ -54,6 +54,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.ready = False
     app.state.registry.engine.dispose()
     app.state.work.close()
+    if app.state.access_log is not None:
+        app.state.access_log.flush()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -76,7 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(integration.router)
     mount_ui(app)  # topology viewer at /ui
     app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes)
-    app.add_middleware(ObserveRequests, metrics=app.state.metrics, access_log=settings.access_log)  # outermost
+    # The access log lines are INFO: written when enabled and the log level lets INFO through.
+    app.state.access_log = AccessLog() if settings.access_log and settings.log_level in ("info", "debug") else None
+    app.add_middleware(ObserveRequests, metrics=app.state.metrics, access_log=app.state.access_log)  # outermost
     app.openapi = partial(openapi_schema, app)  # type: ignore[method-assign]
     return app
 
