@@ -69,10 +69,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 PROBE_SCRIPT = """
-import json, sys, time, httpx
-latencies, failures, end = [], [], time.monotonic() + float(sys.argv[2])
+import json, signal, sys, time, httpx
+latencies, failures, stop = [], [], []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(True))  # SIGTERM: stop early, still report
+end = time.monotonic() + float(sys.argv[2])
 with httpx.Client(base_url=sys.argv[1], timeout=5.0) as client:
-    while time.monotonic() < end:
+    while time.monotonic() < end and not stop:
         start = time.perf_counter()
         try:
             status = client.get("/livez").status_code

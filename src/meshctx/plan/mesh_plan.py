@@ -113,11 +113,15 @@ def _layout_topology(
         flattened = {A.DP_CP: (A.DP, A.CP)} if sizes.cp > 1 else {}
         device_mesh = MeshSpec(MEGATRON_AXES, (sizes.dp, sizes.cp, sizes.tp), MappingProxyType(flattened))
     if device_mesh is not None:
+        dims_shape = device_mesh.shape
+        strides = [1] * len(dims_shape)
+        for i in range(len(dims_shape) - 2, -1, -1):
+            strides[i] = strides[i + 1] * dims_shape[i + 1]
         for i, axis in enumerate(device_mesh.axes):
-            layouts[axis.value] = AxisLayout.row_major(device_mesh.shape, (i,))
+            layouts[axis.value] = _run_layout(dims_shape, strides, i, i)
         for name, sources in device_mesh.flattened.items():
-            dims = tuple(device_mesh.axes.index(s) for s in sources)
-            layouts[name.value] = AxisLayout.row_major(device_mesh.shape, dims)
+            dims = [device_mesh.axes.index(s) for s in sources]
+            layouts[name.value] = _run_layout(dims_shape, strides, dims[0], dims[-1])
     else:
         layouts[A.DP.value] = AxisLayout.of((world_size,), (1,))
     if moe_mesh is not None:
@@ -127,10 +131,30 @@ def _layout_topology(
     return device_mesh, moe_mesh, MappingProxyType(layouts)
 
 
-@lru_cache(maxsize=256)
-def _plain_fingerprint(strategy: Strategy, sizes: ResolvedSizes, world_size: int) -> str:
-    device_mesh, moe_mesh, layouts = _layout_topology(strategy, sizes, world_size)
-    return MeshPlan(strategy, world_size, None, sizes, device_mesh, moe_mesh, layouts).fingerprint()
+def _run_layout(shape: tuple[int, ...], strides: list[int], first: int, last: int) -> AxisLayout:
+    """The layout of the consecutive row-major dims ``first..last``: one mode (the product of their sizes, the
+    stride of the innermost dim of size > 1), already normal — what ``AxisLayout.row_major`` gives, on the
+    hot path without its general normalization."""
+    size, stride = 1, 1
+    for d in range(first, last + 1):
+        if shape[d] > 1:
+            size, stride = size * shape[d], strides[d]
+    return AxisLayout((size,), (stride,)) if size > 1 else AxisLayout((), ())
+
+
+#: Fingerprints of plain plans (no rank subset) built by ``MeshPlan.build``, a pure function of (strategy,
+#: sizes, world size); at most ``_FINGERPRINTS_KEPT``, oldest dropped first.
+_PLAIN_FINGERPRINTS: dict[tuple[Strategy, ResolvedSizes, int], str] = {}
+_FINGERPRINTS_KEPT = 256
+
+
+def _keep_fingerprint(key: tuple[Strategy, ResolvedSizes, int], fingerprint: str) -> None:
+    _PLAIN_FINGERPRINTS[key] = fingerprint
+    while len(_PLAIN_FINGERPRINTS) > _FINGERPRINTS_KEPT:
+        try:
+            del _PLAIN_FINGERPRINTS[next(iter(_PLAIN_FINGERPRINTS))]
+        except (KeyError, RuntimeError, StopIteration):  # another thread trimmed it first
+            break
 
 
 @dataclass(frozen=True)
@@ -160,7 +184,11 @@ class MeshPlan:
         device_mesh, moe_mesh, layouts = _layout_topology(strategy, sizes, world_size)
         plan = cls(strategy, world_size, ranks, sizes, device_mesh, moe_mesh, layouts, cluster)
         if ranks is None:  # then the topology, hence the fingerprint, is a function of these three
-            plan.__dict__["_fingerprint"] = _plain_fingerprint(strategy, sizes, world_size)
+            key = (strategy, sizes, world_size)
+            plan.__dict__["_plain_key"] = key
+            known = _PLAIN_FINGERPRINTS.get(key)
+            if known is not None:
+                plan.__dict__["_fingerprint"] = known
         return plan
 
     # ------------------------------------------------------------------ axes and ranks
@@ -272,6 +300,9 @@ class MeshPlan:
         canonical = json.dumps(topology, sort_keys=True, separators=(",", ":"))
         fingerprint = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
         self.__dict__["_fingerprint"] = fingerprint  # frozen dataclass: cache beside the fields
+        key = self.__dict__.get("_plain_key")
+        if key is not None:
+            _keep_fingerprint(key, fingerprint)
         return fingerprint
 
     def to_dict(self, *, groups: bool = False) -> dict[str, object]:
