@@ -189,3 +189,46 @@ def test_render_needs_a_token_when_validate_is_closed(tmp_path: Path) -> None:
             assert allowed.status_code == 200, (path, allowed.text)
     finally:
         closed.stop()
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_listing_every_group_streams_and_memory_returns(server: LiveServer) -> None:
+    body = {"strategy": "fsdp2", "world_size": 131072, "sizes": {"tp_size": 8, "ep_size": 8}}
+    for _ in range(3):
+        with httpx.stream("POST", server.url + "/v1/layout?groups=true", json=body, timeout=60.0) as response:
+            assert response.status_code == 200
+            data = b"".join(response.iter_bytes())
+    listing = json.loads(data)
+    assert [len(g) for g in listing["groups"]["tp"][:2]] == [8, 8] and len(listing["groups"]["tp"]) == 16384
+    assert listing["groups"]["dp"][0][:3] == [0, 8, 16] and listing["fingerprint"].startswith("sha256:")
+    assert _rss_mb(server.process.pid) < 90.0  # DESIGN "Targets": RSS ≤ 90 MB after any allowed request
+
+
+def test_streamed_listing_equals_the_library(server: LiveServer) -> None:
+    from meshctx.config import ParallelismSizes
+    from meshctx.plan import plan_mesh
+
+    cases = [
+        (
+            {
+                "strategy": "fsdp2",
+                "world_size": 4096,
+                "sizes": {"tp_size": 4, "cp_size": 2, "pp_size": 2, "ep_size": 8},
+            },
+            plan_mesh("fsdp2", ParallelismSizes(tp_size=4, cp_size=2, pp_size=2, ep_size=8), world_size=4096),
+        ),
+        (
+            {"strategy": "megatron_fsdp", "ranks": [9, 3, 5, 7, 11, 13], "sizes": {"cp_size": 2}},
+            plan_mesh("megatron_fsdp", ParallelismSizes(cp_size=2), ranks=[9, 3, 5, 7, 11, 13]),
+        ),
+    ]
+    for body, plan in cases:
+        response = httpx.post(server.url + "/v1/layout?groups=true", json=body, timeout=30.0)
+        assert response.status_code == 200, response.text
+        assert response.json() == json.loads(json.dumps(plan.to_dict(groups=True)))
