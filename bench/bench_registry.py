@@ -40,6 +40,14 @@ from meshctx_service.registry.models import Job  # noqa: E402
 from meshctx_service.registry.paging import encode_cursor  # noqa: E402
 
 TENANT = "bench"
+_ACTIVE = (
+    "FROM jobs WHERE jobs.tenant = clusters.tenant AND jobs.cluster_name = clusters.name "
+    "AND jobs.state IN ('registered', 'running')"
+)
+RECOUNT = (
+    f"UPDATE clusters SET active_jobs = (SELECT COUNT(*) {_ACTIVE}), "
+    f"held_gpus = (SELECT COALESCE(SUM(jobs.gpus), 0) {_ACTIVE})"
+)
 REQUEST = TopologyRequest(strategy="fsdp2", sizes=ParallelismSizes(tp_size=8, pp_size=2), world_size=64)
 
 
@@ -70,6 +78,8 @@ def seed(registry: Registry, jobs: int) -> tuple[dict[str, object], str]:
     rows = [_row(f"seed-{i:06d}", i, admission.plan, admission.fingerprint) for i in range(jobs)]
     with registry.engine.begin() as connection:
         connection.execute(insert(Job), rows)
+        # Rows inserted behind the registry's back: recount the cluster's active jobs as migration 0002 does.
+        connection.execute(text(RECOUNT))
     # What autovacuum (PostgreSQL) or a periodic ANALYZE would have done to a table this size in service.
     with registry.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.exec_driver_sql("VACUUM ANALYZE jobs" if registry.engine.dialect.name == "postgresql" else "ANALYZE")

@@ -112,17 +112,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per route")
     parser.add_argument("--clients", type=int, default=32, help="concurrent keep-alive connections")
-    parser.add_argument("--access-log", action="store_true", help="keep the JSON access log on (default off)")
+    parser.add_argument(
+        "--no-access-log", action="store_true", help="turn the access log off (default: the shipped defaults, on)"
+    )
     args = parser.parse_args()
 
     port = free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO / "service")]))
-    env["MESHCTX_ACCESS_LOG"] = "true" if args.access_log else "false"
+    env["MESHCTX_ACCESS_LOG"] = "false" if args.no_access_log else "true"
     env["MESHCTX_DATA_DIR"] = tempfile.mkdtemp(prefix="meshctx-bench-")  # a throwaway registry, not $HOME's
     command = [sys.executable, "-X", "importtime", "-m", "meshctx.cli", "serve", "--port", str(port)]
     with tempfile.TemporaryFile("w+") as log:
         started = time.perf_counter()
-        server = subprocess.Popen([*command, "--log-level", "warning"], env=env, stdout=log, stderr=log, text=True)
+        server = subprocess.Popen([*command, "--log-level", "info"], env=env, stdout=log, stderr=log, text=True)
         try:
             cold_start = None
             while time.perf_counter() - started < 60 and server.poll() is None:

@@ -19,15 +19,17 @@ from .auth.gate import Gate, needs
 from .http import health
 from .http.docs_pages import install_docs_pages
 from .http.errors import install_error_handlers
-from .http.logging import configure_logging
+from .http.logging import AccessLog, configure_logging
 from .http.metrics import Metrics
 from .http.middleware import LimitBody, ObserveRequests
 from .http.openapi import openapi_schema
+from .http.work import WorkPool
 from .integrations import kubernetes, render, skypilot
 from .registry import Registry, default_database_url, ensure_schema, make_engine
 from .registry import routes as registry_routes
 from .settings import Settings
 from .topology import routes as topology_routes
+from .topology import schemas as topology_schemas
 from .ui.routes import mount_ui
 
 DESCRIPTION = (
@@ -52,6 +54,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     app.state.ready = False
     app.state.registry.engine.dispose()
+    app.state.work.close()
+    if app.state.access_log is not None:
+        app.state.access_log.flush()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -61,18 +66,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.ready = False
     app.state.gate = Gate.from_settings(settings)
+    app.state.body_models = (topology_schemas.TopologyBody, render.RenderBody)  # read from bytes, see openapi.py
+    app.state.work = WorkPool(settings.work_threads, settings.work_queue, settings.work_deadline_s)
     install_error_handlers(app)  # every handler, whichever routers follow
-    app.include_router(
-        topology_routes.router, dependencies=[] if settings.open_validate else [Depends(needs(Role.READ))]
-    )
+    # Validate, layout and render answer without a token unless MESHCTX_OPEN_VALIDATE=false closes all three.
+    topology_gate = [] if settings.open_validate else [Depends(needs(Role.READ))]
+    app.include_router(topology_routes.router, dependencies=topology_gate)
+    app.include_router(render.router, dependencies=topology_gate)
     app.include_router(registry_routes.router)
     app.include_router(health.router)
-    for integration in (render, kubernetes, skypilot):
+    for integration in (kubernetes, skypilot):
         app.include_router(integration.router)
     mount_ui(app)  # topology viewer at /ui
     install_docs_pages(app)  # /docs and /redoc with local assets (offline clusters)
     app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes)
-    app.add_middleware(ObserveRequests, metrics=app.state.metrics, access_log=settings.access_log)  # outermost
+    # The access log lines are INFO: written when enabled and the log level lets INFO through.
+    app.state.access_log = AccessLog() if settings.access_log and settings.log_level in ("info", "debug") else None
+    app.add_middleware(ObserveRequests, metrics=app.state.metrics, access_log=app.state.access_log)  # outermost
     app.openapi = partial(openapi_schema, app)  # type: ignore[method-assign]
     return app
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from meshctx.integrations.limits import DEFAULT_MAX_NNODES_SPAN, DEFAULT_MAX_WORLD_SIZE
+from meshctx.integrations.limits import DEFAULT_MAX_LISTED_WORLD_SIZE, DEFAULT_MAX_NNODES_SPAN, DEFAULT_MAX_WORLD_SIZE
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 AuthMode = Literal["auto", "tokens", "disabled"]
@@ -76,7 +76,13 @@ class Settings(BaseSettings):
     #: (below the webhook's ``timeoutSeconds``, after which the API server would decide alone).
     check_deadline_s: Annotated[float, Field(gt=0)] = 3.0
     #: ``groups=true`` lists every rank once per axis; refuse it above this world size (use ``rank=N``).
-    max_listed_world_size: Annotated[int, Field(ge=1)] = 1 << 17
+    max_listed_world_size: Annotated[int, Field(ge=1)] = DEFAULT_MAX_LISTED_WORLD_SIZE
+    #: Planning that may take more than a millisecond runs on this many threads, off the event loop.
+    work_threads: Annotated[int, Field(ge=1, le=64)] = 2
+    #: Requests that may wait for a planning thread; more get 503 + Retry-After at once.
+    work_queue: Annotated[int, Field(ge=0)] = 32
+    #: A request waiting for or running on a planning thread longer than this gets 503 + Retry-After.
+    work_deadline_s: Annotated[float, Field(gt=0)] = 10.0
     #: Serve HTTPS with this certificate (PEM; may hold the key too) and key; Kubernetes calls webhooks over HTTPS only.
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
@@ -103,7 +109,7 @@ class Settings(BaseSettings):
     #: ``auto``: tokens when any are configured, else no auth while bound to loopback, else refuse (401).
     #: ``tokens``: always require a token. ``disabled``: everyone is the ``local`` tenant's admin (development).
     auth: AuthMode = "auto"
-    #: ``/v1/validate`` and ``/v1/layout`` answer without a token; ``false``: they need a read token.
+    #: ``/v1/validate``, ``/v1/layout`` and ``/v1/render/*`` answer without a token; ``false``: they need a read token.
     open_validate: bool = True
 
     @model_validator(mode="after")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -213,13 +212,14 @@ def test_validate_memo_keeps_plain_requests_and_never_rank_lists(client: TestCli
     assert (info.currsize, info.hits, info.misses) == (2, 1, 2)
 
 
-def test_access_log_is_structured(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="meshctx.access"):
-        client.post("/v1/validate", json={"strategy": "fsdp2", "world_size": 8})
-    (record,) = [r for r in caplog.records if r.name == "meshctx.access"]
-    entry = record.fields  # type: ignore[attr-defined]
+def test_access_log_is_structured(client: TestClient, capfd: pytest.CaptureFixture[str]) -> None:
+    capfd.readouterr()
+    client.post("/v1/validate", json={"strategy": "fsdp2", "world_size": 8})
+    client.app.state.access_log.flush()  # type: ignore[attr-defined]  # lines are batched (a quarter second)
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    (entry,) = [e for e in lines if e["logger"] == "meshctx.access"]
     assert entry["method"] == "POST" and entry["route"] == "/v1/validate" and entry["status"] == 200
-    assert entry["duration_ms"] > 0
+    assert entry["duration_ms"] > 0 and entry["level"] == "info" and entry["ts"].endswith("Z")
 
 
 def test_openapi_has_examples_and_problem_json(client: TestClient) -> None:

@@ -75,7 +75,7 @@ def test_tasks_meshctx_has_no_say_in_pass_unchanged(outcomes: dict[str, Any], wh
     [
         ("invalid", "meshctx: 2 nodes × 8 GPUs: invalid topology: world_size_not_divisible"),
         ("superscript", "meshctx: MESHCTX_TP_SIZE must be an integer from 1 to 2147483647, got '²'"),
-        ("too_many_nodes", "meshctx: num_nodes: nnodes 3000000 × nproc_per_node 8 exceeds the largest world size"),
+        ("too_many_nodes", "meshctx: num_nodes: nnodes 3000000 × nproc_per_node 8 = 24000000 exceeds the largest"),
         ("any_of_two_counts", "resources.accelerators must name one GPU count per node, got [4, 8]"),
         ("stale_fingerprint", "render the task again"),
     ],

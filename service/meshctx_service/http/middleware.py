@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import problem_response
-from .logging import log_access
+from .logging import AccessLog
 from .metrics import Metrics
 
 
@@ -49,7 +49,7 @@ class LimitBody:
 class ObserveRequests:
     """Time every request, count it in the metrics and write its access-log line."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: AccessLog | None) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
@@ -75,6 +75,8 @@ class ObserveRequests:
             # The route template, not the path, so unknown URLs cannot blow up the label set.
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.observe_request(scope["method"], template, status, seconds)
-            if self.access_log:
+            if self.access_log is not None:
                 client = scope.get("client")
-                log_access(scope["method"], scope["path"], template, status, seconds, client[0] if client else None)
+                self.access_log.write(
+                    scope["method"], scope["path"], template, status, seconds, client[0] if client else None
+                )

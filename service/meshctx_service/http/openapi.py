@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 
 from .errors import PROBLEM_JSON
 
@@ -13,6 +14,7 @@ from .errors import PROBLEM_JSON
 def openapi_schema(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        _add_bodies(schema, getattr(app.state, "body_models", ()))
         for operations in schema["paths"].values():
             for operation in operations.values():
                 for status, response in operation.get("responses", {}).items():
@@ -21,3 +23,13 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
                         response["content"] = {PROBLEM_JSON: content["application/json"]}
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _add_bodies(schema: dict[str, Any], models: tuple[type[BaseModel], ...]) -> None:
+    """Bodies that routes read from raw bytes (``http.wire.read_body``) and document by ``$ref``."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in models:
+        body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in body.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components.setdefault(model.__name__, body)

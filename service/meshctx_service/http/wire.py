@@ -7,12 +7,14 @@ keeps the fields meshctx does not read.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-#: Any integer the planner is asked about stays below this, so no request can make it factor huge numbers.
-MAX_INT = 2**31 - 1
+from meshctx.integrations.limits import MAX_INT
+
 Int = Annotated[StrictInt, Field(le=MAX_INT)]
 
 
@@ -24,3 +26,16 @@ class Open(BaseModel):
     """Kubernetes and SkyPilot objects carry many fields meshctx does not read; keep them all."""
 
     model_config = ConfigDict(extra="allow")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_body(request: Request, model: type[M]) -> M:
+    """``model`` parsed straight from the body's bytes by pydantic-core: every malformed body — bad JSON,
+    bytes that are not UTF-8, a number of any length — is the same 422 naming the field, on every route."""
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_input=False)]
+        raise RequestValidationError(errors) from None

@@ -1,16 +1,13 @@
 """What every scheduler integration applies before it plans: the validate route's own limits
 (``TopologyBody.checked_request``, so a workload can ask no more than a ``/v1/validate`` body), then the
-planning itself off the event loop in a small pool with a deadline, so ``/livez`` answers throughout."""
+planning itself off the event loop on the shared work pool with a deadline, so ``/livez`` answers throughout."""
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-import anyio
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
@@ -20,15 +17,11 @@ from meshctx.integrations.limits import Check
 from meshctx.plan.request import TopologyRequest
 
 from ..http.errors import InvalidFields
+from ..http.work import Busy, WorkPool
 from ..settings import Settings
 from ..topology.schemas import TopologyBody
 
 T = TypeVar("T")
-#: At most this many checks plan at once, counting ones whose caller gave up waiting (a thread cannot be
-#: stopped); the rest wait for a slot until their deadline. The event loop never waits. Planning is pure
-#: Python holding the GIL, so a second thread adds no throughput, only GIL waits for the event loop (measured:
-#: /livez p99 ~40 ms with one planning thread, ~120 ms with two or four, on a loaded 2-core machine).
-SLOTS = threading.BoundedSemaphore(1)
 
 
 def limits_of(settings: Settings) -> Check:
@@ -56,22 +49,16 @@ class TooSlow(Exception):
     """The check did not finish before its deadline."""
 
 
-def _in_slot(work: Callable[[], T], deadline: float) -> T:
-    if not SLOTS.acquire(timeout=max(0.0, deadline - time.monotonic())):
-        raise TooSlow("every check slot stayed busy")
+async def off_loop(request: Request, work: Callable[[], T], deadline_s: float) -> T:
+    """``work()`` on the service's work pool (the one every planning route shares), within ``deadline_s``;
+    ``TooSlow`` when the pool is saturated or the deadline passes, so the caller answers as its scheduler
+    expects (an unfinished thread runs to its end on its own, still counted by the pool)."""
+    pool: WorkPool = request.app.state.work
     try:
-        return work()
-    finally:
-        SLOTS.release()
-
-
-async def off_loop(work: Callable[[], T], deadline_s: float) -> T:
-    """``work()`` in a worker thread once one of the ``SLOTS`` is free; ``TooSlow`` after ``deadline_s``
-    (an unfinished thread runs to its end on its own, still holding its slot)."""
-    deadline = time.monotonic() + deadline_s
-    with anyio.move_on_after(deadline_s):
-        return await anyio.to_thread.run_sync(_in_slot, work, deadline, abandon_on_cancel=True)
-    raise TooSlow(f"the check took longer than {deadline_s:g} s")
+        return await pool.run(work, deadline_s=deadline_s)
+    except Busy as busy:
+        reason = f"the check took longer than {deadline_s:g} s" if busy.timed_out else "every planning thread was busy"
+        raise TooSlow(reason) from None
 
 
 class _LongNumbersRequest(Request):

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from meshctx.integrations.job_sizes import read_job_sizes, shown
-from meshctx.integrations.limits import Check, WorkLimits
+from meshctx.integrations.limits import Check, Limits
 from meshctx.integrations.workloads import MAX_PROBLEMS, WORKLOADS, World, get
 from meshctx.launch.annotations import FINGERPRINT, MODEL_ANNOTATIONS, SIZE_ANNOTATIONS, STRATEGY
 from meshctx.launch.annotations import PREFIX as ANNOTATION_PREFIX
@@ -123,7 +123,7 @@ def _unchanged_update(request: Mapping[str, Any], obj: Mapping[str, Any]) -> boo
 
 def decide(request: Mapping[str, Any], check: Check | None = None) -> dict[str, object]:
     """The response fields other than ``uid`` for one AdmissionRequest; ``check`` bounds the topology
-    before any planning (the service passes its ``/v1/validate`` limits; default: ``WorkLimits()``)."""
+    before any planning (the service passes its ``/v1/validate`` limits; default: ``Limits()``)."""
     obj = request.get("object")
     if request.get("operation") not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping) or _deleting(request, obj):
         return {"allowed": True}
@@ -158,7 +158,7 @@ def decide(request: Mapping[str, Any], check: Check | None = None) -> dict[str, 
         nproc_per_node=world.nproc_per_node,
         model=job.model,
     )
-    too_big = (check or WorkLimits().problems)(ask)
+    too_big = (check or Limits().errors)(ask)
     if too_big:
         sources = {**job.sources, **world.sources}
         return _deny(CODE_UNREADABLE, f"meshctx: {name}: {_listed([f'{sources.get(f, f)}: {d}' for f, d in too_big])}")
@@ -253,7 +253,7 @@ async def admission_kubernetes(body: AdmissionReviewIn, request: Request) -> JSO
     document = body.model_dump()
     # The model already checks the envelope; review() checks it again (AdmissionReviewError, the same 422).
     try:
-        answer = await off_loop(lambda: review(document, limits_of(settings)), settings.check_deadline_s)
+        answer = await off_loop(request, lambda: review(document, limits_of(settings)), settings.check_deadline_s)
     except TooSlow as slow:  # answer before the API server's own timeout would apply failurePolicy anyway
         answer = {
             "apiVersion": document["apiVersion"],

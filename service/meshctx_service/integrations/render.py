@@ -3,17 +3,21 @@ topology, from the torch-free ``meshctx.launch``; this module only adapts it to 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Request
-from fastapi.responses import JSONResponse
+import orjson
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field
 
 from meshctx.launch import TARGETS, LaunchError, LaunchSpec, validate_and_render
+from meshctx.plan import ValidationReport
+from meshctx.plan.request import TopologyRequest
 
 from ..http.errors import REFUSED, InvalidFields
 from ..http.metrics import Metrics
-from ..http.wire import Int, Strict
+from ..http.wire import Int, Strict, read_body
+from ..topology.routes import planned
 from ..topology.schemas import ModelBody, NodeRange, SizesBody, TopologyBody, ValidationReportOut
 
 router = APIRouter(prefix="/v1")
@@ -108,24 +112,43 @@ RENDER_EXAMPLES: dict[str, dict[str, Any]] = {
         **REFUSED,
     },
     summary="Launcher settings for a valid topology",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/RenderBody"},
+                    "examples": RENDER_EXAMPLES,
+                }
+            },
+        }
+    },
 )
 async def render(
-    target: Target,
-    body: Annotated[RenderBody, Body(openapi_examples=RENDER_EXAMPLES)],
+    target: Annotated[Target, Path(description="Launcher to render for")],
     request: Request,
-) -> JSONResponse:
+) -> Response:
     """What ``meshctx render TARGET --json`` prints: the topology is validated over every node count
     first; an invalid one is a 200 with ``valid: false`` and ``rendering: null`` (as ``/v1/validate``),
     and the launch settings are only checked for a valid one. Launch settings the target cannot
     express (no rendezvous endpoint for a multi-node torchrun, no ``slice_topology`` for Kueue,
-    an elastic range for a TrainJob, …) are a 422 naming each field."""
+    an elastic range for a TrainJob, …) are a 422 naming each field. The body is read as ``/v1/validate``
+    reads its own (every malformed body is a 422), and a wide range is planned on the work pool."""
     if target not in TARGETS:
         raise InvalidFields([("target", f"unknown target {target!r}; use one of {', '.join(TARGETS)}")])
+    body = await read_body(request, RenderBody)
     ask = body.topology().checked_request(request.app.state.settings)
     try:
-        report, rendering = validate_and_render(target, ask.strategy, ask.sizes, body.launch(), model=ask.model)
+        report, encoded = await planned(request, ask, partial(_render, target, body.launch()))
     except LaunchError as error:
         raise InvalidFields(error.errors) from None
     metrics: Metrics = request.app.state.metrics
     metrics.observe_report("render", report)
-    return JSONResponse(report.to_dict() | {"rendering": rendering.to_dict() if rendering is not None else None})
+    return Response(encoded, media_type="application/json")
+
+
+def _render(target: str, launch: LaunchSpec, ask: TopologyRequest) -> tuple[ValidationReport, bytes]:
+    """The report and the encoded answer (encoded here, so a wide range's answer is built off the event loop)."""
+    report, rendering = validate_and_render(target, ask.strategy, ask.sizes, launch, model=ask.model)
+    answer = report.to_dict() | {"rendering": rendering.to_dict() if rendering is not None else None}
+    return report, orjson.dumps(answer)

@@ -142,7 +142,9 @@ async def policy_skypilot(
     settings: Settings = request.app.state.settings
     document = body if isinstance(body, str) else body.model_dump()
     try:
-        mutated = await off_loop(lambda: apply_policy(document, limits_of(settings)), settings.check_deadline_s)
+        mutated = await off_loop(
+            request, lambda: apply_policy(document, limits_of(settings)), settings.check_deadline_s
+        )
     except TaskRejected as rejected:
         return PlainTextResponse(str(rejected), status_code=400)
     except TooSlow as slow:  # SkyPilot fails the request, as when the policy URL is down (docs/skypilot.md)

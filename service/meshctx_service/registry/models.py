@@ -34,6 +34,10 @@ class Cluster(Base):
     gpus_per_node: Mapped[int] = mapped_column(Integer)
     nvlink_domain: Mapped[int | None] = mapped_column(Integer, nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # The active jobs on this cluster and the GPUs they hold, kept in the same transaction as every change to
+    # them (under this row's lock), so admitting a job reads one row instead of summing every active job.
+    active_jobs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    held_gpus: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

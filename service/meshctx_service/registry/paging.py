@@ -7,6 +7,7 @@ import base64
 import json
 
 from .errors import InvalidInputError
+from .names import is_name
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -22,9 +23,9 @@ def decode_cursor(cursor: str | None) -> str | None:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         after = data["after"]
-        if isinstance(after, str):
-            return after
-    except (ValueError, KeyError, TypeError):
+        if is_name(after):  # every page boundary is a job id or cluster name: nothing else reaches the query
+            return str(after)
+    except (ValueError, KeyError, TypeError, RecursionError):
         pass
     raise InvalidInputError([("cursor", "not a cursor from a previous page; omit it to start from the beginning.")])
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TypeVar
 
-from sqlalchemy import Engine, Select, func, select
+from sqlalchemy import Engine, Select, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from meshctx.job_states import ACTIVE, NAMES, TRANSITIONS, JobState
+from meshctx.job_states import NAMES, TRANSITIONS, JobState
 from meshctx.plan.request import TopologyRequest
 
 from . import names
@@ -83,15 +83,16 @@ def _not_a_state(state: object) -> tuple[str, str]:
     return "state", f"{state!r} is not a state; use one of {', '.join(NAMES)}."
 
 
-def _held(session: Session, tenant: str, cluster: str, *, excluding: int | None = None) -> tuple[int, int]:
-    """(active jobs, GPUs they hold) on a cluster, optionally leaving one job out."""
-    query = select(func.count(Job.id), func.coalesce(func.sum(Job.gpus), 0)).where(
-        Job.tenant == tenant, Job.cluster_name == cluster, Job.state.in_([s.value for s in ACTIVE])
-    )
-    if excluding is not None:
-        query = query.where(Job.id != excluding)
-    count, gpus = session.execute(query).one()
-    return int(count), int(gpus)
+def _hold(cluster: Cluster | None, gpus: int, sign: int) -> None:
+    """Count a job in (``sign`` 1) or out (-1) of its locked cluster row's active jobs and held GPUs."""
+    if cluster is not None:
+        cluster.active_jobs += sign
+        cluster.held_gpus += sign * gpus
+
+
+def _holder(row: Job) -> str | None:
+    """The cluster whose GPUs ``row`` holds: its cluster while it is active, else none."""
+    return row.cluster_name if JobState(row.state).active else None
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ class Registry:
                 session.flush()
                 return _cluster_record(row), True
             if (row.nodes, row.gpus_per_node, row.nvlink_domain) != (nodes, gpus_per_node, nvlink_domain):
-                count, held = _held(session, tenant, name)
+                count, held = row.active_jobs, row.held_gpus
                 if count and (
                     (row.gpus_per_node, row.nvlink_domain) != (gpus_per_node, nvlink_domain)
                     or held > nodes * gpus_per_node
@@ -157,6 +158,7 @@ class Registry:
         return run_write(self.engine, work)
 
     def get_cluster(self, tenant: str, name: str) -> ClusterRecord:
+        names.check(names.name_error("name", name))
         with read_session(self.engine) as session:
             row = session.scalars(select(Cluster).where(Cluster.tenant == tenant, Cluster.name == name)).one_or_none()
             if row is None:
@@ -170,14 +172,14 @@ class Registry:
 
     def delete_cluster(self, tenant: str, name: str) -> None:
         """Refused while active jobs are planned on it; finished jobs keep its name for the record."""
+        names.check(names.name_error("name", name))
 
         def work(session: Session) -> None:
             row = lock_cluster(session, tenant, name)
             if row is None:
                 raise NotFoundError("cluster", name)
-            count, held = _held(session, tenant, name)
-            if count:
-                raise ClusterInUseError(name, count, held, "delete")
+            if row.active_jobs:
+                raise ClusterInUseError(name, row.active_jobs, row.held_gpus, "delete")
             session.delete(row)
 
         run_write(self.engine, work)
@@ -221,15 +223,20 @@ class Registry:
                     raise JobExistsError(job_id, current)
                 if row.state != JobState.REGISTERED.value:
                     raise JobNotUpdatableError(job_id, row.state)
-            cluster_row = None
-            if cluster is not None:
-                cluster_row = lock_cluster(session, tenant, cluster)
-                if cluster_row is None:
-                    raise NotFoundError("cluster", cluster)
+            before = _holder(row) if row is not None else None
+            # Lock every cluster this write changes, in name order (two writers never wait on each other).
+            changed = sorted({n for n in (before, cluster) if n is not None})
+            locked = {name: lock_cluster(session, tenant, name) for name in changed}
+            cluster_row = locked.get(cluster) if cluster is not None else None
+            if cluster is not None and cluster_row is None:
+                raise NotFoundError("cluster", cluster)
             fitted = fit(request, cluster_row)
             if cluster_row is not None:
-                _, held = _held(session, tenant, cluster_row.name, excluding=row.id if row is not None else None)
+                held = cluster_row.held_gpus - (row.gpus if row is not None and before == cluster else 0)
                 check_free(cluster_row, held, fitted.gpus)
+            if row is not None and before is not None:
+                _hold(locked.get(before), row.gpus, -1)
+            _hold(cluster_row, fitted.gpus, 1)
             values = {
                 "cluster_name": cluster,
                 "labels": labels,
@@ -273,6 +280,8 @@ class Registry:
         errors = names.label_errors(labels or {}, "label")
         if state is not None and str(state) not in NAMES:
             errors.append(_not_a_state(state))
+        if cluster is not None and not names.is_name(cluster):
+            errors.append(("cluster", f"{cluster!r} is not a valid name; use {names.NAME_RULE}."))
         names.check(more=errors)
         query = select(Job).where(Job.tenant == tenant)
         if cluster is not None:
@@ -307,6 +316,9 @@ class Registry:
         def work(session: Session) -> None:
             row = self._job(session, tenant, job_id, lock=True)
             self._check_if_match(row, if_match)
+            holder = _holder(row)
+            if holder is not None:
+                _hold(lock_cluster(session, tenant, holder), row.gpus, -1)
             session.delete(row)
 
         run_write(self.engine, work)
@@ -326,6 +338,9 @@ class Registry:
                 allowed = TRANSITIONS[current]
                 if target not in allowed:
                     raise IllegalTransitionError(job_id, current.value, target.value, [s.value for s in allowed])
+                holder = _holder(row)
+                if holder is not None and not target.active:
+                    _hold(lock_cluster(session, tenant, holder), row.gpus, -1)
                 row.state, row.version, row.updated_at = target.value, row.version + 1, _now()
                 session.flush()
             return _job_record(row)
@@ -335,8 +350,7 @@ class Registry:
     def attest(self, tenant: str, job_id: str, fingerprint: str) -> AttestationRecord:
         """Record the fingerprint a job built. A match marks a registered job running; a mismatch is recorded,
         then raised as ``FingerprintMismatchError`` with both fingerprints."""
-        if not isinstance(fingerprint, str) or not fingerprint or len(fingerprint) > 80:
-            raise InvalidInputError([("fingerprint", "expected the 'sha256:...' string from MeshPlan.fingerprint().")])
+        names.check(names.name_error("job_id", job_id), names.fingerprint_error(fingerprint))
 
         def work(session: Session) -> _Attested:
             row = self._job(session, tenant, job_id, lock=True)
@@ -373,6 +387,7 @@ class Registry:
     @staticmethod
     def _job(session: Session, tenant: str, job_id: str, *, lock: bool = False) -> Job:
         """The tenant's job (row-locked for writes: lock order is always job, then cluster)."""
+        names.check(names.name_error("job_id", job_id))  # no other text can name a job, so none reaches SQL
         query = select(Job).where(Job.tenant == tenant, Job.job_id == job_id)
         row = session.scalars(query.with_for_update() if lock else query).one_or_none()
         if row is None:

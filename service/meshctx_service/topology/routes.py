@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Annotated, Any
+from functools import lru_cache, partial
+from typing import Annotated, Any, TypeVar
 
 import orjson
-from fastapi import APIRouter, Body, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
-from meshctx.plan import ValidationReport
+from meshctx.plan import AxisLayout, MeshPlan, ValidationReport
 from meshctx.plan.request import TopologyRequest
 
 from ..http.errors import REFUSED, InvalidFields
 from ..http.metrics import Metrics, findings
-from ..http.responses import FastJSONResponse
-from ..http.wire import MAX_INT
+from ..http.wire import MAX_INT, read_body
+from ..http.work import WorkPool
 from ..settings import Settings
+from .limits import heavy, limits_from
 from .schemas import EXAMPLES, PlanOut, RankViewOut, TopologyBody, ValidationReportOut
+
+T = TypeVar("T")
 
 router = APIRouter(prefix="/v1", tags=["topology"])
 
-TopologyInput = Annotated[TopologyBody, Body(openapi_examples=EXAMPLES)]
 # /v1/validate is the hot path: it parses its body straight from bytes (pydantic-core's JSON parser) instead of
 # through FastAPI's dependency machinery, and documents the same body by reference.
 VALIDATE_BODY_DOC: dict[str, Any] = {
@@ -36,19 +38,17 @@ VALIDATE_BODY_DOC: dict[str, Any] = {
 }
 
 
-async def _read_topology(request: Request) -> TopologyBody:
-    try:
-        return TopologyBody.model_validate_json(await request.body())
-    except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        raise RequestValidationError(errors) from None
+async def planned(request: Request, topology: TopologyRequest, fn: Callable[[TopologyRequest], T]) -> T:
+    """``fn(topology)`` inline when it is cheap, else on the work pool (503 when saturated or too slow)."""
+    if not heavy(topology):
+        return fn(topology)
+    work: WorkPool = request.app.state.work
+    return await work.run(fn, topology)
 
 
-def _check(body: TopologyBody, request: Request, endpoint: str) -> ValidationReport:
-    report = body.checked_request(request.app.state.settings).validate()
-    metrics: Metrics = request.app.state.metrics
-    metrics.observe_report(endpoint, report)
-    return report
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ async def validate(request: Request) -> Response:
     """Every problem at once, warnings, the nearest valid sizes when invalid, and the compact plan when valid.
 
     A well-formed request for an invalid topology is answered 200 with ``valid: false``."""
-    verdict = _verdict((await _read_topology(request)).checked_request(request.app.state.settings))
+    topology = (await read_body(request, TopologyBody)).checked_request(_settings(request))
+    verdict = await planned(request, topology, _verdict)
     metrics: Metrics = request.app.state.metrics
     metrics.observe_verdict("validate", verdict.valid, verdict.findings)
     return Response(verdict.body, media_type="application/json")
@@ -104,35 +105,85 @@ async def validate(request: Request) -> Response:
         **REFUSED,
     },
     summary="The full layout of a topology, every group, or one rank's view",
+    openapi_extra=VALIDATE_BODY_DOC,
 )
 async def layout(
-    body: TopologyInput,
     request: Request,
     groups: Annotated[bool, Query(description="List every group of every axis.")] = False,
     rank: Annotated[
         int | None, Query(le=MAX_INT, description="Show this global rank's coordinates and groups (wins over groups).")
     ] = None,
-) -> FastJSONResponse:
+) -> Response:
     """Like ``meshctx layout``: an invalid topology gets the validation report (200, ``valid: false``) because
-    there is no layout to show; a rank outside the mesh is a 422 naming ``rank``."""
-    report = _check(body, request, "layout")
+    there is no layout to show; a rank outside the mesh is a 422 naming ``rank``. A rank view costs
+    O(number of axes); every group is streamed, off the event loop."""
+    settings = _settings(request)
+    topology = (await read_body(request, TopologyBody)).checked_request(settings)
+    report, encoded = await planned(request, topology, partial(_layout, rank, groups))
+    metrics: Metrics = request.app.state.metrics
+    metrics.observe_report("layout", report)
+    if isinstance(encoded, str):
+        raise InvalidFields([("rank", encoded)])
+    if encoded is not None:
+        return Response(encoded, media_type="application/json")
+    assert report.plan is not None
+    refusal = limits_from(settings).listing_error(report.plan.world_size)
+    if refusal is not None:
+        raise InvalidFields([refusal])
+    return StreamingResponse(_listing(request.app.state.work, report.plan), media_type="application/json")
+
+
+def _layout(rank: int | None, groups: bool, topology: TopologyRequest) -> tuple[ValidationReport, bytes | str | None]:
+    """The report and the encoded answer (built where the planning ran: off the loop for heavy requests); the
+    answer is ``None`` for a listing (streamed), or why ``rank`` is not in the mesh."""
+    report = topology.validate()
     plan = report.plan
     if plan is None:
-        return FastJSONResponse(report.to_dict())
+        return report, orjson.dumps(report.to_dict())
     if rank is not None:
         try:
-            return FastJSONResponse(plan.rank_view(rank))
+            return report, orjson.dumps(plan.rank_view(rank))
         except ValueError as error:
-            raise InvalidFields([("rank", str(error))]) from None
-    settings: Settings = request.app.state.settings
-    if groups and plan.world_size > settings.max_listed_world_size:
-        raise InvalidFields(
-            [
-                (
-                    "groups",
-                    f"listing every group of {plan.world_size} ranks is refused above "
-                    f"{settings.max_listed_world_size} ranks; ask for one rank's view with rank=N",
-                )
-            ]
-        )
-    return FastJSONResponse(plan.to_dict(groups=groups))
+            return report, str(error)
+    return report, None if groups else orjson.dumps(plan.to_dict())
+
+
+#: Ranks encoded per chunk of a streamed listing: each chunk is one short task on the work pool.
+LISTING_CHUNK_RANKS = 1 << 15
+
+
+async def _listing(work: WorkPool, plan: MeshPlan) -> AsyncIterator[bytes]:
+    """``plan.to_dict(groups=True)`` as JSON, a chunk at a time, each chunk encoded on the work pool: no list
+    of every rank is ever built, so a listing at the largest allowed world leaves memory where it was."""
+    head = orjson.dumps(plan.to_dict())
+    yield head[:-1] + b',"groups":{'
+    for index, name in enumerate(plan.layouts):
+        layout = plan.layout(name)
+        groups = plan.world_size // layout.size
+        step = max(1, LISTING_CHUNK_RANKS // layout.size)
+        yield (b"," if index else b"") + orjson.dumps(name) + b":["
+        for first in range(0, groups, step):
+            yield await work.run(_encode_groups, plan, layout, first, min(first + step, groups))
+        yield b"]"
+    yield b"}}"
+
+
+def _encode_groups(plan: MeshPlan, layout: AxisLayout, first: int, last: int) -> bytes:
+    """Groups ``first`` to ``last - 1`` of ``layout`` (ordered by their first position) as JSON list items."""
+    offsets = layout.offsets()
+    bases = layout.complement(plan.world_size)
+    rank_at = plan.rank_at
+    text = ",".join(
+        "[" + ",".join(str(rank_at(base + o)) for o in offsets) + "]"
+        for base in (_base(bases, i) for i in range(first, last))
+    )
+    return (b"," if first else b"") + text.encode()
+
+
+def _base(bases: AxisLayout, index: int) -> int:
+    """The ``index``-th offset of ``bases`` in ascending order (the complement's modes, smallest stride last)."""
+    offset = 0
+    for size, stride in sorted(zip(bases.sizes, bases.strides), key=lambda mode: mode[1]):
+        index, digit = divmod(index, size)
+        offset += digit * stride
+    return offset

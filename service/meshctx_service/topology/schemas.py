@@ -14,12 +14,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from meshctx.config import ParallelismSizes
-from meshctx.plan import ClusterShape, ModelShape, parse_nnodes
+from meshctx.plan import ClusterShape, ModelShape
 from meshctx.plan.request import TopologyRequest
 
 from ..http.errors import InvalidFields
 from ..http.wire import Int, Strict
 from ..settings import Settings
+from .limits import limits_from
 
 NodeRange = Annotated[str, Field(pattern=r"^[0-9]{1,9}:[0-9]{1,9}$", examples=["2:8"])]
 
@@ -64,34 +65,21 @@ class TopologyBody(Strict):
 
     def checked_request(self, settings: Settings, *, field_prefix: str = "") -> TopologyRequest:
         """The planner's request, or ``InvalidFields`` (422) naming every field of a request without a world or
-        bigger than this service plans (checked here rather than in the schema so each error names its field;
-        ``field_prefix`` places the body inside a larger one, e.g. ``request.``)."""
-        errors = self._request_errors(settings)
+        beyond the service's limits (``Limits``, checked before any arithmetic, and here rather than in the
+        schema so each error names its field; ``field_prefix`` places the body inside a larger one, e.g.
+        ``request.``)."""
+        request = self.to_request()
+        errors = self._world_errors() + limits_from(settings).errors(request)
         if errors:
             raise InvalidFields([(field_prefix + field, detail) for field, detail in errors])
-        return self.to_request()
+        return request
 
-    def _request_errors(self, settings: Settings) -> list[tuple[str, str]]:
+    def _world_errors(self) -> list[tuple[str, str]]:
         errors = []
         if self.world_size is None and self.nnodes is None and self.ranks is None:
             errors.append(("world_size", "give world_size, or nnodes with nproc_per_node, or ranks"))
         if self.nnodes is not None and self.nproc_per_node is None:
             errors.append(("nproc_per_node", "nnodes needs nproc_per_node"))
-        if self.world_size is not None and self.world_size > settings.max_world_size:
-            errors.append(("world_size", f"world_size {self.world_size} exceeds {settings.max_world_size}"))
-        node_range = parse_nnodes(self.nnodes) if self.nnodes is not None else None
-        if node_range is not None and self.nproc_per_node is not None:
-            low, high = node_range
-            if high * self.nproc_per_node > settings.max_world_size:
-                errors.append(
-                    (
-                        "nnodes",
-                        f"nnodes {high} × nproc_per_node {self.nproc_per_node} exceeds the largest world "
-                        f"size {settings.max_world_size}",
-                    )
-                )
-            if high - low + 1 > settings.max_nnodes_span:
-                errors.append(("nnodes", f"range {low}:{high} spans more than {settings.max_nnodes_span} node counts"))
         return errors
 
     def to_request(self) -> TopologyRequest:
@@ -210,7 +198,16 @@ class ValidationReportOut(BaseModel):
     world_sizes: list[WorldSizeOut] | None = None
 
 
+class GroupLayoutOut(BaseModel):
+    """A group of more than 4,096 ranks: member ``i`` is ``start + Σ c_k·strides[k]`` for the row-major
+    coordinates ``c`` of ``i`` over ``sizes``."""
+
+    start: int
+    sizes: list[int]
+    strides: list[int]
+
+
 class RankViewOut(BaseModel):
     rank: int
     coordinates: dict[str, int]
-    groups: dict[str, list[int]]
+    groups: dict[str, list[int] | GroupLayoutOut]

@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 
 from ..plan.model import MODEL_FIELDS, ModelShape
 from ..plan.sizes import SIZE_FIELDS, ParallelismSizes
+from .limits import MAX_INT as MAX_COUNT  # the largest count read from a document: nothing bigger reaches arithmetic
 
-#: The largest count read from a document (as the service's wire ``Int``): nothing bigger reaches arithmetic.
-MAX_COUNT = 2**31 - 1
 #: ASCII digits only: ``str.isdigit()`` also accepts ``"²"``, which ``int()`` then refuses.
 _DIGITS = re.compile(r"[0-9]{1,10}")
 _SHOWN = 40

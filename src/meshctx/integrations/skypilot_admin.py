@@ -16,7 +16,7 @@ from .skypilot_policy import TaskRejected, check_task
 
 
 class MeshctxPolicy(sky.AdminPolicy):
-    """Checks each task's topology with the library's default limits (``WorkLimits``)."""
+    """Checks each task's topology with the library's default limits (``Limits``)."""
 
     @classmethod
     def validate_and_mutate(cls, user_request: sky.UserRequest) -> sky.MutatedUserRequest:

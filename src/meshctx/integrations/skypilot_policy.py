@@ -14,7 +14,7 @@ from ..launch.spec import ENV_FINGERPRINT, ENV_STRATEGY, ENV_WORLD_SIZE, SIZE_EN
 from ..plan.model import MODEL_FIELDS
 from ..plan.request import TopologyRequest
 from .job_sizes import FieldProblem, parse_count, read_job_sizes, shown
-from .limits import Check, WorkLimits
+from .limits import Check, Limits
 
 PREFIX = "MESHCTX_"
 #: Model-shape envs, e.g. ``MESHCTX_NUM_ATTENTION_HEADS``.
@@ -109,12 +109,12 @@ def read_task(task: Mapping[str, object]) -> TaskTopology | None:
 def check_task(task: Mapping[str, object], check: Check | None = None) -> dict[str, str] | None:
     """The envs to add to a valid task (world size, dp, fingerprint), or ``None`` to leave it as it is
     (no ``MESHCTX_*`` envs, or no way to know its processes per node). ``check`` bounds the request
-    before any planning (default: ``WorkLimits()``). Raises ``TaskRejected`` with every reason."""
+    before any planning (default: ``Limits()``). Raises ``TaskRejected`` with every reason."""
     topology = read_task(task)
     if topology is None or topology.request is None:
         return None
     request = topology.request
-    too_big = (check or WorkLimits().problems)(request)
+    too_big = (check or Limits().errors)(request)
     if too_big:
         named = (f"{topology.sources.get(name, name)}: {detail}" for name, detail in too_big)
         raise TaskRejected("meshctx: " + "; ".join(named))

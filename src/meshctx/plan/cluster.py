@@ -8,8 +8,9 @@ every group is enumerated, once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from math import gcd
 from typing import Protocol
 
 from .arith import divisors, join_or
@@ -65,13 +66,58 @@ def _aligned_span(layout: AxisLayout, unit: int) -> int | None:
     return spanned
 
 
+#: Positions the unaligned count may look at before it settles for its upper bound (bounded work at any W).
+SPAN_BUDGET = 1 << 14
+
+
+def _offsets(layout: AxisLayout) -> Iterator[int]:
+    """The offsets of ``layout`` one at a time, in its row-major order, building nothing up front."""
+    modes = list(zip(layout.sizes, layout.strides))
+    for index in range(layout.size):
+        offset = 0
+        for size, stride in reversed(modes):
+            index, digit = divmod(index, size)
+            offset += digit * stride
+        yield offset
+
+
+def _unaligned_span(layout: AxisLayout, world_size: int, unit: int) -> int:
+    """Most units one group touches when the layout's modes do not line up with the unit (plain world).
+
+    A group's count depends only on its base modulo ``unit``, so each residue is counted once, and the
+    search stops at the upper bound (a group as long as its extent allows). Past ``SPAN_BUDGET`` positions
+    it answers that bound: never more than one group's worth of units, and never an O(W) walk."""
+    extent = sum((n - 1) * s for n, s in zip(layout.sizes, layout.strides))
+    bound = min(layout.size, (unit - 1 + extent) // unit + 1, -(-world_size // unit))
+    if layout.size > SPAN_BUDGET:
+        return bound
+    offsets = sorted(layout.offsets())
+    bases = layout.complement(world_size)
+    residues = unit // gcd(unit, *bases.strides)  # every base is a multiple of that gcd: no more residues exist
+    best, spent, seen = 1, 0, set()
+    for base in _offsets(bases):
+        spent += 1
+        residue = base % unit
+        if residue not in seen:
+            seen.add(residue)
+            best = max(best, len({(residue + offset) // unit for offset in offsets}))
+            spent += len(offsets)
+        if best >= bound or len(seen) == residues:
+            return best
+        if spent >= SPAN_BUDGET:
+            return bound
+    return best
+
+
 def units_spanned(plan: PlacedAxes, axis: str, unit: int) -> int:
     """The most units (nodes, or NVLink domains) that one group of ``axis`` touches."""
     layout = plan.layout(axis)
     if plan.ranks is None:
+        if unit >= plan.world_size:
+            return 1
         fast = _aligned_span(layout, unit)
-        if fast is not None:
-            return fast
+        return fast if fast is not None else _unaligned_span(layout, plan.world_size, unit)
+    # A rank subset is listed in the request, so walking it is linear in what the client sent.
     return max(len({plan.rank_at(p) // unit for p in group}) for group in layout.all_groups(plan.world_size))
 
 

@@ -23,6 +23,9 @@ from .strategies import MOE_AXES, RULES, Strategy
 
 A = MeshAxisName
 
+#: A rank view lists a group's members up to this size, and gives larger ones as a layout (DESIGN "Bounded work").
+LISTED_GROUP_LIMIT = 4096
+
 #: The keys of ``to_dict()`` that describe the topology itself; the fingerprint covers exactly these.
 TOPOLOGY_KEYS: tuple[str, ...] = ("strategy", "world_size", "ranks", "sizes", "device_mesh", "moe_mesh", "layouts")
 
@@ -103,11 +106,15 @@ def _layout_topology(
     if rules.moe and sizes.ep > 1:
         moe_mesh = MeshSpec(MOE_AXES, (sizes.ep_shard, sizes.ep))
     if device_mesh is not None:
+        dims_shape = device_mesh.shape
+        strides = [1] * len(dims_shape)
+        for i in range(len(dims_shape) - 2, -1, -1):
+            strides[i] = strides[i + 1] * dims_shape[i + 1]
         for i, axis in enumerate(device_mesh.axes):
-            layouts[axis.value] = AxisLayout.row_major(device_mesh.shape, (i,))
+            layouts[axis.value] = _run_layout(dims_shape, strides, i, i)
         for name, sources in device_mesh.flattened.items():
-            dims = tuple(device_mesh.axes.index(s) for s in sources)
-            layouts[name.value] = AxisLayout.row_major(device_mesh.shape, dims)
+            dims = [device_mesh.axes.index(s) for s in sources]
+            layouts[name.value] = _run_layout(dims_shape, strides, dims[0], dims[-1])
     else:
         layouts[A.DP.value] = AxisLayout.of((world_size,), (1,))
     if moe_mesh is not None:
@@ -117,10 +124,30 @@ def _layout_topology(
     return device_mesh, moe_mesh, MappingProxyType(layouts)
 
 
-@lru_cache(maxsize=256)
-def _plain_fingerprint(strategy: Strategy, sizes: ResolvedSizes, world_size: int) -> str:
-    device_mesh, moe_mesh, layouts = _layout_topology(strategy, sizes, world_size)
-    return MeshPlan(strategy, world_size, None, sizes, device_mesh, moe_mesh, layouts).fingerprint()
+def _run_layout(shape: tuple[int, ...], strides: list[int], first: int, last: int) -> AxisLayout:
+    """The layout of the consecutive row-major dims ``first..last``: one mode (the product of their sizes, the
+    stride of the innermost dim of size > 1), already normal — what ``AxisLayout.row_major`` gives, on the
+    hot path without its general normalization."""
+    size, stride = 1, 1
+    for d in range(first, last + 1):
+        if shape[d] > 1:
+            size, stride = size * shape[d], strides[d]
+    return AxisLayout((size,), (stride,)) if size > 1 else AxisLayout((), ())
+
+
+#: Fingerprints of plain plans (no rank subset) built by ``MeshPlan.build``, a pure function of (strategy,
+#: sizes, world size); at most ``_FINGERPRINTS_KEPT``, oldest dropped first.
+_PLAIN_FINGERPRINTS: dict[tuple[Strategy, ResolvedSizes, int], str] = {}
+_FINGERPRINTS_KEPT = 256
+
+
+def _keep_fingerprint(key: tuple[Strategy, ResolvedSizes, int], fingerprint: str) -> None:
+    _PLAIN_FINGERPRINTS[key] = fingerprint
+    while len(_PLAIN_FINGERPRINTS) > _FINGERPRINTS_KEPT:
+        try:
+            del _PLAIN_FINGERPRINTS[next(iter(_PLAIN_FINGERPRINTS))]
+        except (KeyError, RuntimeError, StopIteration):  # another thread trimmed it first
+            break
 
 
 @dataclass(frozen=True)
@@ -154,7 +181,11 @@ class MeshPlan:
         device_mesh, moe_mesh, layouts = _layout_topology(strategy, sizes, world_size)
         plan = cls(strategy, world_size, ranks, sizes, device_mesh, moe_mesh, layouts, cluster, cp_degrees)
         if ranks is None:  # then the topology, hence the fingerprint, is a function of these three
-            plan.__dict__["_fingerprint"] = _plain_fingerprint(strategy, sizes, world_size)
+            key = (strategy, sizes, world_size)
+            plan.__dict__["_plain_key"] = key
+            known = _PLAIN_FINGERPRINTS.get(key)
+            if known is not None:
+                plan.__dict__["_fingerprint"] = known
         return plan
 
     # ------------------------------------------------------------------ axes and ranks
@@ -206,15 +237,23 @@ class MeshPlan:
         return {name: layout.local_index(position) for name, layout in self.layouts.items()}
 
     def rank_view(self, rank: int) -> dict[str, object]:
+        """``rank``'s coordinate and group on every axis, in O(number of axes): a group of more than
+        ``LISTED_GROUP_LIMIT`` ranks is given in CuTe form ``{"start", "sizes", "strides"}`` (member ``i`` is
+        ``start + Σ c_k·strides[k]`` for the row-major coordinates ``c`` of ``i``), smaller ones as lists.
+        A rank subset's groups are always lists: its ranks are not affine in the position, and the
+        subset's length is what the caller listed."""
         position = self.position(rank)
-        return {
-            "rank": rank,
-            "coordinates": self.coordinates(rank),
-            "groups": {
-                name: [self.rank_at(p) for p in layout.group_positions(position)]
-                for name, layout in self.layouts.items()
-            },
-        }
+        groups: dict[str, object] = {}
+        for name, layout in self.layouts.items():
+            if self.ranks is None and layout.size > LISTED_GROUP_LIMIT:
+                groups[name] = {
+                    "start": layout.base(position),
+                    "sizes": list(layout.sizes),
+                    "strides": list(layout.strides),
+                }
+            else:
+                groups[name] = [self.rank_at(p) for p in layout.group_positions(position)]
+        return {"rank": rank, "coordinates": self.coordinates(rank), "groups": groups}
 
     def mesh_ranks(self) -> list[object]:
         """The device mesh as nested lists of global ranks (what ``DeviceMesh.mesh.tolist()`` shows)."""
@@ -260,6 +299,9 @@ class MeshPlan:
         canonical = json.dumps(topology, sort_keys=True, separators=(",", ":"))
         fingerprint = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
         self.__dict__["_fingerprint"] = fingerprint  # frozen dataclass: cache beside the fields
+        key = self.__dict__.get("_plain_key")
+        if key is not None:
+            _keep_fingerprint(key, fingerprint)
         return fingerprint
 
     def to_dict(self, *, groups: bool = False) -> dict[str, object]:

@@ -1,0 +1,39 @@
+"""The limits every route that plans applies before any arithmetic (DESIGN "Bounded work"), and which requests
+leave the event loop. One ``Limits`` value (``meshctx.integrations.limits``), made from ``Settings``, answers for
+validate, layout, render, job registration, the Kubernetes webhook and the SkyPilot policy alike."""
+
+from __future__ import annotations
+
+from meshctx.integrations.limits import Limits
+from meshctx.plan import parse_nnodes
+from meshctx.plan.request import TopologyRequest
+
+from ..settings import Settings
+
+#: Requests planning at most this many world sizes, on no more ranks than this, run inline on the event loop:
+#: they take well under a millisecond (bench/bench_plan.py); anything bigger goes to the work pool.
+INLINE_WORLDS = 8
+INLINE_RANKS = 4096
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(
+        max_world_size=settings.max_world_size,
+        max_nnodes_span=settings.max_nnodes_span,
+        max_listed_world_size=settings.max_listed_world_size,
+    )
+
+
+def heavy(request: TopologyRequest) -> bool:
+    """Whether planning ``request`` may take more than about a millisecond (then it runs in the work pool)."""
+    node_range = parse_nnodes(request.nnodes) if request.nnodes is not None else None
+    if node_range is not None and node_range[1] - node_range[0] + 1 > INLINE_WORLDS:
+        return True
+    if request.ranks is not None:
+        return len(request.ranks) > INLINE_RANKS
+    # Where a node or NVLink domain is not a power of two, groups may straddle units unevenly and the
+    # cluster report counts them group by group (bounded, but milliseconds at large worlds).
+    per_node = request.nproc_per_node if isinstance(request.nproc_per_node, int) else 1
+    world = request.world_size or (node_range[1] * per_node if node_range else 0)
+    units = (request.cluster.gpus_per_node, request.cluster.nvlink_domain) if request.cluster else (per_node,)
+    return world > INLINE_RANKS and any(isinstance(u, int) and u > 0 and u & (u - 1) for u in units)
