@@ -138,7 +138,7 @@ CLI_BASE = ("--nnodes", "4", "--nproc-per-node", "8", "--tp", "8", "--pp", "2")
         ("kueue", ("--slice-topology", "rack"), {"slice_topology": "rack"}),
         (
             "skypilot",
-            ("--accelerator", "H100", "--command", "train.py", "--lr", "1"),
+            ("--accelerator", "H100", "--command", "train.py --lr 1"),
             {
                 "accelerator": "H100",
                 "command": ["train.py", "--lr", "1"],
@@ -165,10 +165,10 @@ def test_cli_render_text_and_exit_codes() -> None:
 
 
 def test_cli_render_with_server_prints_what_it_prints_offline(integration_server: LiveServer) -> None:
-    flags = (*CLI_BASE, "--accelerator", "H100", "--job-name", "llm", "--command", "train.py", "--lr", "1")
+    flags = (*CLI_BASE, "--accelerator", "H100", "--job-name", "llm", "--master-port", "29700", "--rdzv-id", "r1")
     for target in ("slurm", "skypilot"):
-        offline = meshctx("render", target, *flags[:-4], "--json", *flags[-4:])
-        online = meshctx("render", target, *flags[:-4], "--json", "--server", integration_server.url, *flags[-4:])
+        offline = meshctx("render", target, *flags, "--json", "--", "train.py", "--lr", "1")
+        online = meshctx("render", target, *flags, "--json", "--server", integration_server.url, "--", "train.py", "--lr", "1")
         assert online.returncode == offline.returncode == 0, online.stderr
         assert json.loads(online.stdout) == json.loads(offline.stdout)
     text = meshctx("render", "trainjob", *CLI_BASE, "--server", integration_server.url)
