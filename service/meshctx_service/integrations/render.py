@@ -20,7 +20,7 @@ from ..topology.schemas import ModelBody, NodeRange, SizesBody, TopologyBody, Va
 router = APIRouter(prefix="/v1")
 
 Target = Literal["torchrun", "slurm", "trainjob", "kueue", "skypilot"]
-assert set(Target.__args__) == set(TARGETS), "keep the path enum in step with meshctx.launch.TARGETS"
+assert set(Target.__args__) == set(TARGETS), "keep the path enum in step with meshctx.launch.TARGETS"  # type: ignore[attr-defined]
 Name = Annotated[str, Field(min_length=1, max_length=253)]
 
 
@@ -73,10 +73,11 @@ if TYPE_CHECKING:  # the fields below are made at run time; to a type checker th
     RenderBody = RenderTopology
 else:
     RenderBody = create_model(
-    "RenderBody",
-    __base__=RenderTopology,
-    __doc__=(RenderTopology.__doc__ or "") + " Plus how the job is started: the fields of ``meshctx render``'s flags.",
-    **{option.name: _field(option) for option in RENDER_OPTIONS},
+        "RenderBody",
+        __base__=RenderTopology,
+        __doc__=(RenderTopology.__doc__ or "")
+        + " Plus how the job is started: the fields of ``meshctx render``'s flags.",
+        **{option.name: _field(option) for option in RENDER_OPTIONS},
     )
 
 

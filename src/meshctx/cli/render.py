@@ -22,7 +22,6 @@ from ..plan.request import TopologyRequest
 from .common import EXIT_INVALID, EXIT_VALID, UsageError, add_topology_args, ask_server, request_from_args
 from .text import report_text
 
-
 TRAIN_COMMAND = "train_command"
 
 

@@ -127,8 +127,9 @@ class LaunchSpec:
         """A spec from ``RENDER_OPTIONS`` values (absent or ``None`` ones take the table's default)."""
         values = {o.name: options.get(o.name) for o in RENDER_OPTIONS}
         values = {k: v for k, v in values.items() if v is not None}
-        if "command" in values:
-            values["command"] = tuple(values["command"])  # type: ignore[call-overload]
+        command = values.get("command")
+        if isinstance(command, (list, tuple)):
+            values["command"] = tuple(command)
         return cls(nnodes=nnodes, nproc_per_node=nproc_per_node, **values)  # type: ignore[arg-type]
 
     @property
@@ -188,7 +189,9 @@ def check_launch(plan: MeshPlan, launch: LaunchSpec) -> None:
             errors.append(
                 ("nnodes", f"the plan's world size {plan.world_size} is not one of {low}..{high} × {nproc} ranks")
             )
-    if launch.master_port is not None and not (isinstance(launch.master_port, int) and 1 <= launch.master_port <= 65535):
+    if launch.master_port is not None and not (
+        isinstance(launch.master_port, int) and 1 <= launch.master_port <= 65535
+    ):
         errors.append(("master_port", f"expected a TCP port 1-65535, got {launch.master_port!r}"))
     if not launch.command or not all(isinstance(c, str) and c for c in launch.command):
         errors.append(("command", f"expected the training script and its arguments, got {list(launch.command)!r}"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -307,10 +308,8 @@ class MeshContext:
                     )
                 ]
             )
-        try:
+        with suppress(TopologyError):  # an invalid topology: build reports every problem, NeMo's way
             launch.check_fingerprint(launch.plan().fingerprint())  # before any process group exists
-        except TopologyError:
-            pass  # build reports every problem of the topology, NeMo's way
         ctx = cls.build(
             config,
             launch.sizes,

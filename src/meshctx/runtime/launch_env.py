@@ -89,7 +89,9 @@ def read_launch_env(environ: Mapping[str, str] | None = None) -> LaunchEnv:
     else:
         strategy = resolve_strategy(text)
         if strategy is None:
-            errors.append((ENV_STRATEGY, f"unknown strategy {text!r}; use one of {', '.join(sorted(STRATEGY_ALIASES))}"))
+            errors.append(
+                (ENV_STRATEGY, f"unknown strategy {text!r}; use one of {', '.join(sorted(STRATEGY_ALIASES))}")
+            )
     values: dict[str, int | None] = {}
     for size in SIZE_TABLE:
         if size in REQUIRED_SIZES or size.env in env:
