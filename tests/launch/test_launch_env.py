@@ -81,3 +81,16 @@ def test_a_plan_other_than_the_rendered_one_is_named_with_both_fingerprints() ->
     with pytest.raises(LaunchEnvError) as info:
         launch.check_fingerprint(built)
     assert PLAN.fingerprint() in str(info.value) and built in str(info.value) and built != PLAN.fingerprint()
+
+
+@pytest.mark.parametrize(("strategy", "replicas"), [("ddp", 4), ("megatron_fsdp", 1)])
+def test_a_derived_replica_count_is_checked_not_requested(strategy: str, replicas: int) -> None:
+    plan = plan_mesh(strategy, P(), world_size=4)
+    env = render("torchrun", plan, LaunchSpec(nnodes=1, nproc_per_node=4)).env | {"WORLD_SIZE": "4"}
+    assert env["MESHCTX_DP_REPLICATE_SIZE"] == str(replicas)
+    launch = read_launch_env(env)
+    assert launch.sizes.dp_replicate_size is None and launch.plan().fingerprint() == plan.fingerprint()
+    with pytest.raises(
+        LaunchEnvError, match=f"only fsdp2 takes a replica count: set MESHCTX_DP_REPLICATE_SIZE={replicas}"
+    ):
+        read_launch_env(env | {"MESHCTX_DP_REPLICATE_SIZE": "2"}).plan()

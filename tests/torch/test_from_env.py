@@ -1,6 +1,7 @@
-"""``MeshContext.from_env`` in a real launch: ``meshctx render torchrun`` writes the command and the ``MESHCTX_*``
-variables, bash runs that very text, torchrun starts 4 gloo processes on 127.0.0.1, and every rank builds its meshes
-from the environment alone and reports the plan's fingerprint."""
+"""``MeshContext.from_env`` in a real launch: ``meshctx render torchrun`` (or ``slurm``) writes the command and the
+``MESHCTX_*`` variables, bash runs that very text, torchrun starts 4 gloo processes on 127.0.0.1, and every rank builds
+its meshes from the environment alone and reports the plan's fingerprint. (``tests/slurm`` runs the Slurm script under
+a real slurmctld; here its torchrun line runs as the one task of a one-node allocation.)"""
 
 from __future__ import annotations
 
@@ -54,22 +55,34 @@ def render(*args: str) -> dict[str, Any]:
     return dict(json.loads(done.stdout))
 
 
+def runnable(target: str, text: str) -> str:
+    """The rendered text as bash runs it here: torchrun's as printed; Slurm's script for a one-node allocation
+    whose first node is this machine (``srun`` starts one task per node, so on one node the task is the line)."""
+    if target == "torchrun":
+        return text
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    lines = ["head_node=127.0.0.1" if line.startswith("head_node=") else line for line in lines]
+    assert lines[-1].startswith("srun torchrun ")
+    return "\n".join([*lines[:-1], lines[-1].removeprefix("srun ")])
+
+
 @pytest.mark.torch
 @pytest.mark.timeout(240)
-def test_every_rank_of_the_rendered_torchrun_launch_builds_the_planned_mesh(tmp_path: Path) -> None:
+@pytest.mark.parametrize("target", ["torchrun", "slurm"])
+def test_every_rank_of_the_rendered_launch_builds_the_planned_mesh(target: str, tmp_path: Path) -> None:
     port = free_port()
     body = render(
-        "torchrun", "--nnodes", "1", "--nproc-per-node", str(WORLD), "--tp", "2",
+        target, "--nnodes", "1", "--nproc-per-node", str(WORLD), "--tp", "2",
         "--master-port", str(port), "--rdzv-id", "from-env", "--json",
         "--", str(WORKER), str(tmp_path), "--lr", "3e-4", "--tp", "9",
     )  # fmt: skip
     planned = body["plan"]["fingerprint"]
     assert planned == plan_mesh("fsdp2", ParallelismSizes(tp_size=2), world_size=WORLD).fingerprint()
     text = body["rendering"]["text"]
-    assert f"--rdzv-endpoint=127.0.0.1:{port}" in text and "--rdzv-id=from-env" in text
+    assert f"{port}" in text and "--rdzv-id=from-env" in text
     run = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", text],
-        env=job_environment(),
+        ["bash", "-euo", "pipefail", "-c", runnable(target, text)],
+        env=job_environment() | {"SLURM_JOB_NUM_NODES": "1", "SLURM_JOB_ID": "4242"},
         capture_output=True,
         text=True,
         timeout=200,

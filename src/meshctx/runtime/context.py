@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -308,8 +307,12 @@ class MeshContext:
                     )
                 ]
             )
-        with suppress(TopologyError):  # an invalid topology: build reports every problem, NeMo's way
-            launch.check_fingerprint(launch.plan().fingerprint())  # before any process group exists
+        try:
+            expected: MeshPlan | None = launch.plan()
+        except TopologyError:
+            expected = None  # an invalid topology: build reports every problem, NeMo's way
+        if expected is not None:
+            launch.check_fingerprint(expected.fingerprint())  # before any process group exists
         ctx = cls.build(
             config,
             launch.sizes,

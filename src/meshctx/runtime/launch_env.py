@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..errors import FieldErrors
 from ..launch.spec import ENV_FINGERPRINT, ENV_STRATEGY, ENV_WORLD_SIZE
 from ..plan import MeshPlan, plan_mesh
-from ..plan.sizes import SIZE_TABLE, ParallelismSizes
+from ..plan.sizes import SIZE_BY_NAME, SIZE_TABLE, ParallelismSizes
 from ..plan.strategies import STRATEGY_ALIASES, Strategy, resolve_strategy
 
 #: torch's launchers (torchrun, its ``PET_*`` twins, Kubeflow's runtimes) give every process this.
@@ -42,10 +42,27 @@ class LaunchEnv:
     sizes: ParallelismSizes
     world_size: int
     fingerprint: str | None
+    #: ``MESHCTX_DP_REPLICATE_SIZE`` of a strategy that derives it (ddp replicates over every dp rank,
+    #: megatron_fsdp not at all): checked against the plan, never passed on as a request.
+    derived_dp_replicate: int | None = None
 
     def plan(self) -> MeshPlan:
-        """The plan these settings imply (raises ``TopologyError`` with every problem if they have none)."""
-        return plan_mesh(self.strategy, self.sizes, world_size=self.world_size)
+        """The plan these settings imply (raises ``TopologyError`` with every problem if they have none, and
+        ``LaunchEnvError`` if the derived replica count is not the plan's)."""
+        plan = plan_mesh(self.strategy, self.sizes, world_size=self.world_size)
+        derived = self.derived_dp_replicate
+        if derived is not None and derived != plan.sizes.dp_replicate:
+            name = SIZE_BY_NAME["dp_replicate_size"].env
+            raise LaunchEnvError(
+                [
+                    (
+                        name,
+                        f"{self.strategy.value} on {self.world_size} ranks has dp_replicate {plan.sizes.dp_replicate}, "
+                        f"got {derived}; only fsdp2 takes a replica count: set {name}={plan.sizes.dp_replicate}",
+                    )
+                ]
+            )
+        return plan
 
     def check_fingerprint(self, built: str) -> None:
         """Raise ``LaunchEnvError`` naming both fingerprints unless ``built`` is the one the launch expects."""
@@ -112,5 +129,6 @@ def read_launch_env(environ: Mapping[str, str] | None = None) -> LaunchEnv:
         errors.append((ENV_FINGERPRINT, f"expected sha256: and 64 hex digits, got {fingerprint!r}; {RENDER_HINT}"))
     if errors or strategy is None or world is None:
         raise LaunchEnvError(errors)
+    derived = values.pop("dp_replicate_size") if strategy is not Strategy.FSDP2 else None
     sizes = ParallelismSizes(**{k: v for k, v in values.items() if v is not None})
-    return LaunchEnv(strategy, sizes, world, fingerprint)
+    return LaunchEnv(strategy, sizes, world, fingerprint, derived)
