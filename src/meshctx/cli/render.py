@@ -35,6 +35,11 @@ class _RenderParser(argparse.ArgumentParser):
         given = list(sys.argv[1:] if args is None else args)
         head, tail = (given[: given.index("--")], given[given.index("--") + 1 :]) if "--" in given else (given, None)
         parsed, extras = super().parse_known_args(head, namespace)
+        if extras:  # most often a training command's own flags, typed after an unquoted --command
+            self.error(
+                f"unrecognized arguments: {' '.join(extras)} (a training command with arguments goes in one "
+                "quoted --command 'train.py --lr 3e-4', or last, after --)"
+            )
         parsed.command_after_dashes = tail
         return parsed, extras
 
