@@ -35,7 +35,7 @@ def _field(option: RenderOption) -> tuple[Any, Any]:
         return Argv, Field(default=list(option.default), description=option.help)  # type: ignore[call-overload]
     if option.kind is OptionKind.CHOICE:
         kind = Literal[option.choices]
-    elif option.kind is OptionKind.INT:
+    elif option.kind is OptionKind.PORT:
         kind = Port
     else:
         kind = Name

@@ -58,7 +58,7 @@ def _add_option(group: argparse._ArgumentGroup, option: RenderOption) -> None:
     elif option.kind is OptionKind.CHOICE:
         group.add_argument(option.flag, choices=option.choices, help=option.help + shown)
     else:
-        kind = int if option.kind is OptionKind.INT else str
+        kind = int if option.kind is OptionKind.PORT else str
         group.add_argument(option.flag, type=kind, help=option.help + shown)
 
 

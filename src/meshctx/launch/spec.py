@@ -18,8 +18,8 @@ from ..plan import MeshPlan, parse_nnodes
 from ..plan.arith import is_size
 from ..plan.sizes import SIZE_TABLE
 
-#: Environment the job receives; ``MeshContext`` built in the job can compare its fingerprint with
-#: ``MESHCTX_FINGERPRINT``.
+#: Environment the job receives; ``MeshContext.from_env`` builds the meshes from it and checks their fingerprint
+#: against ``MESHCTX_FINGERPRINT`` (``meshctx.runtime.launch_env`` reads it).
 ENV_STRATEGY = "MESHCTX_STRATEGY"
 ENV_WORLD_SIZE = "MESHCTX_WORLD_SIZE"
 ENV_FINGERPRINT = "MESHCTX_FINGERPRINT"
@@ -35,7 +35,7 @@ class OptionKind(Enum):
     """How a render option is spelled: ``meshctx render`` parses it from its flag, the HTTP body from JSON."""
 
     TEXT = "text"
-    INT = "int"
+    PORT = "port"
     CHOICE = "choice"
     #: The training command: a list of strings over HTTP; one shell-quoted string, or everything after ``--``,
     #: on the command line.
@@ -72,7 +72,7 @@ RENDER_OPTIONS: tuple[RenderOption, ...] = (
     RenderOption("rdzv_id", OptionKind.TEXT, "torchrun rendezvous id (default: the job name; Slurm: $SLURM_JOB_ID)"),
     RenderOption(
         "master_port",
-        OptionKind.INT,
+        OptionKind.PORT,
         f"rendezvous port on the first node (Slurm, SkyPilot; default {DEFAULT_MASTER_PORT}); torchrun on one "
         "node without --rdzv-endpoint: this fixed local port instead of --standalone",
     ),
