@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import subprocess
 
 import pytest
 
 from meshctx import cli
+from meshctx.cli.render import launch_from_args
 from meshctx.config import ParallelismSizes as P
 from meshctx.launch import TARGETS, LaunchError, LaunchSpec, render, validate_and_render
 from meshctx.launch.kueue import SLICE_REQUIRED, SLICE_SIZE, slice_pods
+from meshctx.launch.spec import RENDER_OPTIONS
 from meshctx.plan import plan_mesh
 
 
@@ -148,3 +152,62 @@ def test_cli_render_prints_the_text_and_exit_codes(capsys: pytest.CaptureFixture
     args = parser.parse_args(["render", "skypilot", "--nnodes", "2", "--nproc-per-node", "8"])
     with pytest.raises(cli.UsageError, match="--accelerator"):
         args.handler(args)
+
+
+def render_args(*argv: str) -> argparse.Namespace:
+    return cli.build_parser().parse_args(["render", "torchrun", "--nnodes", "1", "--nproc-per-node", "4", *argv])
+
+
+def test_launch_spec_fields_are_the_render_option_table() -> None:
+    spec_fields = {f.name: f.default for f in dataclasses.fields(LaunchSpec)}
+    assert spec_fields.pop("nnodes") is spec_fields.pop("nproc_per_node") is dataclasses.MISSING
+    assert spec_fields == {o.name: o.default for o in RENDER_OPTIONS}
+
+
+def test_the_training_command_is_one_shell_string_or_everything_after_dashes() -> None:
+    quoted = launch_from_args(render_args("--command", "python train.py --cfg 'a b.yaml'", "--tp", "2"))
+    assert quoted.command == ("python", "train.py", "--cfg", "a b.yaml")
+    args = render_args("--tp", "2", "--", "python", "train.py", "--lr", "3e-4", "--tp", "9", "--", "x")
+    assert args.tp_size == 2  # meshctx's --tp; the one after -- is the script's
+    assert launch_from_args(args).command == ("python", "train.py", "--lr", "3e-4", "--tp", "9", "--", "x")
+    assert launch_from_args(render_args()).command == ("train.py",)
+
+
+def test_the_training_command_never_swallows_meshctx_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        render_args("--command", "train.py", "--lr", "1")  # unquoted: --lr is not meshctx's
+    assert info.value.code == cli.EXIT_USAGE and "unrecognized arguments: --lr 1" in capsys.readouterr().err
+    assert render_args("--command", "train.py", "--tp", "2").tp_size == 2
+    for argv, message in [
+        (("--command", "train.py", "--", "x"), "once"),
+        (("--",), "nothing after --"),
+        (("--command", "train.py 'unclosed"), "quotes"),
+        (("--command", ""), "empty"),
+    ]:
+        with pytest.raises(cli.UsageError, match=message):
+            launch_from_args(render_args(*argv))
+
+
+def test_rdzv_id_backend_and_master_port_reach_torchruns_parser() -> None:
+    torch_run = pytest.importorskip("torch.distributed.run")
+    plan = plan_mesh("fsdp2", P(tp_size=2), world_size=4)
+    single = launch_from_args(render_args("--master-port", "29611", "--rdzv-id", "abc", "--rdzv-backend", "c10d"))
+    args = torch_run.get_args_parser().parse_args(render("torchrun", plan, single).data["argv"][1:])
+    assert (args.rdzv_endpoint, args.rdzv_id, args.rdzv_backend, args.standalone) == (
+        "127.0.0.1:29611",
+        "abc",
+        "c10d",
+        False,
+    )
+    multi = spec(rdzv_id="run-7", master_port=29700)
+    script = render("slurm", plan_mesh("fsdp2", P(tp_size=8), world_size=32), multi).text
+    assert '--rdzv-endpoint="$head_node:29700"' in script and "--rdzv-id=run-7" in script
+    assert (
+        "--master-port=29700"
+        in render(
+            "skypilot", plan_mesh("fsdp2", P(tp_size=8), world_size=32), spec(accelerator="H100", master_port=29700)
+        ).text
+    )
+    with pytest.raises(LaunchError) as info:
+        render("torchrun", plan, spec(nnodes=1, nproc_per_node=4, master_port=70000, command=()))
+    assert {f for f, _ in info.value.errors} == {"master_port", "command"}

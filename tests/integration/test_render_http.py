@@ -3,6 +3,7 @@ as a subprocess giving the very same body."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -200,7 +201,7 @@ CLI_BASE = ("--nnodes", "4", "--nproc-per-node", "8", "--tp", "8", "--pp", "2")
         ("jobset", ("--job-name", "llm"), {"job_name": "llm"}),
         (
             "skypilot",
-            ("--accelerator", "H100", "--command", "train.py", "--lr", "1"),
+            ("--accelerator", "H100", "--command", "train.py --lr 1"),
             {
                 "accelerator": "H100",
                 "command": ["train.py", "--lr", "1"],
@@ -227,11 +228,14 @@ def test_cli_render_text_and_exit_codes() -> None:
 
 
 def test_cli_render_with_server_prints_what_it_prints_offline(integration_server: LiveServer) -> None:
-    flags = (*CLI_BASE, "--accelerator", "H100", "--job-name", "llm", "--command", "train.py", "--lr", "1")
+    flags = (*CLI_BASE, "--accelerator", "H100", "--job-name", "llm", "--master-port", "29700", "--rdzv-id", "r1")
     for target in ("slurm", "skypilot"):
-        offline = meshctx("render", target, *flags[:-4], "--json", *flags[-4:])
-        online = meshctx("render", target, *flags[:-4], "--json", "--server", integration_server.url, *flags[-4:])
+        offline = meshctx("render", target, *flags, "--json", "--", "train.py", "--lr", "1")
+        online = meshctx(
+            "render", target, *flags, "--json", "--server", integration_server.url, "--", "train.py", "--lr", "1"
+        )
         assert online.returncode == offline.returncode == 0, online.stderr
+        assert "29700" in json.loads(offline.stdout)["rendering"]["text"]
         assert json.loads(online.stdout) == json.loads(offline.stdout)
     text = meshctx("render", "trainjob", *CLI_BASE, "--server", integration_server.url)
     assert text.returncode == 0 and text.stdout == meshctx("render", "trainjob", *CLI_BASE).stdout
@@ -240,3 +244,41 @@ def test_cli_render_with_server_prints_what_it_prints_offline(integration_server
     assert invalid.returncode == 1 and "world_size_not_divisible" in invalid.stderr
     refused = meshctx("render", "torchrun", *CLI_BASE, "--server", integration_server.url)
     assert refused.returncode == 2 and "rendezvous endpoint" in refused.stderr and "Traceback" not in refused.stderr
+
+
+TOPOLOGY_FIELDS = {"strategy", "nnodes", "nproc_per_node", "sizes", "model"}
+
+
+def test_cli_flags_and_http_body_are_the_same_render_options(in_process: Any) -> None:
+    from meshctx.cli import build_parser
+    from meshctx.launch.spec import RENDER_OPTIONS, OptionKind
+
+    schema = in_process.get("/openapi.json").json()["components"]["schemas"]["RenderBody"]
+    http = set(schema["properties"]) - TOPOLOGY_FIELDS
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    launch = next(g for g in commands.choices["render"]._action_groups if g.title == "launch")
+    flags = {flag for action in launch._group_actions for flag in action.option_strings}
+    assert {"--rdzv-id", "--rdzv-backend", "--master-port", "--command"} <= flags
+    assert {"--" + name.replace("_", "-") for name in http} == flags
+    assert http == {o.name for o in RENDER_OPTIONS}
+    for option in RENDER_OPTIONS:  # the same default and the same choices on both sides
+        field = schema["properties"][option.name]
+        default = list(option.default) if option.kind is OptionKind.ARGV else option.default  # type: ignore[call-overload]
+        assert field.get("default") == default, option.name
+        assert tuple(field.get("enum", ())) == option.choices, option.name
+
+
+def test_rdzv_id_and_master_port_over_http_are_the_clis(post: Post) -> None:
+    launch = {"rdzv_id": "run-7", "master_port": 29700, "job_name": "llm", "command": ["train.py", "--lr", "1"]}
+    body = {"strategy": "fsdp2", "nnodes": 1, "nproc_per_node": 4, "sizes": {"tp_size": 2}}
+    answer = post("/v1/render/torchrun", json=body | launch).json()
+    argv = answer["rendering"]["data"]["argv"]
+    assert "--rdzv-endpoint=127.0.0.1:29700" in argv and "--rdzv-id=run-7" in argv
+    flags = ("--rdzv-id", "run-7", "--master-port", "29700", "--job-name", "llm", "--tp", "2")
+    done = meshctx(
+        "render", "torchrun", "--nnodes", "1", "--nproc-per-node", "4", *flags, "--json", "--", "train.py", "--lr", "1"
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == answer
+    bad = post("/v1/render/torchrun", json=body | {"master_port": 0, "slice_group": "rack", "command": []})
+    assert fields(bad) == {"master_port", "slice_group", "command"}

@@ -4,13 +4,14 @@ topology, from the torch-free ``meshctx.launch``; this module only adapts it to 
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt, create_model
 
 from meshctx.launch import TARGETS, LaunchError, LaunchSpec, validate_and_render
+from meshctx.launch.spec import RENDER_OPTION_NAMES, RENDER_OPTIONS, OptionKind, RenderOption
 from meshctx.plan import ValidationReport
 from meshctx.plan.request import TopologyRequest
 
@@ -27,30 +28,35 @@ Target = Annotated[str, Path(description="Launcher to render for", json_schema_e
 Name = Annotated[str, Field(min_length=1, max_length=253)]
 
 
-class RenderBody(Strict):
+Port = Annotated[StrictInt, Field(ge=1, le=65535)]
+Argv = Annotated[list[Annotated[str, Field(min_length=1, max_length=4096)]], Field(min_length=1, max_length=256)]
+
+
+def _field(option: RenderOption) -> tuple[Any, Any]:
+    """One ``RENDER_OPTIONS`` entry as a body field (``meshctx render`` makes the same entry a flag)."""
+    kind: Any
+    if option.kind is OptionKind.ARGV:
+        return Argv, Field(default=list(option.default), description=option.help)  # type: ignore[call-overload]
+    if option.kind is OptionKind.CHOICE:
+        kind = Literal[option.choices]
+    elif option.kind is OptionKind.PORT:
+        kind = Port
+    else:
+        kind = Name
+    if option.default is None:
+        kind = kind | None
+    return kind, Field(default=option.default, description=option.help)
+
+
+class RenderTopology(Strict):
     """A topology on ``nnodes`` × ``nproc_per_node`` (the validate request's fields, without
-    ``world_size``/``ranks``/``cluster``: launchers count nodes) plus how the job is started."""
+    ``world_size``/``ranks``/``cluster``: launchers count nodes)."""
 
     strategy: Annotated[str, Field(max_length=64, examples=["fsdp2"])]
     nnodes: Int | NodeRange
     nproc_per_node: Int
     sizes: SizesBody = Field(default_factory=SizesBody)
     model: ModelBody | None = None
-    job_name: Name = "meshctx-job"
-    command: Annotated[list[Annotated[str, Field(max_length=4096)]], Field(min_length=1, max_length=256)] = Field(
-        default_factory=lambda: ["train.py"], description="The training script and its arguments"
-    )
-    rdzv_endpoint: Name | None = Field(default=None, description="HOST:PORT (torchrun, multi-node)")
-    rdzv_backend: Name = "c10d"
-    rdzv_id: Name | None = None
-    accelerator: Name | None = Field(default=None, description="GPU type, e.g. H100 (SkyPilot; Slurm gres)")
-    image: Name | None = Field(default=None, description="container image (TrainJob)")
-    runtime: Name = Field(default="torch-distributed", description="TrainJob runtimeRef name")
-    queue: Name | None = Field(default=None, description="Kueue LocalQueue (TrainJob label)")
-    slice_topology: Name | None = Field(default=None, description="Kueue: node label of each group's domain")
-    slice_group: Literal["model", "stage"] = "model"
-    podset_topology: Name | None = Field(default=None, description="Kueue: node label of the whole job's domain")
-    podset_topology_mode: Literal["required", "preferred"] = "required"
 
     def topology(self) -> TopologyBody:
         return TopologyBody(
@@ -62,8 +68,21 @@ class RenderBody(Strict):
         )
 
     def launch(self) -> LaunchSpec:
-        fields = self.model_dump(exclude={"strategy", "sizes", "model", "command"})
-        return LaunchSpec(command=tuple(self.command), **fields)
+        options = self.model_dump(include=set(RENDER_OPTION_NAMES))
+        return LaunchSpec.from_options(self.nnodes, self.nproc_per_node, options)
+
+
+#: The topology plus every launch setting of ``meshctx.launch.RENDER_OPTIONS`` (the flags of ``meshctx render``).
+if TYPE_CHECKING:  # the fields below are made at run time; to a type checker the body is its topology part
+    RenderBody = RenderTopology
+else:
+    RenderBody = create_model(
+        "RenderBody",
+        __base__=RenderTopology,
+        __doc__=(RenderTopology.__doc__ or "")
+        + " Plus how the job is started: the fields of ``meshctx render``'s flags.",
+        **{option.name: _field(option) for option in RENDER_OPTIONS},
+    )
 
 
 class RenderingOut(BaseModel):

@@ -1,5 +1,7 @@
 """``meshctx render TARGET``: the launcher settings of a valid topology, offline.
 
+The launch flags come from ``meshctx.launch.spec.RENDER_OPTIONS`` (the HTTP body's fields, spelled as flags); the
+training command is one shell-quoted ``--command 'train.py --lr 3e-4'`` or everything after ``--``.
 Exit status as ``meshctx validate``: 0 rendered, 1 invalid topology, 2 usage error (bad launch settings too),
 3 the ``--server`` could not answer. With ``--server URL`` the service renders (``POST /v1/render/TARGET``).
 """
@@ -8,38 +10,94 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 from ..launch import TARGETS, LaunchError, LaunchSpec, validate_and_render
+from ..launch.spec import RENDER_OPTIONS, OptionKind, RenderOption
 from ..plan.request import TopologyRequest
 from .common import EXIT_INVALID, EXIT_VALID, UsageError, add_topology_args, ask_server, request_from_args
 from .text import report_text
 
+TRAIN_COMMAND = "train_command"
+
+
+class _RenderParser(argparse.ArgumentParser):
+    """Everything after the first ``--`` is the training command, taken verbatim (argparse alone cannot put
+    a free-form argv after ``render TARGET``'s own flags)."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        given = list(sys.argv[1:] if args is None else args)
+        head, tail = (given[: given.index("--")], given[given.index("--") + 1 :]) if "--" in given else (given, None)
+        parsed, extras = super().parse_known_args(head, namespace)
+        if extras:  # most often a training command's own flags, typed after an unquoted --command
+            self.error(
+                f"unrecognized arguments: {' '.join(extras)} (a training command with arguments goes in one "
+                "quoted --command 'train.py --lr 3e-4', or last, after --)"
+            )
+        parsed.command_after_dashes = tail
+        return parsed, extras
+
+
+def _add_option(group: argparse._ArgumentGroup, option: RenderOption) -> None:
+    """One ``RENDER_OPTIONS`` entry as a flag; unset flags stay ``None`` so the table's default applies once."""
+    shown = f" (default {option.default})" if option.default is not None and option.kind is not OptionKind.ARGV else ""
+    if option.kind is OptionKind.ARGV:
+        group.add_argument(
+            option.flag,
+            dest=TRAIN_COMMAND,  # not ``command``: the subcommand's name lives there
+            metavar="'CMD ARGS'",
+            help=f"{option.help}, as one shell-quoted string; or put it last, after -- "
+            f"(default {' '.join(option.default)})",  # type: ignore[arg-type]
+        )
+    elif option.kind is OptionKind.CHOICE:
+        group.add_argument(option.flag, choices=option.choices, help=option.help + shown)
+    else:
+        kind = int if option.kind is OptionKind.PORT else str
+        group.add_argument(option.flag, type=kind, help=option.help + shown)
+
 
 def add_render_command(commands: Any) -> argparse.ArgumentParser:
-    """Add ``render`` to the ``meshctx`` subcommands (``commands`` is ``add_subparsers()``'s result)."""
+    """Add ``render`` to the ``meshctx`` subcommands (``commands`` is ``add_subparsers()``'s result); its launch
+    flags are ``meshctx.launch.RENDER_OPTIONS``, the same table the HTTP body is built from."""
     parser: argparse.ArgumentParser = commands.add_parser(
-        "render", help="launcher settings for a valid topology: " + ", ".join(TARGETS)
+        "render",
+        help="launcher settings for a valid topology: " + ", ".join(TARGETS),
+        usage="%(prog)s TARGET [flags] [-- COMMAND ARGS...]",
     )
+    parser.__class__ = _RenderParser  # add_parser makes the parent's class; only render splits at --
     parser.add_argument("target", choices=TARGETS)
     add_topology_args(parser)
     launch = parser.add_argument_group("launch")
-    launch.add_argument("--job-name", default="meshctx-job")
-    launch.add_argument("--rdzv-endpoint", help="HOST:PORT of the rendezvous (torchrun, multi-node)")
-    launch.add_argument("--rdzv-backend", default="c10d")
-    launch.add_argument("--accelerator", help="GPU type, e.g. H100 (SkyPilot; Slurm gres type)")
-    launch.add_argument("--image", help="container image (TrainJob)")
-    launch.add_argument("--runtime", default="torch-distributed", help="TrainJob runtimeRef name")
-    launch.add_argument("--queue", help="Kueue LocalQueue name (TrainJob label)")
-    launch.add_argument("--slice-topology", help="Kueue: node label of the domain each group stays in")
-    launch.add_argument("--slice-group", choices=("model", "stage"), default="model")
-    launch.add_argument("--podset-topology", help="Kueue: node label of the domain the whole job stays in")
-    launch.add_argument("--podset-topology-mode", choices=("required", "preferred"), default="required")
-    launch.add_argument("--command", nargs=argparse.REMAINDER, default=["train.py"], help="training command (last)")
+    for option in RENDER_OPTIONS:
+        _add_option(launch, option)
     parser.set_defaults(handler=cmd_render)
     return parser
+
+
+def _command(args: argparse.Namespace) -> tuple[str, ...] | None:
+    after = getattr(args, "command_after_dashes", None)
+    given: str | None = getattr(args, TRAIN_COMMAND)
+    if given is not None and after is not None:
+        raise UsageError("give the training command once: --command 'CMD ARGS' or after --, not both")
+    if after is not None:
+        if not after:
+            raise UsageError("nothing after --: put the training command there, e.g. -- python train.py --lr 3e-4")
+        return tuple(after)
+    if given is None:
+        return None
+    try:
+        words = shlex.split(given)
+    except ValueError as error:
+        raise UsageError(f"--command: cannot split {given!r} as a shell line ({error}); check its quotes") from None
+    if not words:
+        raise UsageError("--command is empty: give the training script, e.g. --command 'train.py --lr 3e-4'")
+    return tuple(words)
 
 
 def launch_from_args(args: argparse.Namespace) -> LaunchSpec:
@@ -47,22 +105,9 @@ def launch_from_args(args: argparse.Namespace) -> LaunchSpec:
         raise UsageError("render needs --nnodes (N or MIN:MAX) and --nproc-per-node")
     if args.world_size is not None or args.ranks is not None:
         raise UsageError("render takes --nnodes and --nproc-per-node, not --world-size or --ranks")
-    return LaunchSpec(
-        nnodes=args.nnodes,
-        nproc_per_node=args.nproc_per_node,
-        job_name=args.job_name,
-        command=tuple(args.command) or ("train.py",),
-        rdzv_endpoint=args.rdzv_endpoint,
-        rdzv_backend=args.rdzv_backend,
-        accelerator=args.accelerator,
-        image=args.image,
-        runtime=args.runtime,
-        queue=args.queue,
-        slice_topology=args.slice_topology,
-        slice_group=args.slice_group,
-        podset_topology=args.podset_topology,
-        podset_topology_mode=args.podset_topology_mode,
-    )
+    options = {o.name: getattr(args, o.name) for o in RENDER_OPTIONS if o.kind is not OptionKind.ARGV}
+    options["command"] = _command(args)
+    return LaunchSpec.from_options(args.nnodes, args.nproc_per_node, options)
 
 
 def render_body(request: TopologyRequest, launch: LaunchSpec) -> dict[str, Any]:

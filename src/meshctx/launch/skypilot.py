@@ -9,8 +9,6 @@ from ..plan import MeshPlan
 from .spec import LaunchError, LaunchSpec, Rendering, check_launch, job_env
 from .text import yaml_text
 
-RDZV_PORT = 29500
-
 
 def render_skypilot(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
     check_launch(plan, launch)
@@ -25,7 +23,7 @@ def render_skypilot(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
     run = (
         'head_node=$(echo "$SKYPILOT_NODE_IPS" | head -n 1)\n'
         'torchrun --nnodes="$SKYPILOT_NUM_NODES" --nproc-per-node="$SKYPILOT_NUM_GPUS_PER_NODE" '
-        f'--node-rank="$SKYPILOT_NODE_RANK" --master-addr="$head_node" --master-port={RDZV_PORT} '
+        f'--node-rank="$SKYPILOT_NODE_RANK" --master-addr="$head_node" --master-port={launch.port} '
         + " ".join(shlex.quote(c) for c in launch.command)
         + "\n"
     )

@@ -9,8 +9,6 @@ from ..plan import MeshPlan
 from .spec import LaunchSpec, Rendering, check_launch, job_env
 from .torchrun import torchrun_argv, torchrun_settings
 
-RDZV_PORT = 29500
-
 
 def slurm_comment(plan: MeshPlan, launch: LaunchSpec) -> str:
     """``meshctx:strategy=fsdp2,tp=8,...,nproc=8`` (dp only for a fixed node count)."""
@@ -32,8 +30,8 @@ def render_slurm(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
         "comment": slurm_comment(plan, launch),
     }
     env = job_env(plan, launch)
-    settings = torchrun_settings(launch, nnodes='"$SLURM_JOB_NUM_NODES"', endpoint=f'"$head_node:{RDZV_PORT}"')
-    settings["rdzv-id"] = '"$SLURM_JOB_ID"'
+    settings = torchrun_settings(launch, nnodes='"$SLURM_JOB_NUM_NODES"', endpoint=f'"$head_node:{launch.port}"')
+    settings["rdzv-id"] = shlex.quote(launch.rdzv_id) if launch.rdzv_id else '"$SLURM_JOB_ID"'
     script = ["#!/bin/bash", *(f"#SBATCH --{k}={v}" for k, v in directives.items()), "set -euo pipefail"]
     script += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
     script.append('head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)')

@@ -16,9 +16,11 @@ def torchrun_settings(launch: LaunchSpec, *, nnodes: str | None = None, endpoint
     settings = {"nnodes": nnodes or (str(low) if low == high else f"{low}:{high}")}
     settings["nproc-per-node"] = str(launch.nproc_per_node)
     endpoint = endpoint or launch.rdzv_endpoint
+    if endpoint is None and high > 1:
+        raise LaunchError([("rdzv_endpoint", "a multi-node or elastic job needs a rendezvous endpoint HOST:PORT")])
+    if endpoint is None and launch.master_port is not None:  # one node on a port of the user's choosing
+        endpoint = f"127.0.0.1:{launch.master_port}"
     if endpoint is None:
-        if high > 1:
-            raise LaunchError([("rdzv_endpoint", "a multi-node or elastic job needs a rendezvous endpoint HOST:PORT")])
         settings["standalone"] = "1"
     else:
         settings["rdzv-backend"] = launch.rdzv_backend

@@ -16,7 +16,7 @@ them out (``is_member`` False); ``built_from`` holds the plan.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -269,6 +269,69 @@ class MeshContext:
         if realized.member:
             ctx.verify(plan)
         return ctx
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        strategy_config: Any = None,
+        timeout_minutes: float | None = None,
+        device_type: str | None = None,
+        **policy: Any,
+    ) -> MeshContext:
+        """Build the meshes a rendered launch planned, from the ``MESHCTX_*`` variables ``meshctx render`` sets
+        and torch's ``WORLD_SIZE`` (``os.environ`` by default), instead of reading them by hand in every script.
+
+        Raises ``LaunchEnvError`` listing every missing or malformed variable, and when the plan's fingerprint
+        (``MESHCTX_FINGERPRINT``) is not the one of the meshes this job builds, naming both: checked before
+        any group is created and again on the live meshes. ``strategy_config`` (default: the strategy's
+        default config) must name ``MESHCTX_STRATEGY``'s strategy; ``policy`` takes ``build``'s NeMo policy
+        fields (``moe_parallel_config``, ``activation_checkpointing``, ...)."""
+        from ..config import STRATEGY_CONFIGS
+        from ..launch.spec import ENV_STRATEGY
+        from ..plan.problems import TopologyError
+        from ..plan.strategies import resolve_strategy
+        from .launch_env import LaunchEnvError, read_launch_env
+
+        launch = read_launch_env(environ)
+        config = strategy_config if strategy_config is not None else STRATEGY_CONFIGS[launch.strategy]()
+        named = resolve_strategy(config)
+        if named is not None and named is not launch.strategy:
+            raise LaunchEnvError(
+                [
+                    (
+                        ENV_STRATEGY,
+                        f"the launch planned {launch.strategy.value} but strategy_config is a {named.value} config; "
+                        f"pass a {launch.strategy.value} config or render the launch for {named.value}",
+                    )
+                ]
+            )
+        try:
+            expected: MeshPlan | None = launch.plan()
+        except TopologyError:
+            expected = None  # an invalid topology: build reports every problem, NeMo's way
+        if expected is not None:
+            launch.check_fingerprint(expected.fingerprint())  # before any process group exists
+        ctx = cls.build(
+            config,
+            launch.sizes,
+            world_size=launch.world_size,
+            timeout_minutes=timeout_minutes,
+            device_type=device_type,
+            **policy,
+        )
+        launch.check_fingerprint(ctx.fingerprint())
+        return ctx
+
+    def fingerprint(self) -> str:
+        """The fingerprint of this rank's meshes: read back from torch where this rank holds them, else the
+        plan they were built from (DDP before ``init_process_group``, a rank outside the subset)."""
+        if self.is_member and any(m is not None for m in (self.device_mesh, self.moe_mesh, self.process_group)):
+            return self.to_plan().fingerprint()
+        if self.built_from is not None:
+            return self.built_from.fingerprint()
+        return self.to_plan().fingerprint()
 
     # ------------------------------------------------------------------ sizes (cached)
     def _cached(self) -> _Sizes:
