@@ -13,6 +13,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ..launch import TARGETS, LaunchError, LaunchSpec, validate_and_render
+from ..launch.text import yaml_text
 from ..plan.request import TopologyRequest
 from .common import EXIT_INVALID, EXIT_VALID, UsageError, add_topology_args, ask_server, request_from_args
 from .text import report_text
@@ -38,6 +39,12 @@ def add_render_command(commands: Any) -> argparse.ArgumentParser:
     launch.add_argument("--podset-topology", help="Kueue: node label of the domain the whole job stays in")
     launch.add_argument("--podset-topology-mode", choices=("required", "preferred"), default="required")
     launch.add_argument("--command", nargs=argparse.REMAINDER, default=["train.py"], help="training command (last)")
+    parser.add_argument(
+        "--format",
+        choices=("yaml", "json"),
+        help="the rendered document as YAML or JSON (default: the target's own form — a shell command for "
+        "torchrun, a batch script for slurm, YAML for trainjob, kueue and skypilot; PyYAML is not needed)",
+    )
     parser.set_defaults(handler=cmd_render)
     return parser
 
@@ -74,12 +81,23 @@ def render_body(request: TopologyRequest, launch: LaunchSpec) -> dict[str, Any]:
 
 def _render_locally(target: str, request: TopologyRequest, launch: LaunchSpec) -> dict[str, Any]:
     try:
-        report, rendering = validate_and_render(target, request.strategy, request.sizes, launch, model=request.model)
+        report, rendering = validate_and_render(
+            target, request.strategy, request.sizes, launch, model=request.model, cluster=request.cluster
+        )
     except LaunchError as error:
         raise UsageError(
             "; ".join(f"--{field.replace('_', '-')}: {detail}" for field, detail in error.errors)
         ) from None
     return report.to_dict() | {"rendering": rendering.to_dict() if rendering is not None else None}
+
+
+def _document(rendering: dict[str, Any], form: str | None) -> str:
+    """The rendering in the form asked for: its own text, or its data as YAML or JSON."""
+    if form == "json":
+        return json.dumps(rendering["data"], indent=2, ensure_ascii=False) + "\n"
+    if form == "yaml":
+        return yaml_text(rendering["data"])
+    return str(rendering["text"])
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -97,7 +115,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         report = {k: v for k, v in answer.items() if k != "rendering"}
         print(report_text(request.to_dict(), report), file=sys.stderr)
     else:
-        print(rendering["text"], end="")
+        print(_document(rendering, args.format), end="")
         for line in (*(w["message"] for w in answer["warnings"]), *rendering["notes"]):
             print(f"# {line}", file=sys.stderr)
     return EXIT_VALID if rendering is not None else EXIT_INVALID

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from typing import Any
 
 from .common import EXIT_VALID, UsageError, load_service
@@ -29,6 +30,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = service.settings()
     except ValueError as error:  # pydantic's ValidationError: a bad MESHCTX_* setting
         raise UsageError(str(error)) from None
+    _check_port_free(settings.host, settings.port)
     service.run_server(
         "meshctx_service.app:app_from_env",
         factory=True,
@@ -41,3 +43,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ssl_keyfile=settings.tls_key_file,
     )
     return EXIT_VALID
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A busy or forbidden address is a usage error (exit 2) naming the fix, not uvicorn's start-up failure."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise UsageError(f"cannot listen on {host}:{port}: {error.strerror}; check --host") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise UsageError(
+                f"cannot listen on {host}:{port}: {error.strerror}; another process may be using the port — "
+                "choose another with --port (or MESHCTX_PORT)"
+            ) from None
