@@ -39,6 +39,8 @@ def add_render_command(commands: Any) -> argparse.ArgumentParser:
     launch.add_argument("--podset-topology", help="Kueue: node label of the domain the whole job stays in")
     launch.add_argument("--podset-topology-mode", choices=("required", "preferred"), default="required")
     launch.add_argument("--command", nargs=argparse.REMAINDER, default=["train.py"], help="training command (last)")
+    for action in parser._actions:  # help for the launch settings that have none of their own
+        action.help = action.help or _LAUNCH_HELP.get(action.dest)
     parser.add_argument(
         "--format",
         choices=("yaml", "json"),
@@ -47,6 +49,15 @@ def add_render_command(commands: Any) -> argparse.ArgumentParser:
     )
     parser.set_defaults(handler=cmd_render)
     return parser
+
+
+_LAUNCH_HELP = {
+    "target": "what to render for",
+    "job_name": "job name (default meshctx-job)",
+    "rdzv_backend": "torchrun rendezvous backend (default c10d)",
+    "slice_group": "Kueue: keep each model replica (model, default) or each pipeline stage (stage) in one slice",
+    "podset_topology_mode": "Kueue: whether the pod set's topology is required (default) or preferred",
+}
 
 
 def launch_from_args(args: argparse.Namespace) -> LaunchSpec:

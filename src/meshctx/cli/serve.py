@@ -15,7 +15,7 @@ def add_serve_command(commands: Any) -> None:
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP port (default 8000)")
     serve.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
-    serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
+    serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), help="default info")
     serve.set_defaults(handler=cmd_serve)
 
 
