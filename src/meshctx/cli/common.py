@@ -181,8 +181,10 @@ def with_client(
         raise ServerFailed(str(error)) from None
 
 
-def ask_server(url: str, call: Callable[[MeshctxClient], Json], *, command: str = "meshctx --server") -> Json:
-    """``call(client)`` for validate, layout and render: a refusal becomes a usage error, as it would locally."""
+def ask_server(args: argparse.Namespace, call: Callable[[MeshctxClient], Json]) -> Json:
+    """``call(client)`` on ``--server`` for validate, layout and render: a refusal becomes a usage error, as it
+    would locally."""
+    url, command = args.server, f"meshctx {args.cli_command} --server"
     ProblemError = client_module(command).ProblemError
 
     try:

@@ -116,7 +116,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     request = request_from_args(args)
     if args.server:
         body = render_body(request, launch)
-        answer = ask_server(args.server, lambda client: client.render(args.target, body))
+        answer = ask_server(args, lambda client: client.render(args.target, body))
     else:
         answer = _render_locally(args.target, request, launch)
     rendering = answer["rendering"]
