@@ -38,7 +38,8 @@ def bare(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_bare_venv_has_no_extras(bare_python: Path) -> None:
-    probe = "import importlib.util as u; print([m for m in ('httpx','torch','yaml','meshctx_service') if u.find_spec(m)])"
+    extras = "('httpx', 'torch', 'yaml', 'meshctx_service')"
+    probe = f"import importlib.util as u; print([m for m in {extras} if u.find_spec(m)])"
     done = subprocess.run([str(bare_python), "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
