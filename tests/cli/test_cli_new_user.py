@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from meshctx.cli import build_parser
+from meshctx.cli.text import group_text
 
 from .serving import cli_env, free_port, meshctx_serve
 
@@ -136,6 +137,15 @@ def test_rank_view_text_of_a_million_ranks_is_short() -> None:
     assert done.returncode == 0
     assert len(done.stdout) < 2000 and len(done.stdout.splitlines()) < 20, done.stdout
     assert "32768 ranks" in done.stdout
+
+
+def test_group_text_reads_either_form_of_a_big_group() -> None:
+    assert group_text({"start": 5, "sizes": [8, 4096], "strides": [1, 256]}) == (
+        "32768 ranks from 5, layout (8,4096):(1,256)"
+    )
+    assert group_text(list(range(3, 3 + 8 * 5000, 8))) == "[3, 11, 19, 27, …, 39995] (5000 ranks, step 8)"
+    assert group_text(list(range(64))) == "0-63 (64 ranks)"
+    assert group_text([0, 8]) == "[0, 8]"
 
 
 def test_server_without_a_scheme_is_a_usage_error() -> None:
