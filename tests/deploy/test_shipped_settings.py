@@ -288,12 +288,6 @@ def test_kubernetes_deployment_serves_with_its_configmap_secrets_and_mounts(tmp_
 
 
 # ---------------------------------------------------------------------------------------------- token files
-@pytest.mark.xfail(
-    strict=True,
-    reason="service change needed: `meshctx serve` must catch TokenConfigError (raised by TokenStore.from_file via "
-    "gate.load_tokens in create_app, i.e. inside uvicorn's factory call) and exit 2 with its message, as it does "
-    "for a bad TLS setting; today a token file in another format stops it with a Python traceback",
-)
 def test_a_token_file_in_another_format_stops_serve_with_a_message_not_a_traceback(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
     tokens.write_text("first-token\nsecond-token\n")  # one token per line: what deploy.md used to describe

@@ -265,6 +265,8 @@ class ServiceParts:
     run_server: Callable[..., Any] | None = None
     default_database_url: Callable[[Any], str] | None = None
     upgrade_database: Callable[..., str | None] | None = None
+    #: Reads the token settings (``TokenConfigError``, a ``ValueError``, when malformed) before the server starts.
+    load_tokens: Callable[[Any], Any] | None = None
 
 
 def load_service(command: str) -> ServiceParts:
@@ -278,9 +280,10 @@ def load_service(command: str) -> ServiceParts:
             return ServiceParts(Settings, default_database_url=default_database_url, upgrade_database=upgrade_database)
         import uvicorn
 
+        from meshctx_service.auth.gate import load_tokens
         from meshctx_service.settings import Settings
 
-        return ServiceParts(Settings, run_server=uvicorn.run)
+        return ServiceParts(Settings, run_server=uvicorn.run, load_tokens=load_tokens)
     except ImportError as error:
         what = "db upgrade" if command == "db" else command
         raise UsageError(f"{what} needs the service extra (pip install 'meshctx[service]'): {error}") from None

@@ -30,6 +30,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = service.settings()
     except ValueError as error:  # pydantic's ValidationError: a bad MESHCTX_* setting
         raise UsageError(str(error)) from None
+    if service.load_tokens is not None:
+        try:  # a malformed token file stops serve with its message here, not in uvicorn's factory call
+            service.load_tokens(settings)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     _check_port_free(settings.host, settings.port)
     service.run_server(
         "meshctx_service.app:app_from_env",
