@@ -97,6 +97,15 @@ def test_the_node_count_wins_when_fewer_processes_than_gpus() -> None:
     assert rendered.returncode == 0 and "--nodes=4" in rendered.stdout and "--gpus-per-node=4" in rendered.stdout
 
 
+def test_processes_without_nodes_is_a_usage_error_and_nvlink_defaults_to_the_processes() -> None:
+    done = run("validate", "--world-size", "16", "--nproc-per-node", "8")
+    assert done.returncode == 2 and "--nproc-per-node needs --nnodes" in done.stderr
+    domain = run("validate", "--nnodes", "2", "--nproc-per-node", "8", "--nvlink-domain", "8", "--tp", "16", "--json")
+    body = json.loads(domain.stdout)
+    assert domain.returncode == 0 and body["plan"]["cluster"]["gpus_per_node"] == 8
+    assert [w["code"] for w in body["warnings"]] == ["axis_spans_nvlink_domain"]
+
+
 def test_a_world_that_disagrees_with_its_nodes_gets_no_useless_suggestion() -> None:
     done = run("validate", "--world-size", "16", "--nnodes", "2", "--nproc-per-node", "4", "--tp", "8")
     assert done.returncode == 1 and "suggestions:" not in done.stdout

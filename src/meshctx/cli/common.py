@@ -112,12 +112,17 @@ def request_from_args(args: argparse.Namespace) -> TopologyRequest:
         raise UsageError("give --world-size, or --nnodes with --nproc-per-node, or --ranks")
     if args.nnodes is not None and args.nproc_per_node is None:
         raise UsageError("--nnodes needs --nproc-per-node")
+    if args.nproc_per_node is not None and args.nnodes is None:
+        raise UsageError("--nproc-per-node needs --nnodes (or give --world-size alone)")
     model_values = {name: getattr(args, name) for name in MODEL_FIELDS}
     cluster = None
-    if args.gpus_per_node is not None:
-        cluster = ClusterShape(gpus_per_node=args.gpus_per_node, nvlink_domain=args.nvlink_domain)
-    elif args.nvlink_domain is not None:
-        raise UsageError("--nvlink-domain needs --gpus-per-node")
+    gpus_per_node = args.gpus_per_node
+    if gpus_per_node is None and args.nvlink_domain is not None:
+        gpus_per_node = args.nproc_per_node  # one GPU a process, as without --nvlink-domain
+        if gpus_per_node is None:
+            raise UsageError("--nvlink-domain needs --gpus-per-node (or --nnodes with --nproc-per-node)")
+    if gpus_per_node is not None:
+        cluster = ClusterShape(gpus_per_node=gpus_per_node, nvlink_domain=args.nvlink_domain)
     return TopologyRequest(
         strategy=args.strategy,
         sizes=ParallelismSizes(**{name: getattr(args, name) for name in SIZE_FIELDS}),
