@@ -17,10 +17,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
-import httpx
-
-from .errors import MeshctxError
+from .errors import MeshctxError, MissingExtra
 from .plan.request import TopologyRequest
+
+try:
+    import httpx
+except ModuleNotFoundError as missing:  # pip install meshctx brings no dependencies: name the extra
+    if missing.name != "httpx":
+        raise
+    raise MissingExtra("meshctx.client", "httpx", "client") from None
 
 if TYPE_CHECKING:
     from .plan import MeshPlan

@@ -23,3 +23,20 @@ class FieldErrors(MeshctxError, ValueError):
 
     def describe(self) -> str:
         return "; ".join(f"{field}: {detail}" for field, detail in self.errors)
+
+
+class MissingExtra(MeshctxError, ModuleNotFoundError):
+    """An optional dependency is not installed: the message names the extra that brings it
+    (``pip install meshctx`` has no dependencies; ``[torch]``, ``[client]`` and ``[service]`` add them)."""
+
+    def __init__(self, what: str, module: str, extra: str) -> None:
+        super().__init__(f"{what} needs {module}: pip install 'meshctx[{extra}]'", name=module)
+        self.extra = extra
+
+
+def require(module: str, extra: str, what: str) -> None:
+    """Raise ``MissingExtra`` unless ``module`` can be imported (checked before the real, lazy import)."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtra(what, module, extra)

@@ -270,3 +270,13 @@ def test_bad_names_and_labels_are_all_reported(registry: Registry) -> None:
         registry.register_job("acme", "bad id/", fsdp2(8), cluster="", labels={"ok": "1", "": "x", "k": 3})  # type: ignore[dict-item]
     fields = {e["field"] for e in err.value.errors}
     assert {"job_id", "cluster", "labels.", "labels.k"} <= fields
+
+
+def test_too_many_processes_per_node_is_reported_once(registry: Registry) -> None:
+    registry.put_cluster("acme", "quad", nodes=4, gpus_per_node=4, nvlink_domain=None)
+    request = TopologyRequest(strategy="fsdp2", sizes=ParallelismSizes(tp_size=8), nnodes=2, nproc_per_node=8)
+    with pytest.raises(InvalidTopologyError) as err:
+        registry.register_job("acme", "wide", request, cluster="quad")
+    codes = [p["code"] for p in err.value.problems]
+    assert codes.count("nproc_exceeds_gpus_per_node") == 1
+    assert "'quad'" in next(p["message"] for p in err.value.problems if p["code"] == "nproc_exceeds_gpus_per_node")

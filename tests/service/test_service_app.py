@@ -118,7 +118,8 @@ def test_malformed_requests_are_422_problems_naming_each_field(client: TestClien
         "sizes.tp_size",
         "ranks[1]",
     }
-    assert fields(problem(client.post("/v1/validate", json={"world_size": 8}), 422)) == {"strategy"}
+    defaulted = client.post("/v1/validate", json={"world_size": 8})  # strategy defaults to fsdp2, as in the CLI
+    assert defaulted.status_code == 200 and defaulted.json()["plan"]["strategy"] == "fsdp2"
     assert fields(problem(client.post("/v1/validate", json={"strategy": "fsdp2"}), 422)) == {"world_size"}
     no_procs = {"strategy": "fsdp2", "nnodes": "2:4"}
     assert fields(problem(client.post("/v1/layout", json=no_procs), 422)) == {"nproc_per_node"}

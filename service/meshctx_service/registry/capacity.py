@@ -94,7 +94,11 @@ def fit(request: TopologyRequest, cluster: Cluster | None) -> Fit:
                 )
             )
     wire = report.to_dict()
-    found = [*wire["problems"], *(p.to_dict() for p in problems)]  # type: ignore[misc]
+    # The planner also reports nproc_exceeds_gpus_per_node (against the shape given it): keep the registry's
+    # message, which names the cluster, once.
+    own = {p.code.value for p in problems}
+    kept = [p for p in wire["problems"] if p["code"] not in own]  # type: ignore[attr-defined]
+    found = [*kept, *(p.to_dict() for p in problems)]
     if found or plan is None:
         wire |= {"valid": False, "problems": found, "plan": None}
         raise InvalidTopologyError(found, wire)

@@ -54,7 +54,7 @@ class ModelBody(Strict):
 class TopologyBody(Strict):
     """One topology: a strategy, a world (``world_size``, ``nnodes`` × ``nproc_per_node`` or ``ranks``) and sizes."""
 
-    strategy: Annotated[str, Field(max_length=64, examples=["fsdp2"])]
+    strategy: Annotated[str, Field(max_length=64, examples=["fsdp2"])] = "fsdp2"
     world_size: Int | None = None
     nnodes: Int | NodeRange | None = None
     nproc_per_node: Int | None = None

@@ -61,9 +61,9 @@ def add_clusters_commands(commands: Any) -> None:
     clusters = commands.add_parser("clusters", help="manage the clusters jobs are registered on")
     cluster_commands = clusters.add_subparsers(dest="action", required=True, metavar="ACTION")
     put = cluster_commands.add_parser("put", help="create or reshape a cluster (admin token)")
-    put.add_argument("name")
-    put.add_argument("--nodes", type=int, required=True)
-    put.add_argument("--gpus-per-node", type=int, required=True)
+    put.add_argument("name", help="the cluster's name")
+    put.add_argument("--nodes", type=int, required=True, help="nodes in the cluster")
+    put.add_argument("--gpus-per-node", type=int, required=True, help="GPUs on each node")
     put.add_argument("--nvlink-domain", type=int, help="GPUs per NVLink domain")
     connection_args(put)
     put.set_defaults(handler=cmd_clusters_put)
@@ -72,7 +72,7 @@ def add_clusters_commands(commands: Any) -> None:
         ("delete", cmd_clusters_delete, "delete a cluster without active jobs (admin token)"),
     ):
         sub = cluster_commands.add_parser(action, help=text)
-        sub.add_argument("name")
+        sub.add_argument("name", help="the cluster's name")
         connection_args(sub)
         sub.set_defaults(handler=handler)
     clusters_list = cluster_commands.add_parser("list", help="clusters by name")

@@ -68,11 +68,20 @@ MODEL_FLAGS: dict[str, str] = {
     "--micro-batch": "micro_batch_size",
 }
 assert sorted(MODEL_FLAGS.values()) == sorted(MODEL_FIELDS), "a ModelShape field has no flag"
+MODEL_HELP: dict[str, str] = {
+    "--heads": "attention heads (checked: divisible by tp)",
+    "--kv-heads": "key/value heads (checked: divisible by tp)",
+    "--experts": "MoE experts (checked: divisible by ep)",
+    "--layers": "transformer layers (checked: at least pp)",
+    "--seq-len": "sequence length (checked: divisible by 2·cp·tp when cp > 1)",
+    "--global-batch": "global batch size (checked: divisible by micro batch × dp)",
+    "--micro-batch": "micro batch size per rank",
+}
 
 
 def add_topology_args(parser: argparse.ArgumentParser) -> None:
     """The strategy, the world, the sizes (from ``SIZE_TABLE``), cluster and model, ``--json`` and ``--server``."""
-    world = parser.add_argument_group("world")
+    world = parser.add_argument_group("world (torchrun's underscore spellings, e.g. --nproc_per_node, work too)")
     world.add_argument("--strategy", default="fsdp2", help="fsdp2 (default), megatron_fsdp or ddp")
     world.add_argument("--world-size", type=int, help="number of ranks")
     world.add_argument("--nnodes", type=_nnodes, help="nodes, or an elastic range MIN:MAX")
@@ -83,13 +92,19 @@ def add_topology_args(parser: argparse.ArgumentParser) -> None:
         default = None if field.optional else 1
         sizes.add_argument(field.flag, dest=field.name, type=int, default=default, help=field.help)
     cluster = parser.add_argument_group("cluster")
-    cluster.add_argument("--gpus-per-node", type=int)
+    cluster.add_argument(
+        "--gpus-per-node",
+        type=int,
+        help="GPUs per node (default: --nproc-per-node); processes per node may not exceed it",
+    )
     cluster.add_argument("--nvlink-domain", type=int, help="GPUs per NVLink domain (e.g. 72)")
-    model = parser.add_argument_group("model")
+    model = parser.add_argument_group("model (optional; checked against the sizes)")
     for flag, dest in MODEL_FLAGS.items():
-        model.add_argument(flag, dest=dest, type=int)
+        model.add_argument(flag, dest=dest, type=int, help=MODEL_HELP[flag])
     parser.add_argument("--json", action="store_true", help="print the JSON wire format")
-    parser.add_argument("--server", metavar="URL", help="ask a running meshctx service instead of planning locally")
+    parser.add_argument(
+        "--server", metavar="URL", help="ask a running meshctx service (http://HOST:PORT) instead of planning locally"
+    )
 
 
 def request_from_args(args: argparse.Namespace) -> TopologyRequest:
@@ -97,12 +112,17 @@ def request_from_args(args: argparse.Namespace) -> TopologyRequest:
         raise UsageError("give --world-size, or --nnodes with --nproc-per-node, or --ranks")
     if args.nnodes is not None and args.nproc_per_node is None:
         raise UsageError("--nnodes needs --nproc-per-node")
+    if args.nproc_per_node is not None and args.nnodes is None:
+        raise UsageError("--nproc-per-node needs --nnodes (or give --world-size alone)")
     model_values = {name: getattr(args, name) for name in MODEL_FIELDS}
     cluster = None
-    if args.gpus_per_node is not None:
-        cluster = ClusterShape(gpus_per_node=args.gpus_per_node, nvlink_domain=args.nvlink_domain)
-    elif args.nvlink_domain is not None:
-        raise UsageError("--nvlink-domain needs --gpus-per-node")
+    gpus_per_node = args.gpus_per_node
+    if gpus_per_node is None and args.nvlink_domain is not None:
+        gpus_per_node = args.nproc_per_node  # one GPU a process, as without --nvlink-domain
+        if gpus_per_node is None:
+            raise UsageError("--nvlink-domain needs --gpus-per-node (or --nnodes with --nproc-per-node)")
+    if gpus_per_node is not None:
+        cluster = ClusterShape(gpus_per_node=gpus_per_node, nvlink_domain=args.nvlink_domain)
     return TopologyRequest(
         strategy=args.strategy,
         sizes=ParallelismSizes(**{name: getattr(args, name) for name in SIZE_FIELDS}),
@@ -122,10 +142,38 @@ def print_json(data: Any) -> None:
 # -- calling a server ---------------------------------------------------------------------------------------
 
 
-def with_client(server: str, work: Callable[[MeshctxClient], Any], *, token: str | None = None) -> Any:
+def checked_server_url(server: str) -> str:
+    """``--server`` must be an http(s) URL: ``localhost:8000`` is a usage error naming the fix, not a failed call."""
+    scheme, sep, rest = server.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
+        raise UsageError(
+            f"--server {server!r} is not an http(s) URL; give the scheme, e.g. --server http://{rest or server}"
+            if not sep
+            else f"--server {server!r} is not an http(s) URL; use http://HOST:PORT or https://HOST:PORT"
+        )
+    return server
+
+
+def client_module(command: str) -> Any:
+    """``meshctx.client``, or a usage error naming the extra when httpx is missing (``pip install meshctx``
+    brings no dependencies; the ``client`` extra adds httpx)."""
+    try:
+        from .. import client
+    except ImportError as error:
+        if getattr(error, "name", None) != "httpx":
+            raise
+        raise UsageError(f"{command} needs httpx: pip install 'meshctx[client]'") from None
+    return client
+
+
+def with_client(
+    server: str, work: Callable[[MeshctxClient], Any], *, token: str | None = None, command: str = "--server"
+) -> Any:
     """``work(client)``; no answer or a server error (5xx) is ``ServerFailed``, a refusal (``ProblemError``,
     status below 500) is left to the caller."""
-    from ..client import MeshctxClient, ProblemError, ServiceError
+    server = checked_server_url(server)
+    client = client_module(command)
+    MeshctxClient, ProblemError, ServiceError = client.MeshctxClient, client.ProblemError, client.ServiceError
 
     try:
         with MeshctxClient(server, token=token) as client:
@@ -138,12 +186,14 @@ def with_client(server: str, work: Callable[[MeshctxClient], Any], *, token: str
         raise ServerFailed(str(error)) from None
 
 
-def ask_server(url: str, call: Callable[[MeshctxClient], Json]) -> Json:
-    """``call(client)`` for validate, layout and render: a refusal becomes a usage error, as it would locally."""
-    from ..client import ProblemError
+def ask_server(args: argparse.Namespace, call: Callable[[MeshctxClient], Json]) -> Json:
+    """``call(client)`` on ``--server`` for validate, layout and render: a refusal becomes a usage error, as it
+    would locally."""
+    url, command = args.server, f"meshctx {args.cli_command} --server"
+    ProblemError = client_module(command).ProblemError
 
     try:
-        return with_client(url, call)
+        return with_client(url, call, command=command)
     except ProblemError as error:
         if error.status >= 400:
             raise UsageError("; ".join(e["detail"] for e in error.errors) or str(error)) from None
@@ -154,7 +204,9 @@ def connection_args(parser: argparse.ArgumentParser, *, topology: bool = False) 
     """``--token`` (and ``--json``, ``--server`` unless ``add_topology_args`` brought them) for registry calls."""
     if not topology:
         parser.add_argument("--json", action="store_true", help="print the service's JSON")
-        parser.add_argument("--server", metavar="URL", help="the meshctx service (default $MESHCTX_SERVER)")
+        parser.add_argument(
+            "--server", metavar="URL", help="the meshctx service, http://HOST:PORT (default $MESHCTX_SERVER)"
+        )
     parser.add_argument("--token", help="bearer token (default $MESHCTX_TOKEN)")
 
 
@@ -166,13 +218,13 @@ def page_args(parser: argparse.ArgumentParser) -> None:
 def registry_call(args: argparse.Namespace, work: Callable[[MeshctxClient], Any]) -> tuple[int, Any]:
     """Run ``work(client)`` against ``--server`` (or ``$MESHCTX_SERVER``); a refusal is printed (problem+json
     with --json) and gives exit status 1."""
-    from ..client import ProblemError
-
     server = args.server or os.environ.get("MESHCTX_SERVER")
     if not server:
         raise UsageError("give --server URL or set MESHCTX_SERVER")
+    command = f"meshctx {args.cli_command}"
+    ProblemError = client_module(command).ProblemError
     try:
-        return EXIT_VALID, with_client(server, work, token=args.token or None)
+        return EXIT_VALID, with_client(server, work, token=args.token or None, command=command)
     except ProblemError as error:
         _print_problem(args, error.problem)
         return EXIT_INVALID, None
@@ -218,6 +270,8 @@ class ServiceParts:
     run_server: Callable[..., Any] | None = None
     default_database_url: Callable[[Any], str] | None = None
     upgrade_database: Callable[..., str | None] | None = None
+    #: Reads the token settings (``TokenConfigError``, a ``ValueError``, when malformed) before the server starts.
+    load_tokens: Callable[[Any], Any] | None = None
 
 
 def load_service(command: str) -> ServiceParts:
@@ -231,9 +285,10 @@ def load_service(command: str) -> ServiceParts:
             return ServiceParts(Settings, default_database_url=default_database_url, upgrade_database=upgrade_database)
         import uvicorn
 
+        from meshctx_service.auth.gate import load_tokens
         from meshctx_service.settings import Settings
 
-        return ServiceParts(Settings, run_server=uvicorn.run)
+        return ServiceParts(Settings, run_server=uvicorn.run, load_tokens=load_tokens)
     except ImportError as error:
         what = "db upgrade" if command == "db" else command
         raise UsageError(f"{what} needs the service extra (pip install 'meshctx[service]'): {error}") from None

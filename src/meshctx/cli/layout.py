@@ -42,7 +42,7 @@ def _local_layout(args: argparse.Namespace, request: TopologyRequest) -> dict[st
 def cmd_layout(args: argparse.Namespace) -> int:
     request = request_from_args(args)
     if args.server:
-        data = ask_server(args.server, lambda client: client.layout(request, groups=args.groups, rank=args.rank))
+        data = ask_server(args, lambda client: client.layout(request, groups=args.groups, rank=args.rank))
     else:
         data = _local_layout(args, request)
     if "valid" in data:  # no plan: the validation report says why

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..launch import TARGETS, LaunchError, LaunchSpec, validate_and_render
 from ..launch.spec import RENDER_OPTIONS, OptionKind, RenderOption
+from ..launch.text import yaml_text
 from ..plan.request import TopologyRequest
 from .common import EXIT_INVALID, EXIT_VALID, UsageError, add_topology_args, ask_server, request_from_args
 from .text import report_text
@@ -71,11 +72,17 @@ def add_render_command(commands: Any) -> argparse.ArgumentParser:
         usage="%(prog)s TARGET [flags] [-- COMMAND ARGS...]",
     )
     parser.__class__ = _RenderParser  # add_parser makes the parent's class; only render splits at --
-    parser.add_argument("target", choices=TARGETS)
+    parser.add_argument("target", choices=TARGETS, help="what to render for")
     add_topology_args(parser)
     launch = parser.add_argument_group("launch")
     for option in RENDER_OPTIONS:
         _add_option(launch, option)
+    parser.add_argument(
+        "--format",
+        choices=("yaml", "json"),
+        help="the rendered document as YAML or JSON (default: the target's own form — a shell command for "
+        "torchrun, a batch script for slurm, YAML for trainjob, kueue and skypilot; PyYAML is not needed)",
+    )
     parser.set_defaults(handler=cmd_render)
     return parser
 
@@ -119,7 +126,9 @@ def render_body(request: TopologyRequest, launch: LaunchSpec) -> dict[str, Any]:
 
 def _render_locally(target: str, request: TopologyRequest, launch: LaunchSpec) -> dict[str, Any]:
     try:
-        report, rendering = validate_and_render(target, request.strategy, request.sizes, launch, model=request.model)
+        report, rendering = validate_and_render(
+            target, request.strategy, request.sizes, launch, model=request.model, cluster=request.cluster
+        )
     except LaunchError as error:
         raise UsageError(
             "; ".join(f"--{field.replace('_', '-')}: {detail}" for field, detail in error.errors)
@@ -127,12 +136,21 @@ def _render_locally(target: str, request: TopologyRequest, launch: LaunchSpec) -
     return report.to_dict() | {"rendering": rendering.to_dict() if rendering is not None else None}
 
 
+def _document(rendering: dict[str, Any], form: str | None) -> str:
+    """The rendering in the form asked for: its own text, or its data as YAML or JSON."""
+    if form == "json":
+        return json.dumps(rendering["data"], indent=2, ensure_ascii=False) + "\n"
+    if form == "yaml":
+        return yaml_text(rendering["data"])
+    return str(rendering["text"])
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     launch = launch_from_args(args)
     request = request_from_args(args)
     if args.server:
         body = render_body(request, launch)
-        answer = ask_server(args.server, lambda client: client.render(args.target, body))
+        answer = ask_server(args, lambda client: client.render(args.target, body))
     else:
         answer = _render_locally(args.target, request, launch)
     rendering = answer["rendering"]
@@ -142,7 +160,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         report = {k: v for k, v in answer.items() if k != "rendering"}
         print(report_text(request.to_dict(), report), file=sys.stderr)
     else:
-        print(rendering["text"], end="")
+        print(_document(rendering, args.format), end="")
         for line in (*(w["message"] for w in answer["warnings"]), *rendering["notes"]):
             print(f"# {line}", file=sys.stderr)
     return EXIT_VALID if rendering is not None else EXIT_INVALID

@@ -8,6 +8,7 @@ a server.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 
 from ..plan.sizes import SIZE_TABLE
@@ -56,7 +57,10 @@ def plan_lines(plan: Mapping[str, Any]) -> list[str]:
     cluster = plan.get("cluster")
     if cluster:
         spans = ", ".join(f"{axis} {entry['nodes']}" for axis, entry in cluster["spans"].items())
-        lines.append(f"  nodes        {cluster['nodes']} × {cluster['gpus_per_node']} GPUs; nodes per group: {spans}")
+        procs = f" ({cluster['nproc_per_node']} processes each)" if cluster.get("nproc_per_node") else ""
+        lines.append(
+            f"  nodes        {cluster['nodes']} × {cluster['gpus_per_node']} GPUs{procs}; nodes per group: {spans}"
+        )
     lines.append(f"  fingerprint  {plan['fingerprint']}")
     return lines
 
@@ -126,10 +130,30 @@ def layout_text(plan: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def group_text(members: Sequence[int] | Mapping[str, Any], *, width: int = 72) -> str:
+    """One rank's group, short at any size: a small list as it is; a long one as its runs (``0-7,16-23``) when
+    they are short, else first … last with the count and the step; the CuTe form (``{"start", "sizes",
+    "strides"}``, sent for groups above 4,096 members) as its count, start and layout."""
+    if isinstance(members, Mapping):
+        sizes, strides = list(members["sizes"]), list(members["strides"])
+        count = 1
+        for size in sizes:
+            count *= size
+        layout = f"({','.join(map(str, sizes))}):({','.join(map(str, strides))})"
+        return f"{count} ranks from {members['start']}, layout {layout}"
+    if len(members) <= 16:
+        return str(list(members))
+    runs = _compact_ranks(members)
+    if len(runs) <= width:
+        return f"{runs} ({len(members)} ranks)"
+    steps = {b - a for a, b in pairwise(members)}
+    step = f", step {steps.pop()}" if len(steps) == 1 else ""
+    head = ", ".join(map(str, members[:4]))
+    return f"[{head}, …, {members[-1]}] ({len(members)} ranks{step})"
+
+
 def rank_view_text(view: Mapping[str, Any]) -> str:
     lines = [f"rank {view['rank']}:", f"  {'axis':<13} {'coord':>5}  group"]
     for name, coordinate in view["coordinates"].items():
-        members = view["groups"][name]
-        shown = members if len(members) <= 16 else f"{_compact_ranks(members)} ({len(members)} ranks)"
-        lines.append(f"  {name:<13} {coordinate:>5}  {shown}")
+        lines.append(f"  {name:<13} {coordinate:>5}  {group_text(view['groups'][name])}")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ def add_validate_command(commands: Any) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     request = request_from_args(args)
     if args.server:
-        report = ask_server(args.server, lambda client: client.validate(request))
+        report = ask_server(args, lambda client: client.validate(request))
     else:
         report = request.validate().to_dict()
     if args.json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..plan import MeshPlan, ValidationReport, validate_topology
+from ..plan import ClusterShape, MeshPlan, ValidationReport, validate_topology
 from ..plan.model import ModelShape
 from ..plan.sizes import ParallelismSizes
 from ..plan.strategies import StrategyLike
@@ -44,10 +44,14 @@ def validate_and_render(
     launch: LaunchSpec,
     *,
     model: ModelShape | None = None,
+    cluster: ClusterShape | None = None,
 ) -> tuple[ValidationReport, Rendering | None]:
-    """Validate the topology over the launch's nodes (every count of an elastic range) and render it
-    when valid; the report says why not otherwise. Raises ``LaunchError`` for bad launch settings."""
-    report = validate_topology(strategy, sizes, nnodes=launch.nnodes, nproc_per_node=launch.nproc_per_node, model=model)
+    """Validate the topology over the launch's nodes (every count of an elastic range), on ``cluster``'s nodes
+    when given (more processes than GPUs per node is refused), and render it when valid; the report says why not
+    otherwise. Raises ``LaunchError`` for bad launch settings."""
+    report = validate_topology(
+        strategy, sizes, nnodes=launch.nnodes, nproc_per_node=launch.nproc_per_node, model=model, cluster=cluster
+    )
     if not report.valid or report.plan is None:
         return report, None
     return report, render(target, report.plan, launch)

@@ -25,9 +25,28 @@ class ClusterShape:
 
     gpus_per_node: int
     nvlink_domain: int | None = None
+    #: Processes the launcher starts on each node when fewer than ``gpus_per_node`` (``nnodes × nproc_per_node``):
+    #: rank ``r`` then sits on node ``r // nproc_per_node``, so the node count given is the one the plan uses.
+    nproc_per_node: int | None = None
 
     def to_dict(self) -> dict[str, int | None]:
-        return {"gpus_per_node": self.gpus_per_node, "nvlink_domain": self.nvlink_domain}
+        out: dict[str, int | None] = {"gpus_per_node": self.gpus_per_node, "nvlink_domain": self.nvlink_domain}
+        if self.nproc_per_node is not None:
+            out["nproc_per_node"] = self.nproc_per_node
+        return out
+
+    @property
+    def ranks_per_node(self) -> int:
+        """Consecutive ranks on one node (launcher order)."""
+        return self.nproc_per_node if self.nproc_per_node is not None else self.gpus_per_node
+
+    @property
+    def ranks_per_nvlink_domain(self) -> int | None:
+        """Consecutive ranks in one NVLink domain: whole nodes of it, each holding ``ranks_per_node`` ranks."""
+        domain = self.nvlink_domain
+        if not domain or self.nproc_per_node is None or domain % self.gpus_per_node:
+            return domain
+        return domain // self.gpus_per_node * self.nproc_per_node
 
 
 class PlacedAxes(Protocol):
@@ -127,17 +146,16 @@ def cluster_report(plan: PlacedAxes) -> dict[str, object]:
     assert cluster is not None
     spans: dict[str, dict[str, int]] = {}
     for axis in plan.layouts:
-        entry = {"nodes": units_spanned(plan, axis, cluster.gpus_per_node)}
-        if cluster.nvlink_domain:
-            entry["nvlink_domains"] = units_spanned(plan, axis, cluster.nvlink_domain)
+        entry = {"nodes": units_spanned(plan, axis, cluster.ranks_per_node)}
+        domain = cluster.ranks_per_nvlink_domain
+        if domain:
+            entry["nvlink_domains"] = units_spanned(plan, axis, domain)
         spans[axis] = entry
     highest = max(plan.ranks) + 1 if plan.ranks is not None else plan.world_size
-    return {
-        "gpus_per_node": cluster.gpus_per_node,
-        "nvlink_domain": cluster.nvlink_domain,
-        "nodes": -(-highest // cluster.gpus_per_node),
-        "spans": spans,
-    }
+    out: dict[str, object] = {"gpus_per_node": cluster.gpus_per_node, "nvlink_domain": cluster.nvlink_domain}
+    if cluster.nproc_per_node is not None:
+        out["nproc_per_node"] = cluster.nproc_per_node
+    return out | {"nodes": -(-highest // cluster.ranks_per_node), "spans": spans}
 
 
 def cluster_warnings(plan: PlacedAxes) -> list[Problem]:
@@ -145,12 +163,13 @@ def cluster_warnings(plan: PlacedAxes) -> list[Problem]:
     cluster = plan.cluster
     if cluster is None:
         return []
-    if cluster.nvlink_domain:
-        unit, code, what = cluster.nvlink_domain, Code.AXIS_SPANS_NVLINK_DOMAIN, "NVLink domains"
+    domain = cluster.ranks_per_nvlink_domain
+    if domain:
+        unit, code, what = domain, Code.AXIS_SPANS_NVLINK_DOMAIN, "NVLink domains"
         unit_field = "cluster.nvlink_domain"
     else:
-        unit, code, what = cluster.gpus_per_node, Code.AXIS_SPANS_NODES, "nodes"
-        unit_field = "cluster.gpus_per_node"
+        unit, code, what = cluster.ranks_per_node, Code.AXIS_SPANS_NODES, "nodes"
+        unit_field = "nproc_per_node" if cluster.nproc_per_node is not None else "cluster.gpus_per_node"
     warnings = []
     for axis in LOCAL_AXES:
         if axis not in plan.layouts:
@@ -164,7 +183,7 @@ def cluster_warnings(plan: PlacedAxes) -> list[Problem]:
             Problem.warning(
                 code,
                 (f"{axis}_size", unit_field),
-                f"Each {axis} group of {size} ranks spans {spanned} {what} of {unit} GPUs, so its "
+                f"Each {axis} group of {size} ranks spans {spanned} {what} of {unit} ranks, so its "
                 f"collectives leave NVLink.",
                 f"Keep {axis}_size a divisor of {unit} ({inside}) so each {axis} group stays inside one "
                 f"{what[:-1]}; move the remaining factor to dp or pp.",

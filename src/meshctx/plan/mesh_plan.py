@@ -343,7 +343,11 @@ class MeshPlan:
             moe_mesh=MeshSpec.from_dict(moe_mesh) if moe_mesh else None,  # type: ignore[arg-type]
             layouts={str(k): AxisLayout.from_dict(v) for k, v in data["layouts"].items()},  # type: ignore[attr-defined]
             cluster=(
-                ClusterShape(gpus_per_node=int(cluster["gpus_per_node"]), nvlink_domain=cluster.get("nvlink_domain"))  # type: ignore[index,attr-defined]
+                ClusterShape(
+                    gpus_per_node=int(cluster["gpus_per_node"]),  # type: ignore[index]
+                    nvlink_domain=cluster.get("nvlink_domain"),  # type: ignore[attr-defined]
+                    nproc_per_node=cluster.get("nproc_per_node"),  # type: ignore[attr-defined]
+                )
                 if cluster
                 else None
             ),

@@ -141,6 +141,8 @@ def _read_world(request: TopologyRequest, problems: list[Problem]) -> tuple[Topo
     cluster = _checked_cluster(request.cluster, problems)
     if cluster is None and node_range is not None and is_size(nproc):
         cluster = ClusterShape(gpus_per_node=nproc)
+    elif cluster is not None and node_range is not None and is_size(nproc):
+        cluster = _processes_on(cluster, nproc, problems)
     request = replace(request, cluster=cluster)
 
     if node_range is None or not is_size(nproc) or resolve_strategy(request.strategy) is None:
@@ -160,6 +162,26 @@ def _read_world(request: TopologyRequest, problems: list[Problem]) -> tuple[Topo
     if lo == hi:
         request = replace(request, world_size=lo * nproc)
     return request, node_range
+
+
+def _processes_on(cluster: ClusterShape, nproc: int, problems: list[Problem]) -> ClusterShape:
+    """The cluster with ``nproc`` processes on each node: more processes than GPUs is an error (one process
+    drives one GPU); fewer places rank ``r`` on node ``r // nproc``, so the node count given is the one used."""
+    if nproc > cluster.gpus_per_node:
+        problems.append(
+            Problem.error(
+                Code.NPROC_EXCEEDS_GPUS_PER_NODE,
+                ("nproc_per_node", "cluster.gpus_per_node"),
+                f"nproc_per_node {nproc} is more than the {cluster.gpus_per_node} GPUs per node; each process "
+                "drives one GPU.",
+                f"Use nproc_per_node {cluster.gpus_per_node} on {nproc // cluster.gpus_per_node}× the nodes (the "
+                "same world size), or fix gpus_per_node."
+                if nproc % cluster.gpus_per_node == 0
+                else f"Use nproc_per_node ≤ {cluster.gpus_per_node} and more nodes, or fix gpus_per_node.",
+            )
+        )
+        return cluster
+    return cluster if nproc == cluster.gpus_per_node else replace(cluster, nproc_per_node=nproc)
 
 
 def _checked_cluster(cluster: ClusterShape | None, problems: list[Problem]) -> ClusterShape | None:
@@ -206,6 +228,7 @@ def _check_one(
     resolved, size_problems = check_sizes(strategy, request.sizes, request.world_size, ranks)
     known_cp = resolved.cp if resolved else request.sizes.cp_size if is_size(request.sizes.cp_size) else None
     cp_degrees, cp_problems = cp_degree_problems(known_cp, request.cp_ring_degree, request.cp_ulysses_degree)
+    world_problems = [p for p in problems if p.severity is Severity.ERROR]
     problems = problems + size_problems + cp_problems + _model_check(request, resolved)
     errors = tuple(p for p in problems if p.severity is Severity.ERROR)
     warnings = [p for p in problems if p.severity is Severity.WARNING]
@@ -213,8 +236,11 @@ def _check_one(
         suggestions: list[Suggestion] = []
         world = len(ranks) if ranks is not None and not isinstance(ranks, str) else request.world_size
         sizes_ok = all(p.code is not Code.INVALID_SIZE for p in errors)
-        if suggest and sizes_ok and is_size(world):
-            suggestions = suggest_sizes(strategy, request.sizes, world, model=request.model)
+        # Problems of the world itself (nodes × processes, GPUs per node) are not fixed by other sizes.
+        if suggest and sizes_ok and not world_problems and is_size(world):
+            suggestions = suggest_sizes(
+                strategy, request.sizes, world, model=request.model, accept=lambda s: _fixes(request, strategy, s)
+            )
         return ValidationReport(False, errors, tuple(warnings), tuple(suggestions))
     plan = MeshPlan.build(
         strategy,
@@ -226,6 +252,11 @@ def _check_one(
     )
     warnings += cluster_warnings(plan)
     return ValidationReport(True, (), tuple(warnings), (), plan)
+
+
+def _fixes(request: TopologyRequest, strategy: Strategy, sizes: ParallelismSizes) -> bool:
+    """Whether ``sizes`` in place of the request's sizes give a valid topology: a suggestion must fix every problem."""
+    return _check_one(replace(request, sizes=sizes), strategy, [], suggest=False).valid
 
 
 def _check_range(

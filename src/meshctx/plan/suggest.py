@@ -8,6 +8,7 @@ costs most, and a bigger jump costs more than a small one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from itertools import combinations
 from math import log2
@@ -81,8 +82,10 @@ def suggest_sizes(
     *,
     model: ModelShape | None = None,
     limit: int = 5,
+    accept: Callable[[ParallelismSizes], bool] | None = None,
 ) -> list[Suggestion]:
-    """Up to ``limit`` valid size sets near ``request`` for ``world`` ranks, best first."""
+    """Up to ``limit`` valid size sets near ``request`` for ``world`` ranks, best first. ``accept`` checks a
+    candidate against the whole request (ranks, cp degrees, …): only sets that fix every problem are offered."""
     base = request
     unsupported = RULES[strategy].unsupported
     for field in unsupported:
@@ -91,10 +94,22 @@ def suggest_sizes(
     supported = [f for f in DEGREES if f not in unsupported]
     # Prefer moving only the degrees the user turned on: enabling EP or CP on their behalf is rarely a fix.
     explicit = [f for f in supported if _degree(getattr(base, f)) > 1]
-    found = _ranked(strategy, request, base, explicit, world, model)
+    found = _accepted(_ranked(strategy, request, base, explicit, world, model), accept, limit)
     if not found and explicit != supported:
-        found = _ranked(strategy, request, base, supported, world, model)
-    return found[:limit]
+        found = _accepted(_ranked(strategy, request, base, supported, world, model), accept, limit)
+    return found
+
+
+def _accepted(
+    ranked: list[Suggestion], accept: Callable[[ParallelismSizes], bool] | None, limit: int
+) -> list[Suggestion]:
+    out: list[Suggestion] = []
+    for suggestion in ranked:
+        if len(out) == limit:
+            break
+        if accept is None or accept(suggestion.sizes):
+            out.append(suggestion)
+    return out
 
 
 def _ranked(

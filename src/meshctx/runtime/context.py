@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..errors import require
 from ..plan import MeshPlan
 from ..plan.axes import VALID_AXIS_NAMES, MeshAxisName
 from ..plan.sizes import ParallelismSizes
@@ -177,6 +178,7 @@ class MeshContext:
         package's ``ParallelismSizes``). Raises ``nemo_rules.MeshBuildError`` (a ``TopologyError``, NeMo's
         exception type and message first) before any group exists when the request is refused, and
         ``RuntimeError`` if torch built something else. DDP needs no process group, as in NeMo."""
+        require("torch", "torch", "MeshContext.build")
         import torch.distributed as dist
 
         from ..plan import validate_topology
