@@ -24,6 +24,7 @@ from .http.metrics import Metrics
 from .http.middleware import LimitBody, ObserveRequests
 from .http.openapi import openapi_schema
 from .integrations import kubernetes, render, skypilot
+from .placement import routes as placement_routes
 from .registry import Registry, default_database_url, ensure_schema, make_engine
 from .registry import routes as registry_routes
 from .settings import Settings
@@ -62,9 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ready = False
     app.state.gate = Gate.from_settings(settings)
     install_error_handlers(app)  # every handler, whichever routers follow
-    app.include_router(
-        topology_routes.router, dependencies=[] if settings.open_validate else [Depends(needs(Role.READ))]
-    )
+    planning = [] if settings.open_validate else [Depends(needs(Role.READ))]  # validate, layout, place
+    app.include_router(topology_routes.router, dependencies=planning)
+    app.include_router(placement_routes.router, dependencies=planning)
     app.include_router(registry_routes.router)
     app.include_router(health.router)
     for integration in (render, kubernetes, skypilot):

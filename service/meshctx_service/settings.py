@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     max_nnodes_span: Annotated[int, Field(ge=1)] = 1024
     #: ``groups=true`` lists every rank once per axis; refuse it above this world size (use ``rank=N``).
     max_listed_world_size: Annotated[int, Field(ge=1)] = 1 << 17
+    #: Most nodes a placement (``POST /v1/place``) or an imported topology may have.
+    max_place_nodes: Annotated[int, Field(ge=1)] = 16384
+    #: Longest topology text (Slurm ``topology.conf`` / ``topology.yaml``) ``POST /v1/topology/import`` reads.
+    max_topology_text_bytes: Annotated[int, Field(ge=1)] = 1 << 20
+    #: Seconds a placement or an import may run in the worker pool before the request gets a 503.
+    place_deadline_s: Annotated[float, Field(gt=0)] = 10.0
     #: Serve HTTPS with this certificate (PEM; may hold the key too) and key; Kubernetes calls webhooks over HTTPS only.
     tls_cert_file: str | None = None
     tls_key_file: str | None = None

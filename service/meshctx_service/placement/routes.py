@@ -1,0 +1,190 @@
+"""``POST /v1/place`` and ``POST /v1/topology/import``: the placement core behind HTTP, answering the CLI's JSON.
+
+Bounded: the schema caps every string and the GPUs per node; the node count and the text size are checked
+against the settings before any work; the placement or import itself (up to ``max_place_nodes`` nodes, a
+hostlist that may expand, a YAML parse) runs in a small worker pool off the event loop under a deadline, so
+``/livez`` keeps answering. (``topology/limits.py``'s shared pool is not on this branch; when it is, the
+placement runs there instead of in ``_POOL``.)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import anyio
+from fastapi import APIRouter, Body, Request
+
+from meshctx.place import (
+    PlacementError,
+    Topology,
+    place,
+    topology_from_kubectl,
+    topology_from_slurm_conf,
+    topology_from_slurm_yaml,
+)
+from meshctx.place.hostlist import expand_hosts
+from meshctx.place.launch import MASTER_PORT
+
+from ..http.errors import REFUSED, InvalidFields, ProblemDetails, ServiceError
+from ..http.responses import FastJSONResponse
+from ..settings import Settings
+from ..topology.schemas import ValidationReportOut
+from .schemas import IMPORT_EXAMPLES, PLACE_EXAMPLES, ImportBody, PlaceBody, PlacementOut, TopologyOut
+
+router = APIRouter(prefix="/v1", tags=["placement"])
+
+#: Two placements at a time: each holds the GIL for up to a few hundred ms at the node limit, and more
+#: threads would only queue behind each other while starving the event loop.
+_POOL = anyio.CapacityLimiter(2)
+T = TypeVar("T")
+
+BUSY: dict[int | str, dict[str, Any]] = {
+    503: {"model": ProblemDetails, "description": "The work ran past `MESHCTX_PLACE_DEADLINE_S` (`placement_timeout`)."}
+}
+
+
+class PlacementTimeout(ServiceError):
+    status = 503
+    code = "placement_timeout"
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": "1"}
+
+
+async def _off_loop(settings: Settings, work: Callable[[], T]) -> T:
+    """``work()`` in the worker pool; past the deadline the request gets a 503 (the thread is left to finish,
+    its answer dropped: Python threads cannot be interrupted)."""
+    try:
+        with anyio.fail_after(settings.place_deadline_s):
+            return await anyio.to_thread.run_sync(work, limiter=_POOL, abandon_on_cancel=True)
+    except TimeoutError:
+        raise PlacementTimeout(
+            f"the placement took longer than {settings.place_deadline_s:g} s; retry, or place fewer nodes"
+        ) from None
+
+
+def _too_many(field: str, count: int, settings: Settings) -> tuple[str, str]:
+    return (field, f"{count} nodes exceed the {settings.max_place_nodes} this service places (MESHCTX_MAX_PLACE_NODES)")
+
+
+def _placement(body: PlaceBody, settings: Settings) -> dict[str, Any]:
+    """The whole placement, in a worker thread: hosts, topology, plan, order — or 422 naming the field."""
+    request = body.checked_request(settings)
+    try:
+        hosts = None if body.nodes is None else expand_hosts(body.nodes, limit=settings.max_place_nodes)
+    except ValueError as error:
+        raise InvalidFields([("nodes", str(error))]) from None
+    try:
+        topology = Topology.from_dict(body.topology.model_dump(exclude_none=False))
+    except ValueError as error:
+        raise InvalidFields([("topology", str(error))]) from None
+    report = request.validate(suggest=True)
+    if report.plan is None:
+        return report.to_dict()
+    command = tuple(body.command) if body.command else ("train.py",)
+    try:
+        placement = place(report.plan, topology, hosts, command=command, master_port=body.master_port or MASTER_PORT)
+    except PlacementError as error:
+        return {
+            "valid": False,
+            "problems": [p.to_dict() for p in error.problems],
+            "warnings": [],
+            "suggestions": [],
+            "plan": None,
+        }
+    return placement.to_dict()
+
+
+@router.post(
+    "/place",
+    response_model=None,
+    responses={
+        200: {
+            "model": PlacementOut | ValidationReportOut,
+            "description": "The placement (DESIGN's JSON: `order`, `gpus_per_node`, `axes`, `baselines`, "
+            "`launch`), or — when the topology or the allocation has problems — a report with `valid: false` "
+            "and every problem (recognize it by its `valid` key).",
+        },
+        **BUSY,
+        **REFUSED,
+    },
+    summary="Order the allocated nodes so the plan's groups stay inside fast links",
+)
+async def place_route(
+    body: Annotated[PlaceBody, Body(openapi_examples=PLACE_EXAMPLES)], request: Request
+) -> FastJSONResponse:
+    """Like ``meshctx place --json``: node rank ``i`` runs on ``order[i]``; crossings per axis and tier against
+    hostname order (c10d) and natural order (Slurm), the lower bounds, and the launch lines per scheduler.
+    The topology is given inline (meshctx JSON; ``POST /v1/topology/import`` converts Slurm and kubectl files)."""
+    settings: Settings = request.app.state.settings
+    errors = []
+    if isinstance(body.nnodes, str):
+        errors.append(("nnodes", "placement needs one node count, not an elastic range MIN:MAX"))
+    if len(body.topology.nodes) > settings.max_place_nodes:
+        errors.append(_too_many("topology.nodes", len(body.topology.nodes), settings))
+    if isinstance(body.nodes, list) and len(body.nodes) > settings.max_place_nodes:
+        errors.append(_too_many("nodes", len(body.nodes), settings))
+    if errors:
+        raise InvalidFields(errors)
+    return FastJSONResponse(await _off_loop(settings, lambda: _placement(body, settings)))
+
+
+def _imported(body: ImportBody, settings: Settings) -> dict[str, Any]:
+    """The importer, in a worker thread; a malformed file is a 422 naming ``text`` or ``object``."""
+    field = "object" if body.object is not None else "text"
+    try:
+        if body.format == "kubectl":
+            data = body.object if body.object is not None else json.loads(body.text or "")
+            topology = topology_from_kubectl(data)
+        elif body.format == "slurm-yaml":
+            assert body.text is not None and body.gpus_per_node is not None  # checked before
+            topology = topology_from_slurm_yaml(body.text, gpus_per_node=body.gpus_per_node, name=body.name)
+        else:
+            assert body.text is not None and body.gpus_per_node is not None
+            topology = topology_from_slurm_conf(body.text, gpus_per_node=body.gpus_per_node)
+    except ValueError as error:  # json.JSONDecodeError is one
+        raise InvalidFields([(field, str(error))]) from None
+    if len(topology.nodes) > settings.max_place_nodes:
+        raise InvalidFields([_too_many(field, len(topology.nodes), settings)])
+    return topology.to_dict()
+
+
+@router.post(
+    "/topology/import",
+    response_model=None,
+    responses={200: {"model": TopologyOut, "description": "The meshctx topology JSON."}, **BUSY, **REFUSED},
+    summary="Convert Slurm topology.conf / topology.yaml or kubectl nodes to meshctx topology JSON",
+)
+async def import_topology(
+    body: Annotated[ImportBody, Body(openapi_examples=IMPORT_EXAMPLES)], request: Request
+) -> FastJSONResponse:
+    """Slurm's files carry no GPU counts, hence ``gpus_per_node``; kubectl's nodes carry
+    ``status.allocatable["nvidia.com/gpu"]`` (nodes without GPUs are left out)."""
+    settings: Settings = request.app.state.settings
+    errors: list[tuple[str, str]] = []
+    if body.format == "kubectl":
+        if (body.object is None) == (body.text is None):
+            errors.append(("object", "kubectl: give the `kubectl get nodes -o json` output as object (or as text)"))
+        items = body.object.get("items") if body.object is not None else None
+        if isinstance(items, list) and len(items) > settings.max_place_nodes:
+            errors.append(_too_many("object.items", len(items), settings))
+    else:
+        if body.text is None:
+            errors.append(("text", f"{body.format}: give the file's contents as text"))
+        if body.object is not None:
+            errors.append(("object", f"{body.format}: takes text, not object"))
+        if body.gpus_per_node is None:
+            errors.append(("gpus_per_node", f"{body.format}: Slurm's topology files carry no GPU counts; give one"))
+    if body.text is not None and len(body.text.encode()) > settings.max_topology_text_bytes:
+        errors.append(
+            (
+                "text",
+                f"{len(body.text.encode())} bytes exceed the {settings.max_topology_text_bytes} this service reads "
+                "(MESHCTX_MAX_TOPOLOGY_TEXT_BYTES)",
+            )
+        )
+    if errors:
+        raise InvalidFields(errors)
+    return FastJSONResponse(await _off_loop(settings, lambda: _imported(body, settings)))
