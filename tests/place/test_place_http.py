@@ -17,8 +17,8 @@ from service_harness import LiveServer, start_server
 
 from meshctx import ParallelismSizes, plan_mesh
 from meshctx.cli import main
-from meshctx.cli.place import place_locally
 from meshctx.place import Node, Topology, place
+from meshctx.place.answer import place_answer
 from meshctx.plan.request import TopologyRequest
 
 MAX_NODES = 16
@@ -126,10 +126,10 @@ def test_server_prints_what_the_offline_command_prints(
         assert remote == local, args
 
 
-def test_place_locally_is_the_http_body(http: httpx.Client) -> None:
+def test_place_answer_is_the_http_body(http: httpx.Client) -> None:
     request = TopologyRequest(strategy="fsdp2", sizes=ParallelismSizes(tp_size=4, pp_size=2), world_size=32)
     answer = http.post("/v1/place", json={**request.to_dict(), "topology": TOPOLOGY.to_dict()})
-    assert answer.json() == place_locally(request, TOPOLOGY, None)
+    assert answer.json() == place_answer(request, TOPOLOGY, None)
 
 
 # -- importers over HTTP --------------------------------------------------------------------------------
@@ -192,6 +192,9 @@ def test_import_kubectl_object(http: httpx.Client) -> None:
         ({"format": "slurm-conf", "text": "SwitchName=s Nodes=n[1-100]", "gpus_per_node": 8}, "text", "100 nodes"),
         ({"format": "slurm-yaml", "text": "- topology: x\n  flat: true\n", "gpus_per_node": 8}, "text", "flat"),
         ({"format": "kubectl", "object": {"kind": "List"}}, "object", "items"),
+        ({"format": "kubectl", "object": {"items": [5]}}, "object", "items[0]: expected a mapping"),
+        ({"format": "kubectl", "object": {"items": []}}, "object", "lists no nodes"),
+        ({"format": "slurm-yaml", "text": "Z\u009d", "gpus_per_node": 4}, "text", "not YAML"),
         ({"format": "kubectl"}, "object", "kubectl get nodes"),
         ({"format": "kubectl", "text": "{"}, "text", "Expecting"),
         ({"format": "lsf", "text": ""}, "format", "slurm-conf"),

@@ -17,13 +17,12 @@ import anyio
 from fastapi import APIRouter, Body, Request
 
 from meshctx.place import (
-    PlacementError,
     Topology,
-    place,
     topology_from_kubectl,
     topology_from_slurm_conf,
     topology_from_slurm_yaml,
 )
+from meshctx.place.answer import place_answer
 from meshctx.place.hostlist import expand_hosts
 from meshctx.place.launch import MASTER_PORT
 
@@ -80,21 +79,8 @@ def _placement(body: PlaceBody, settings: Settings) -> dict[str, Any]:
         topology = Topology.from_dict(body.topology.model_dump(exclude_none=False))
     except ValueError as error:
         raise InvalidFields([("topology", str(error))]) from None
-    report = request.validate(suggest=True)
-    if report.plan is None:
-        return report.to_dict()
-    command = tuple(body.command) if body.command else ("train.py",)
-    try:
-        placement = place(report.plan, topology, hosts, command=command, master_port=body.master_port or MASTER_PORT)
-    except PlacementError as error:
-        return {
-            "valid": False,
-            "problems": [p.to_dict() for p in error.problems],
-            "warnings": [],
-            "suggestions": [],
-            "plan": None,
-        }
-    return placement.to_dict()
+    command = tuple(body.command) if body.command else None
+    return place_answer(request, topology, hosts, command=command, master_port=body.master_port or MASTER_PORT)
 
 
 @router.post(
@@ -146,6 +132,8 @@ def _imported(body: ImportBody, settings: Settings) -> dict[str, Any]:
             topology = topology_from_slurm_conf(body.text, gpus_per_node=body.gpus_per_node)
     except ValueError as error:  # json.JSONDecodeError is one
         raise InvalidFields([(field, str(error))]) from None
+    if not topology.nodes:
+        raise InvalidFields([(field, f"{body.format}: lists no nodes (kubectl: none with nvidia.com/gpu)")])
     if len(topology.nodes) > settings.max_place_nodes:
         raise InvalidFields([_too_many(field, len(topology.nodes), settings)])
     return topology.to_dict()

@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from ..place import (
-    PlacementError,
     Topology,
     parse_hostlist,
-    place,
     topology_from_kubectl,
     topology_from_slurm_conf,
     topology_from_slurm_yaml,
 )
+from ..place.answer import place_answer
 from ..place.launch import MASTER_PORT
 from ..place.report import BASELINES
 from ..place.topology import TIER_NAMES
@@ -165,38 +164,6 @@ def place_body(request: TopologyRequest, topology: Topology, allocation: Sequenc
     return body
 
 
-def place_locally(
-    request: TopologyRequest,
-    topology: Topology,
-    allocation: Sequence[str] | None,
-    *,
-    command: Sequence[str] | None = None,
-    master_port: int = MASTER_PORT,
-) -> Json:
-    """What ``POST /v1/place`` answers: the placement, or — for an invalid topology or allocation — a report
-    with ``valid: false`` and its problems (recognize it by its ``valid`` key, as for ``/v1/layout``)."""
-    report = request.validate(suggest=True)
-    if report.plan is None:
-        return report.to_dict()
-    try:
-        placement = place(
-            report.plan, topology, allocation, command=tuple(command or ("train.py",)), master_port=master_port
-        )
-    except PlacementError as error:
-        return placement_problems(error)
-    return placement.to_dict()
-
-
-def placement_problems(error: PlacementError) -> Json:
-    return {
-        "valid": False,
-        "problems": [p.to_dict() for p in error.problems],
-        "warnings": [],
-        "suggestions": [],
-        "plan": None,
-    }
-
-
 def cmd_place(args: argparse.Namespace) -> int:
     if isinstance(args.nnodes, str):
         raise UsageError("place needs one node count, not an elastic range; give --nnodes N")
@@ -213,7 +180,7 @@ def cmd_place(args: argparse.Namespace) -> int:
             body["master_port"] = args.master_port
         data = ask_server(args.server, lambda client: client.place(body))
     else:
-        data = place_locally(request, topology, allocation, command=command, master_port=args.master_port)
+        data = place_answer(request, topology, allocation, command=command, master_port=args.master_port)
     if args.json:
         print_json(data)
     elif "valid" in data:
