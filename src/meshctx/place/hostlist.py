@@ -95,7 +95,7 @@ def parse_hostlist(expression: str, *, limit: int = MAX_HOSTS) -> list[str]:
     names is a ``ValueError`` raised before they are built (a service passes its node limit)."""
     names: list[str] = []
     for piece in _split_top_level(expression):
-        names.extend(_expand_piece(piece, expression, limit - len(names)))
+        names.extend(_expand_piece(piece, expression, limit))  # each piece bounded, then the sum
         if len(names) > limit:
             raise ValueError(f"hostlist {expression!r} expands to more than {limit} names")
     return names
@@ -108,7 +108,7 @@ def expand_hosts(value: str | Iterable[str], *, limit: int = MAX_HOSTS) -> list[
     names: list[str] = []
     for item in value:
         if "[" in item or "," in item:
-            names.extend(parse_hostlist(item, limit=limit - len(names)))
+            names.extend(parse_hostlist(item, limit=limit))
         else:
             names.append(item.strip())
         if len(names) > limit:
