@@ -4,6 +4,8 @@ the CLI's JSON, ``--server`` printing what the offline command prints, limits an
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -213,3 +215,36 @@ def test_openapi_documents_both_routes(http: httpx.Client) -> None:
     assert set(place_op["responses"]) >= {"200", "422", "503"}
     assert "application/problem+json" in place_op["responses"]["422"]["content"]
     assert "/v1/topology/import" in paths
+
+
+def test_livez_answers_while_the_largest_placement_runs(tmp_path: Path) -> None:
+    """16,384 nodes (the default node limit; 1.4 MB, so the body limit is raised): parsing and placing run in
+    the worker pool, so /livez is not held up behind them."""
+    live = start_server(tmp_path, MESHCTX_MAX_BODY_BYTES=str(4 << 20))
+    nodes = [
+        {"name": f"g{i}", "gpus": 4, "nvlink_domain": f"n{i // 18}", "leaf": f"l{i // 36}", "spine": f"s{i // 288}"}
+        for i in range(16384)
+    ]
+    body = {"strategy": "fsdp2", "world_size": 16384 * 4, "sizes": {"tp_size": 8, "ep_size": 32, "pp_size": 2}}
+    answer: dict[str, Any] = {}
+    try:
+        with httpx.Client(base_url=live.url, timeout=60) as client:
+            worker = threading.Thread(
+                target=lambda: answer.update(r=client.post("/v1/place", json={**body, "topology": {"nodes": nodes}}))
+            )
+            started = time.perf_counter()
+            worker.start()
+            waits = []
+            while worker.is_alive():
+                sent = time.perf_counter()
+                assert client.get("/livez").status_code == 200
+                waits.append(time.perf_counter() - sent)
+                time.sleep(0.005)
+            worker.join()
+            took = time.perf_counter() - started
+    finally:
+        live.stop()
+    assert answer["r"].status_code == 200, answer["r"].text[:500]
+    assert len(answer["r"].json()["order"]) == 16384
+    print(f"placement {took * 1000:.0f} ms; /livez worst {max(waits) * 1000:.1f} ms over {len(waits)} calls")
+    assert max(waits) < max(0.15, took / 3), (took, sorted(waits)[-5:])
