@@ -25,6 +25,7 @@ from .http.middleware import LimitBody, ObserveRequests
 from .http.openapi import openapi_schema
 from .http.work import WorkPool
 from .integrations import kubernetes, render, skypilot
+from .placement import routes as placement_routes
 from .registry import Registry, default_database_url, ensure_schema, make_engine
 from .registry import routes as registry_routes
 from .settings import Settings
@@ -69,10 +70,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.body_models = (topology_schemas.TopologyBody, render.RenderBody)  # read from bytes, see openapi.py
     app.state.work = WorkPool(settings.work_threads, settings.work_queue, settings.work_deadline_s)
     install_error_handlers(app)  # every handler, whichever routers follow
-    # Validate, layout and render answer without a token unless MESHCTX_OPEN_VALIDATE=false closes all three.
-    topology_gate = [] if settings.open_validate else [Depends(needs(Role.READ))]
-    app.include_router(topology_routes.router, dependencies=topology_gate)
-    app.include_router(render.router, dependencies=topology_gate)
+    # Validate, layout, render and place answer without a token unless MESHCTX_OPEN_VALIDATE=false closes them all.
+    planning = [] if settings.open_validate else [Depends(needs(Role.READ))]
+    app.include_router(topology_routes.router, dependencies=planning)
+    app.include_router(render.router, dependencies=planning)
+    app.include_router(placement_routes.router, dependencies=planning)
     app.include_router(registry_routes.router)
     app.include_router(health.router)
     for integration in (kubernetes, skypilot):

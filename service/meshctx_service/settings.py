@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     work_queue: Annotated[int, Field(ge=0)] = 32
     #: A request waiting for or running on a planning thread longer than this gets 503 + Retry-After.
     work_deadline_s: Annotated[float, Field(gt=0)] = 10.0
+    #: Most nodes a placement (``POST /v1/place``) or an imported topology may have.
+    max_place_nodes: Annotated[int, Field(ge=1)] = 16384
+    #: Longest topology text (Slurm ``topology.conf`` / ``topology.yaml``) ``POST /v1/topology/import`` reads.
+    max_topology_text_bytes: Annotated[int, Field(ge=1)] = 1 << 20
     #: Serve HTTPS with this certificate (PEM; may hold the key too) and key; Kubernetes calls webhooks over HTTPS only.
     tls_cert_file: str | None = None
     tls_key_file: str | None = None

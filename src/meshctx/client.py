@@ -195,6 +195,14 @@ class _Api(Generic[R]):
         """``POST /v1/render/{target}``: the validate report plus ``rendering`` (null when invalid)."""
         return self._do(_Call("POST", f"/v1/render/{target}", json=dict(body)))
 
+    def place(self, body: Mapping[str, Any]) -> R:
+        """``POST /v1/place``: the placement (docs/placement.md), or a report with ``valid: false``."""
+        return self._do(_Call("POST", "/v1/place", json=dict(body)))
+
+    def import_topology(self, body: Mapping[str, Any]) -> R:
+        """``POST /v1/topology/import``: a Slurm or kubectl description as meshctx topology JSON."""
+        return self._do(_Call("POST", "/v1/topology/import", json=dict(body)))
+
     # -- registry (docs/registry.md); every call acts for the token's tenant --------------------------------
 
     def put_cluster(self, name: str, *, nodes: int, gpus_per_node: int, nvlink_domain: int | None = None) -> R:

@@ -157,3 +157,44 @@ def test_topology_json_round_trips_and_reports_every_bad_entry() -> None:
         Topology.from_dict({"nodes": [{"name": "a", "gpus": 0}, {"gpus": 8}, {"name": "a", "gpus": 8, "leaf": 3}]})
     message = str(info.value)
     assert "nodes[0].gpus" in message and "nodes[1].name" in message and "nodes[2].leaf" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("\U00015094Z\u009d", "not YAML"),
+        ("a: [", "not YAML"),
+        ("- topology: x\n  tree: 5", "tree: expected a mapping, got int"),
+        ("- topology: x\n  tree:\n    switches: 5", "tree.switches: expected a list"),
+        ("- topology: x\n  tree:\n    switches: [5]", "needs 'switch'"),
+        ("- topology: x\n  block: {block_sizes: [x], blocks: [{block: b, nodes: n1}]}", "'x' is not a whole number"),
+        ("- topology: x\n  block: {block_sizes: [0], blocks: [{block: b, nodes: n1}]}", "positive"),
+    ],
+)
+def test_malformed_topology_yaml_is_a_value_error_naming_the_part(text: str, needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        topology_from_slurm_yaml(text, gpus_per_node=4)
+
+
+def test_block_sizes_of_zero_are_refused() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        topology_from_slurm_conf("BlockName=b Nodes=n1\nBlockSizes=1,0", gpus_per_node=4)
+
+
+GPU4 = {"allocatable": {"nvidia.com/gpu": "4"}}
+
+
+@pytest.mark.parametrize(
+    ("items", "needle"),
+    [
+        ([5], r"items\[0\]: expected a mapping"),
+        ([{"metadata": 5}], r"items\[0\].metadata: expected a mapping"),
+        ([{"metadata": {"name": "a", "labels": 5}, "status": GPU4}], "labels: expected a mapping"),
+        ([{"metadata": {"name": "a"}, "status": 5}], "status: expected a mapping"),
+        ([{"metadata": {"name": "a"}, "status": {"allocatable": 5}}], "allocatable: expected a mapping"),
+        ([{"metadata": {"name": "a", "labels": {"nvidia.com/gpu.clique": 5}}, "status": GPU4}], "must be strings"),
+    ],
+)
+def test_malformed_kubectl_nodes_are_a_value_error_naming_the_part(items: list[object], needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        topology_from_kubectl({"items": items})

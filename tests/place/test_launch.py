@@ -9,8 +9,9 @@ import subprocess
 import pytest
 
 from meshctx import ParallelismSizes, plan_mesh
-from meshctx.place import Node, PlaceCode, Topology, check_topology_assignment, parse_hostlist, place
+from meshctx.place import Node, Topology, check_topology_assignment, parse_hostlist, place
 from meshctx.place.examples import nvl72
+from meshctx.plan.problems import Code
 
 
 def _rack_cluster() -> tuple[Topology, list[str]]:
@@ -110,12 +111,12 @@ def test_assignment_problems_are_named() -> None:
     bad["domains"][1]["values"][0] = "rack9"  # type: ignore[index]
     codes = [p.code for p in check_topology_assignment(order, topology, bad)]
     assert codes == [
-        PlaceCode.ASSIGNMENT_HOSTS_DIFFER,
-        PlaceCode.ASSIGNMENT_PODS_PER_NODE,
-        PlaceCode.ASSIGNMENT_DOMAIN_MISMATCH,
+        Code.ASSIGNMENT_HOSTS_DIFFER,
+        Code.ASSIGNMENT_PODS_PER_NODE,
+        Code.ASSIGNMENT_DOMAIN_MISMATCH,
     ]
     no_hosts = {"levels": ["example.com/rack"], "domains": [{"values": ["rack0"], "count": 8}]}
     (problem,) = check_topology_assignment(order, topology, no_hosts)
-    assert problem.code == PlaceCode.ASSIGNMENT_NO_HOSTNAME_LEVEL
+    assert problem.code == Code.ASSIGNMENT_NO_HOSTNAME_LEVEL
     with pytest.raises(ValueError, match="levels"):
         check_topology_assignment(order, topology, {"slices": []})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from meshctx import ParallelismSizes, plan_mesh
-from meshctx.place import Node, PlaceCode, PlacementError, Topology, check_allocation, place
+from meshctx.place import Node, PlacementError, Topology, check_allocation, place
+from meshctx.plan.problems import Code
 
 
 def _topology() -> Topology:
@@ -28,7 +29,7 @@ def test_every_problem_is_reported_together() -> None:
 def test_world_size_must_equal_nodes_times_gpus() -> None:
     plan = plan_mesh("fsdp2", ParallelismSizes(tp_size=8), world_size=32)
     (problem,) = check_allocation(plan, _topology(), ["gpu-001", "gpu-002", "gpu-003"])
-    assert problem.code == PlaceCode.ALLOCATION_SIZE_MISMATCH
+    assert problem.code == Code.ALLOCATION_SIZE_MISMATCH
     assert "3 nodes × 8 GPUs = 24 ranks" in problem.message and "world size 32" in problem.message
     assert "Allocate 4 nodes" in problem.hint
     assert problem.fields == ("nodes", "world_size")
@@ -63,6 +64,6 @@ def test_the_plan_s_cluster_shape_must_match_the_nodes() -> None:
 
     plan = plan_mesh("fsdp2", ParallelismSizes(tp_size=8), world_size=32, cluster=ClusterShape(gpus_per_node=4))
     (problem,) = check_allocation(plan, _topology(), ["gpu-001", "gpu-002", "gpu-003", "gpu-004"])
-    assert problem.code == PlaceCode.GPU_COUNT_MISMATCH
+    assert problem.code == Code.GPU_COUNT_MISMATCH
     assert problem.fields == ("cluster.gpus_per_node", "topology.nodes.gpus")
     assert "--gpus-per-node 8" in problem.hint

@@ -38,6 +38,10 @@ OPERATIONS = [
     ("/v1/admission/kubernetes", "POST", 50, NEGATIVE),
     ("/v1/policy/skypilot", "POST", 50, POSITIVE),
     ("/v1/policy/skypilot", "POST", 50, NEGATIVE),
+    ("/v1/place", "POST", 50, POSITIVE),
+    ("/v1/place", "POST", 50, NEGATIVE),
+    ("/v1/topology/import", "POST", 50, POSITIVE),
+    ("/v1/topology/import", "POST", 50, NEGATIVE),
     ("/livez", "GET", 3, POSITIVE),  # operations without inputs have no negative data
     ("/readyz", "GET", 3, POSITIVE),
     ("/metrics", "GET", 3, POSITIVE),

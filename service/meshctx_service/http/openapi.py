@@ -10,6 +10,19 @@ from pydantic import BaseModel
 
 from .errors import PROBLEM_JSON
 
+#: Request models of routes that read their own body (to parse it off the event loop); their schemas join the
+#: document's components so the routes can refer to them.
+_BODY_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def body_doc(model: type[BaseModel], examples: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``openapi_extra`` documenting a route's JSON body as ``model`` when the route parses the body itself."""
+    _BODY_MODELS[model.__name__] = model
+    content: dict[str, Any] = {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+    if examples:
+        content["examples"] = examples
+    return {"requestBody": {"required": True, "content": {"application/json": content}}}
+
 
 def openapi_schema(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
@@ -21,6 +34,12 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
                     content = response.get("content", {})
                     if status[0] in "45" and "application/json" in content:
                         response["content"] = {PROBLEM_JSON: content["application/json"]}
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, model in _BODY_MODELS.items():
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for part, definition in body.pop("$defs", {}).items():
+                components.setdefault(part, definition)
+            components.setdefault(name, body)
         app.openapi_schema = schema
     return app.openapi_schema
 

@@ -21,6 +21,7 @@ from .common import EXIT_INVALID, EXIT_UNAVAILABLE, EXIT_USAGE, EXIT_VALID, Serv
 from .db import add_db_commands
 from .jobs import add_jobs_commands
 from .layout import add_layout_command
+from .place import add_place_command
 from .render import add_render_command
 from .serve import add_serve_command
 from .validate import add_validate_command
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (
         add_validate_command,
         add_layout_command,
+        add_place_command,
         add_serve_command,
         add_render_command,
         add_jobs_commands,

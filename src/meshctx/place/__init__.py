@@ -9,7 +9,7 @@ from .hostlist import format_hostlist, natural_key, parse_hostlist
 from .importers import topology_from_kubectl, topology_from_slurm_conf, topology_from_slurm_yaml
 from .launch import Launch, check_topology_assignment
 from .placer import check_allocation, place
-from .problems import PlaceCode, PlacementError
+from .problems import PlacementError
 from .report import AxisPlacement, Crossing, Placement
 from .topology import TIERS, Node, Tier, Topology
 
@@ -20,7 +20,6 @@ __all__ = [
     "Crossing",
     "Launch",
     "Node",
-    "PlaceCode",
     "Placement",
     "PlacementError",
     "Tier",

@@ -48,7 +48,7 @@ def _split_top_level(expression: str) -> list[str]:
     return [p.strip() for p in pieces if p.strip()]
 
 
-def _expand_bracket(body: str, expression: str) -> list[str]:
+def _expand_bracket(body: str, expression: str, limit: int) -> list[str]:
     values: list[str] = []
     for item in body.split(","):
         item = item.strip()
@@ -63,13 +63,13 @@ def _expand_bracket(body: str, expression: str) -> list[str]:
         start, stop, width = int(low), int(high), len(low)
         if stop < start:
             raise ValueError(f"hostlist {expression!r}: range {item} runs backwards; write {high}-{low}")
-        if stop - start + 1 > MAX_HOSTS:
-            raise ValueError(f"hostlist {expression!r}: range {item} has more than {MAX_HOSTS} names")
+        if stop - start + 1 > limit:
+            raise ValueError(f"hostlist {expression!r}: range {item} has more than {limit} names")
         values.extend(f"{n:0{width}d}" for n in range(start, stop + 1))
     return values
 
 
-def _expand_piece(piece: str, expression: str) -> list[str]:
+def _expand_piece(piece: str, expression: str, limit: int) -> list[str]:
     parts: list[list[str]] = []
     rest = piece
     while rest:
@@ -80,36 +80,39 @@ def _expand_piece(piece: str, expression: str) -> list[str]:
         close_at = rest.index("]", open_at)
         if open_at:
             parts.append([rest[:open_at]])
-        parts.append(_expand_bracket(rest[open_at + 1 : close_at], expression))
+        parts.append(_expand_bracket(rest[open_at + 1 : close_at], expression, limit))
         rest = rest[close_at + 1 :]
     total = 1
     for options in parts:
         total *= len(options)
-    if total > MAX_HOSTS:
-        raise ValueError(f"hostlist {expression!r}: {piece!r} expands to {total} names, more than {MAX_HOSTS}")
+    if total > limit:
+        raise ValueError(f"hostlist {expression!r}: {piece!r} expands to {total} names, more than {limit}")
     return ["".join(combo) for combo in product(*parts)]
 
 
-def parse_hostlist(expression: str) -> list[str]:
-    """Every host name of a hostlist expression, in the order written (duplicates kept)."""
+def parse_hostlist(expression: str, *, limit: int = MAX_HOSTS) -> list[str]:
+    """Every host name of a hostlist expression, in the order written (duplicates kept); more than ``limit``
+    names is a ``ValueError`` raised before they are built (a service passes its node limit)."""
     names: list[str] = []
     for piece in _split_top_level(expression):
-        names.extend(_expand_piece(piece, expression))
-        if len(names) > MAX_HOSTS:
-            raise ValueError(f"hostlist {expression!r} expands to more than {MAX_HOSTS} names")
+        names.extend(_expand_piece(piece, expression, limit))  # each piece bounded, then the sum
+        if len(names) > limit:
+            raise ValueError(f"hostlist {expression!r} expands to more than {limit} names")
     return names
 
 
-def expand_hosts(value: str | Iterable[str]) -> list[str]:
-    """A hostlist expression, or an iterable of names or expressions, as a flat list of names."""
+def expand_hosts(value: str | Iterable[str], *, limit: int = MAX_HOSTS) -> list[str]:
+    """A hostlist expression, or an iterable of names or expressions, as a flat list of at most ``limit`` names."""
     if isinstance(value, str):
-        return parse_hostlist(value)
+        return parse_hostlist(value, limit=limit)
     names: list[str] = []
     for item in value:
         if "[" in item or "," in item:
-            names.extend(parse_hostlist(item))
+            names.extend(parse_hostlist(item, limit=limit))
         else:
             names.append(item.strip())
+        if len(names) > limit:
+            raise ValueError(f"the allocation names more than {limit} hosts")
     return names
 
 

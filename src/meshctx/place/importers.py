@@ -29,6 +29,34 @@ GCE_SUBBLOCK = "cloud.google.com/gce-topology-subblock"
 AWS_LAYER = re.compile(r"^topology\.k8s\.aws/network-node-layer-(\d+)$")
 
 
+def _mapping(value: object, where: str) -> Mapping[str, Any]:
+    """``value`` as a mapping (``None``: empty); anything else is a ``ValueError`` naming ``where``."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _list(value: object, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"{where}: expected a list, got {type(value).__name__}")
+    return value
+
+
+def _block_sizes(value: object, where: str) -> list[int]:
+    items = value.split(",") if isinstance(value, str) else _list(value, where)
+    sizes = []
+    for item in items:
+        text = str(item).strip()
+        if isinstance(item, bool) or not text.isdigit():
+            raise ValueError(f"{where}: {item!r} is not a whole number")
+        sizes.append(int(text))
+    return sizes
+
+
 def _check_gpus(gpus_per_node: int) -> None:
     if isinstance(gpus_per_node, bool) or not isinstance(gpus_per_node, int) or gpus_per_node < 1:
         raise ValueError(f"gpus_per_node: a positive integer is required, got {gpus_per_node!r}")
@@ -114,6 +142,8 @@ def _from_blocks(
 ) -> Topology:
     if block_tier not in ("nvlink_domain", "leaf"):
         raise ValueError(f"block_tier: 'nvlink_domain' or 'leaf', got {block_tier!r}")
+    if any(size < 1 for size in block_sizes):
+        raise ValueError(f"BlockSizes={block_sizes}: every size must be a positive number of nodes")
     base = block_sizes[0] if block_sizes else None
     aggregates: list[int] = []
     for size in block_sizes[1:]:
@@ -148,12 +178,15 @@ def topology_from_slurm_yaml(
         import yaml
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("reading topology.yaml needs PyYAML: pip install pyyaml") from exc
-    data = yaml.safe_load(text)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValueError(f"topology.yaml: not YAML: {error}") from None
     if not isinstance(data, list) or not all(isinstance(t, Mapping) and "topology" in t for t in data):
         raise ValueError("topology.yaml: expected a list of topologies, each with a 'topology' name")
     chosen: Mapping[str, Any] | None = None
     if name is not None:
-        chosen = next((t for t in data if t["topology"] == name), None)
+        chosen = next((t for t in data if str(t["topology"]) == name), None)
         if chosen is None:
             raise ValueError(f"topology.yaml: no topology {name!r}; it has {[t['topology'] for t in data]}")
     else:
@@ -163,8 +196,9 @@ def topology_from_slurm_yaml(
     where = f"topology.yaml topology {chosen['topology']!r}"
     if "tree" in chosen:
         switches: dict[str, tuple[list[str], list[str]]] = {}
-        for entry in (chosen["tree"] or {}).get("switches") or []:
-            if "switch" not in entry:
+        tree = _mapping(chosen["tree"], f"{where}: tree")
+        for entry in _list(tree.get("switches"), f"{where}: tree.switches"):
+            if not isinstance(entry, Mapping) or "switch" not in entry:
                 raise ValueError(f"{where}: every tree.switches entry needs 'switch'")
             nodes = parse_hostlist(str(entry["nodes"])) if entry.get("nodes") else []
             children = parse_hostlist(str(entry["children"])) if entry.get("children") else []
@@ -173,25 +207,23 @@ def topology_from_slurm_yaml(
             raise ValueError(f"{where}: tree has no switches")
         return _from_tree(switches, gpus_per_node)
     if "block" in chosen:
-        spec = chosen["block"] or {}
+        spec = _mapping(chosen["block"], f"{where}: block")
         blocks = []
-        for entry in spec.get("blocks") or []:
-            if "block" not in entry or not entry.get("nodes"):
+        for entry in _list(spec.get("blocks"), f"{where}: block.blocks"):
+            if not isinstance(entry, Mapping) or "block" not in entry or not entry.get("nodes"):
                 raise ValueError(f"{where}: every block.blocks entry needs 'block' and 'nodes'")
             blocks.append((str(entry["block"]), parse_hostlist(str(entry["nodes"]))))
-        sizes = spec.get("block_sizes") or []
-        if isinstance(sizes, str):
-            sizes = [int(v) for v in sizes.split(",") if v]
-        return _from_blocks(blocks, [int(s) for s in sizes], gpus_per_node, block_tier)
+        sizes = _block_sizes(spec.get("block_sizes"), f"{where}: block.block_sizes")
+        return _from_blocks(blocks, sizes, gpus_per_node, block_tier)
     if chosen.get("flat"):
         raise ValueError(f"{where}: is flat (no network structure); list the nodes in a topology JSON instead")
     raise ValueError(f"{where}: has none of tree, block or flat")
 
 
-def _gpus(node: Mapping[str, Any]) -> int:
-    status = node.get("status") or {}
+def _gpus(node: Mapping[str, Any], where: str) -> int:
+    status = _mapping(node.get("status"), f"{where}.status")
     for source in ("allocatable", "capacity"):
-        value = (status.get(source) or {}).get(GPU_RESOURCE)
+        value = _mapping(status.get(source), f"{where}.status.{source}").get(GPU_RESOURCE)
         if value is not None:
             try:
                 return int(str(value))
@@ -212,14 +244,19 @@ def topology_from_kubectl(data: Mapping[str, Any]) -> Topology:
     nodes: list[Node] = []
     labels_used: dict[str, str] = {}
     for i, item in enumerate(items):
-        meta = item.get("metadata") or {} if isinstance(item, Mapping) else {}
+        where = f"kubectl nodes: items[{i}]"
+        item = _mapping(item, where)
+        meta = _mapping(item.get("metadata"), f"{where}.metadata")
         name = meta.get("name")
         if not isinstance(name, str) or not name:
-            raise ValueError(f"kubectl nodes: items[{i}].metadata.name is missing")
-        gpus = _gpus(item)
+            raise ValueError(f"{where}.metadata.name is missing")
+        gpus = _gpus(item, where)
         if gpus < 1:
             continue
-        labels: Mapping[str, str] = meta.get("labels") or {}
+        labels = _mapping(meta.get("labels"), f"{where}.metadata.labels")
+        odd = sorted(key for key, value in labels.items() if not isinstance(value, str))
+        if odd:
+            raise ValueError(f"{where}.metadata.labels: values must be strings; {', '.join(map(str, odd))} are not")
         clique = labels.get(CLIQUE_LABEL)
         leaf = spine = None
         if GCE_BLOCK in labels or GCE_SUBBLOCK in labels:

@@ -21,10 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from ..plan.problems import Problem
+from ..plan.problems import Code, Problem
 from .crossings import AxisClasses
 from .hostlist import format_hostlist
-from .problems import PlaceCode, place_error, sample
+from .problems import place_error, sample
 from .topology import TIER_NAMES, Node, Topology
 
 HOSTFILE = "meshctx-hosts.txt"
@@ -302,7 +302,7 @@ def check_topology_assignment(
     if not levels or levels[-1] != hostname:
         return [
             place_error(
-                PlaceCode.ASSIGNMENT_NO_HOSTNAME_LEVEL,
+                Code.ASSIGNMENT_NO_HOSTNAME_LEVEL,
                 ("topologyAssignment.levels",),
                 f"The assignment's levels {levels} do not end with {hostname!r}, so it does not say which node "
                 "runs which pod.",
@@ -326,7 +326,7 @@ def check_topology_assignment(
     if extra or missing:
         problems.append(
             place_error(
-                PlaceCode.ASSIGNMENT_HOSTS_DIFFER,
+                Code.ASSIGNMENT_HOSTS_DIFFER,
                 ("topologyAssignment.domains",),
                 f"The assignment names {len(counts)} hosts, the order {len(order)}; only in the assignment: "
                 f"{sample(extra) or 'none'}; only in the order: {sample(missing) or 'none'}.",
@@ -338,7 +338,7 @@ def check_topology_assignment(
     if uneven:
         problems.append(
             place_error(
-                PlaceCode.ASSIGNMENT_PODS_PER_NODE,
+                Code.ASSIGNMENT_PODS_PER_NODE,
                 ("topologyAssignment.domains",),
                 f"{len(uneven)} hosts got other than one pod: "
                 + sample([f"{h}={counts[h]}" for h in uneven])
@@ -360,7 +360,7 @@ def check_topology_assignment(
     if disagree:
         problems.append(
             place_error(
-                PlaceCode.ASSIGNMENT_DOMAIN_MISMATCH,
+                Code.ASSIGNMENT_DOMAIN_MISMATCH,
                 ("topologyAssignment.domains", "topology"),
                 f"The assignment and the topology disagree on {len(disagree)} host levels: {sample(disagree, 4)}.",
                 "Re-import the topology (kubectl get nodes -o json) and place again; the order was computed for "

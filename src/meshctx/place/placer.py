@@ -11,12 +11,12 @@ from collections import Counter
 from collections.abc import Sequence
 
 from ..plan import MeshPlan
-from ..plan.problems import Problem
+from ..plan.problems import Code, Problem
 from .crossings import crossings, lower_bounds, plan_classes, unit_ids
 from .hostlist import expand_hosts, natural_key
 from .launch import MASTER_PORT, build_launch
 from .order import hierarchical_order
-from .problems import PlaceCode, PlacementError, place_error, sample
+from .problems import PlacementError, place_error, sample
 from .report import AxisPlacement, Crossing, Placement
 from .topology import Node, Topology
 
@@ -29,7 +29,7 @@ def check_allocation(plan: MeshPlan, topology: Topology, allocation: Sequence[st
         repeated = sorted(name for name, count in Counter(topology.names()).items() if count > 1)
         problems.append(
             place_error(
-                PlaceCode.DUPLICATE_HOST,
+                Code.DUPLICATE_HOST,
                 ("topology.nodes",),
                 f"The topology lists {len(repeated)} node names more than once: {sample(repeated)}.",
                 "Keep one entry per node name in the topology.",
@@ -38,7 +38,7 @@ def check_allocation(plan: MeshPlan, topology: Topology, allocation: Sequence[st
     if not allocation:
         problems.append(
             place_error(
-                PlaceCode.EMPTY_ALLOCATION,
+                Code.EMPTY_ALLOCATION,
                 ("nodes",),
                 "The allocation names no nodes.",
                 "Pass --nodes with a hostlist such as gpu-[001-032], or leave it out to use every node.",
@@ -49,7 +49,7 @@ def check_allocation(plan: MeshPlan, topology: Topology, allocation: Sequence[st
     if duplicates:
         problems.append(
             place_error(
-                PlaceCode.DUPLICATE_HOST,
+                Code.DUPLICATE_HOST,
                 ("nodes",),
                 f"The allocation names {len(duplicates)} hosts more than once: {sample(duplicates)}.",
                 "Name each node once; one node runs one node rank with all of its GPUs.",
@@ -59,7 +59,7 @@ def check_allocation(plan: MeshPlan, topology: Topology, allocation: Sequence[st
     if unknown:
         problems.append(
             place_error(
-                PlaceCode.UNKNOWN_NODE,
+                Code.UNKNOWN_NODE,
                 ("nodes",),
                 f"{len(unknown)} allocated hosts are not in the topology: {sample(unknown)}.",
                 "Fix the host names, or re-import the topology so that it lists them.",
@@ -73,7 +73,7 @@ def check_allocation(plan: MeshPlan, topology: Topology, allocation: Sequence[st
         detail = "; ".join(f"{g} GPUs: {sample(names, 3)}" for g, names in sorted(counts.items()))
         problems.append(
             place_error(
-                PlaceCode.GPU_COUNT_MISMATCH,
+                Code.GPU_COUNT_MISMATCH,
                 ("nodes", "topology.nodes.gpus"),
                 f"The allocated nodes differ in GPU count ({detail}); rank r runs on node r // gpus_per_node, "
                 "which needs one count.",
@@ -85,7 +85,7 @@ def check_allocation(plan: MeshPlan, topology: Topology, allocation: Sequence[st
         if plan.cluster is not None and plan.cluster.gpus_per_node != gpus:
             problems.append(
                 place_error(
-                    PlaceCode.GPU_COUNT_MISMATCH,
+                    Code.GPU_COUNT_MISMATCH,
                     ("cluster.gpus_per_node", "topology.nodes.gpus"),
                     f"The plan was made for {plan.cluster.gpus_per_node} GPUs per node, but the allocated nodes "
                     f"have {gpus}.",
@@ -97,7 +97,7 @@ def check_allocation(plan: MeshPlan, topology: Topology, allocation: Sequence[st
             fit = plan.world_size // gpus
             problems.append(
                 place_error(
-                    PlaceCode.ALLOCATION_SIZE_MISMATCH,
+                    Code.ALLOCATION_SIZE_MISMATCH,
                     ("nodes", "world_size"),
                     f"{slots} nodes × {gpus} GPUs = {slots * gpus} ranks, but the plan has world size "
                     f"{plan.world_size}.",

@@ -48,6 +48,18 @@ class Code(str, Enum):
     ELASTIC_RANGE_NOT_REGISTRABLE = "elastic_range_not_registrable"
     CLUSTER_TOO_SMALL = "cluster_too_small"
 
+    # ---- placement: ordering allocated nodes by topology (meshctx.place) ----
+    EMPTY_ALLOCATION = "empty_allocation"
+    UNKNOWN_NODE = "unknown_node"
+    DUPLICATE_HOST = "duplicate_host"
+    GPU_COUNT_MISMATCH = "gpu_count_mismatch"
+    ALLOCATION_SIZE_MISMATCH = "allocation_size_mismatch"
+    # checking an admitted Kueue topologyAssignment against an order
+    ASSIGNMENT_NO_HOSTNAME_LEVEL = "assignment_no_hostname_level"
+    ASSIGNMENT_HOSTS_DIFFER = "assignment_hosts_differ"
+    ASSIGNMENT_PODS_PER_NODE = "assignment_pods_per_node"
+    ASSIGNMENT_DOMAIN_MISMATCH = "assignment_domain_mismatch"
+
     def __str__(self) -> str:
         return self.value
 

@@ -14,6 +14,7 @@ import { allGroups } from "./layout.js";
 import { setPlan } from "./mesh.js";
 import { axisPartition, exists, positionOf, rankAt } from "./plan.js";
 import { addMessageBoxes } from "./problems.js";
+import { setupPhysical } from "./physical.js";
 import { onKey, pointerRank, select } from "./selection.js";
 import { state } from "./state.js";
 import { scheduleValidate, setVerdict, validateNow } from "./validate.js";
@@ -82,6 +83,7 @@ async function init() {
   addMessageBoxes();
   readUrl();
   wire();
+  setupPhysical();
   validateNow();
 }
 

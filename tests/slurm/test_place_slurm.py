@@ -1,0 +1,75 @@
+"""``meshctx place``'s Slurm lines inside a real Slurm: the host file, ``SLURM_HOSTFILE`` and
+``srun --distribution=arbitrary`` run torchrun's static rendezvous, and every rank lands on the host the
+host file gives its node rank (one node here: trivial, but every line is the real one)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+from .conftest import Cluster
+
+JOB = """\
+import os, socket
+print(f"landed rank={os.environ['RANK']} node_rank={os.environ['GROUP_RANK']} procid={os.environ['SLURM_PROCID']} "
+      f"world={os.environ['WORLD_SIZE']} host={socket.gethostname().split('.')[0]}", flush=True)
+"""
+GPUS = 2  # torchrun workers per node: few, the machine is small
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_place_slurm_lines_put_each_rank_on_its_host_file_line(slurm_cluster: Cluster, tmp_path: Path) -> None:
+    host = socket.gethostname().split(".")[0]  # the live node's name (.ci/slurm-up names it after this host)
+    topology = {"nodes": [{"name": host, "gpus": GPUS, "nvlink_domain": "nvl0", "leaf": "leaf0", "spine": None}]}
+    (tmp_path / "topology.json").write_text(json.dumps(topology))
+    (tmp_path / "job.py").write_text(JOB)
+    port = _free_port()
+    placed = slurm_cluster.run(
+        "meshctx",
+        "place",
+        "--topology",
+        str(tmp_path / "topology.json"),
+        "--nodes",
+        host,
+        "--tp",
+        str(GPUS),
+        "--command",
+        "job.py",
+        "--master-port",
+        str(port),
+        "--json",
+    )
+    assert placed.returncode == 0, placed.stderr
+    body = json.loads(placed.stdout)
+    slurm = body["launch"]["slurm"]
+    assert slurm["hostfile"] == body["order"] == [host]
+    script = tmp_path / "job.sbatch"
+    script.write_text(
+        "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --ntasks=1\nset -e\n" + "\n".join(slurm["script"]) + "\n"
+    )
+    done = slurm_cluster.run(
+        "sbatch", "--wait", f"--chdir={tmp_path}", f"--output={tmp_path}/out.txt", str(script), timeout=240
+    )
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "out.txt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    output = (tmp_path / "out.txt").read_text() if (tmp_path / "out.txt").exists() else ""
+    assert done.returncode == 0, (done.stderr, output)
+    assert (tmp_path / "meshctx-hosts.txt").read_text().split() == slurm["hostfile"]  # the script wrote it
+    landed = [
+        dict(p.split("=", 1) for p in line.split()[1:]) for line in output.splitlines() if line.startswith("landed ")
+    ]
+    assert sorted(int(row["rank"]) for row in landed) == list(range(GPUS)), output
+    for row in landed:
+        node_rank = int(row["node_rank"])
+        assert node_rank == int(row["procid"])  # srun task i runs node rank i ...
+        assert row["host"] == slurm["hostfile"][node_rank]  # ... on line i of the host file
+        assert row["host"] == body["order"][int(row["rank"]) // body["gpus_per_node"]]  # rank r on order[r // g]
+        assert int(row["world"]) == GPUS
