@@ -144,14 +144,19 @@ def test_webhook_speaks_v1_without_side_effects_and_gets_its_ca_from_cert_manage
     certificate = BY_KIND["Certificate"]
     inject = config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
     assert inject == f"{certificate['metadata']['namespace']}/{certificate['metadata']['name']}"
-    (hook,) = config["webhooks"]
-    assert hook["sideEffects"] == "None" and hook["admissionReviewVersions"] == ["v1"]
-    assert hook["timeoutSeconds"] <= 10 and hook["failurePolicy"] in {"Ignore", "Fail"}
-    assert hook["clientConfig"]["service"]["path"] == "/v1/admission/kubernetes"
+    jobs, pods = config["webhooks"]
+    for hook in (jobs, pods):
+        assert hook["sideEffects"] == "None" and hook["admissionReviewVersions"] == ["v1"]
+        assert hook["timeoutSeconds"] <= 10 and hook["failurePolicy"] in {"Ignore", "Fail"}
+        assert hook["clientConfig"]["service"]["path"] == "/v1/admission/kubernetes"
     service = BY_KIND["Service"]
     assert f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc" in certificate["spec"]["dnsNames"]
-    resources = {r for rule in hook["rules"] for r in rule["resources"]}
-    assert resources == {"trainjobs", "pytorchjobs", "jobsets"}
+    assert {r for rule in jobs["rules"] for r in rule["resources"]} == {"trainjobs", "pytorchjobs", "jobsets", "jobs"}
+    assert all(rule["operations"] == ["CREATE", "UPDATE"] for rule in jobs["rules"])
+    # every pod of the cluster would call the webhook: bare pods are checked only when they opt in
+    assert [r for rule in pods["rules"] for r in rule["resources"]] == ["pods"]
+    assert pods["rules"][0]["operations"] == ["CREATE"]
+    assert pods["objectSelector"] == {"matchLabels": {"meshctx.io/check": "true"}}
     assert (
         BY_KIND["Deployment"]["spec"]["template"]["spec"]["volumes"][1]["secret"]["secretName"]
         == certificate["spec"]["secretName"]
