@@ -89,6 +89,19 @@ def test_invalid_topology_is_a_200_report_without_rendering(post: Post) -> None:
     assert body["problems"][0]["code"] == "world_size_not_divisible" and body["suggestions"]
 
 
+def test_more_processes_than_gpus_per_node_is_refused_over_http_and_the_cli_sends_the_gpus(
+    post: Post, integration_server: LiveServer
+) -> None:
+    answer = post("/v1/render/slurm", json=BASE | {"nproc_per_node": 8, "cluster": {"gpus_per_node": 4}})
+    body = answer.json()
+    assert answer.status_code == 200 and body["valid"] is False and body["rendering"] is None
+    assert [p["code"] for p in body["problems"]] == ["nproc_exceeds_gpus_per_node"]
+    flags = ("render", "slurm", "--nnodes", "2", "--nproc-per-node", "8", "--gpus-per-node", "4", "--tp", "8")
+    offline, online = meshctx(*flags), meshctx(*flags, "--server", integration_server.url)
+    assert offline.returncode == online.returncode == 1
+    assert "nproc_exceeds_gpus_per_node" in online.stderr and online.stderr == offline.stderr
+
+
 def test_elastic_range_renders_without_fingerprint(post: Post) -> None:
     answer = post("/v1/render/slurm", json=BASE | {"nnodes": "2:4", "sizes": {"tp_size": 8}})
     body = answer.json()
@@ -246,7 +259,7 @@ def test_cli_render_with_server_prints_what_it_prints_offline(integration_server
     assert refused.returncode == 2 and "rendezvous endpoint" in refused.stderr and "Traceback" not in refused.stderr
 
 
-TOPOLOGY_FIELDS = {"strategy", "nnodes", "nproc_per_node", "sizes", "model"}
+TOPOLOGY_FIELDS = {"strategy", "nnodes", "nproc_per_node", "sizes", "cluster", "model"}
 
 
 def test_cli_flags_and_http_body_are_the_same_render_options(in_process: Any) -> None:

@@ -19,7 +19,7 @@ from ..http.errors import REFUSED, InvalidFields
 from ..http.metrics import Metrics
 from ..http.wire import Int, Strict, read_body
 from ..topology.routes import planned
-from ..topology.schemas import ModelBody, NodeRange, SizesBody, TopologyBody, ValidationReportOut
+from ..topology.schemas import ClusterBody, ModelBody, NodeRange, SizesBody, TopologyBody, ValidationReportOut
 
 router = APIRouter(prefix="/v1")
 
@@ -50,12 +50,14 @@ def _field(option: RenderOption) -> tuple[Any, Any]:
 
 class RenderTopology(Strict):
     """A topology on ``nnodes`` × ``nproc_per_node`` (the validate request's fields, without
-    ``world_size``/``ranks``/``cluster``: launchers count nodes)."""
+    ``world_size``/``ranks``: launchers count nodes). ``cluster`` gives the nodes' GPUs, so a rendering never
+    starts more processes on a node than it has GPUs."""
 
     strategy: Annotated[str, Field(max_length=64, examples=["fsdp2"])]
     nnodes: Int | NodeRange
     nproc_per_node: Int
     sizes: SizesBody = Field(default_factory=SizesBody)
+    cluster: ClusterBody | None = None
     model: ModelBody | None = None
 
     def topology(self) -> TopologyBody:
@@ -64,6 +66,7 @@ class RenderTopology(Strict):
             nnodes=self.nnodes,
             nproc_per_node=self.nproc_per_node,
             sizes=self.sizes,
+            cluster=self.cluster,
             model=self.model,
         )
 
@@ -168,6 +171,8 @@ async def render(
 
 def _render(target: str, launch: LaunchSpec, ask: TopologyRequest) -> tuple[ValidationReport, bytes]:
     """The report and the encoded answer (encoded here, so a wide range's answer is built off the event loop)."""
-    report, rendering = validate_and_render(target, ask.strategy, ask.sizes, launch, model=ask.model)
+    report, rendering = validate_and_render(
+        target, ask.strategy, ask.sizes, launch, model=ask.model, cluster=ask.cluster
+    )
     answer = report.to_dict() | {"rendering": rendering.to_dict() if rendering is not None else None}
     return report, orjson.dumps(answer)

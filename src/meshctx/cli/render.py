@@ -120,7 +120,12 @@ def launch_from_args(args: argparse.Namespace) -> LaunchSpec:
 def render_body(request: TopologyRequest, launch: LaunchSpec) -> dict[str, Any]:
     """The ``POST /v1/render/{target}`` body: the topology's fields plus the launch settings."""
     topology = request.to_dict()
-    body = {k: topology[k] for k in ("strategy", "sizes", "model") if k in topology}
+    body: dict[str, Any] = {k: topology[k] for k in ("strategy", "sizes", "model") if k in topology}
+    if request.cluster is not None:  # the nodes' GPUs: the service refuses more processes than GPUs per node
+        body["cluster"] = {
+            "gpus_per_node": request.cluster.gpus_per_node,
+            "nvlink_domain": request.cluster.nvlink_domain,
+        }
     return body | asdict(launch) | {"command": list(launch.command)}
 
 
