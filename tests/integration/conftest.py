@@ -3,19 +3,14 @@ and in process, behind one ``post`` callable so every test runs against both."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))  # the shared server harness
-
-from service_harness import LiveServer, start_server
-
 from meshctx_service.app import create_app
+from tests.support.servers import LiveServer, start_server
 
 Post = Callable[..., httpx.Response]
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 import yaml
-from service_harness import LiveServer
 
 from meshctx.config import ParallelismSizes
 from meshctx.plan import plan_mesh
+from tests.support.servers import LiveServer
 
 from .conftest import Post
 

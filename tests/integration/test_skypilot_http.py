@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
-from deploy.test_skypilot_policy import user_request
 from meshctx.config import ParallelismSizes
 from meshctx.plan import plan_mesh
+from tests.deploy.test_skypilot_policy import user_request
 
 from .conftest import Post
 

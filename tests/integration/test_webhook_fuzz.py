@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deploy.test_admission import admission_review, jobset, pytorchjob, trainjob
 from meshctx_service.app import create_app
+from tests.deploy.test_admission import admission_review, jobset, pytorchjob, trainjob
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=8),

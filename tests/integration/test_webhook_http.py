@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from deploy.test_admission import admission_review, jobset, pytorchjob, trainjob
+from tests.deploy.test_admission import admission_review, jobset, pytorchjob, trainjob
 
 from .conftest import Post
 

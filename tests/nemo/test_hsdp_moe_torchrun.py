@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from nemo_loader import load_nemo
+
+from tests.nemo.nemo_loader import load_nemo
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).resolve().parent / "hsdp_moe_worker.py"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from service_harness import LiveServer, start_server
+
+from tests.support.servers import LiveServer, start_server
 
 
 @pytest.fixture(scope="session")

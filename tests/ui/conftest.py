@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
-from service_harness import LiveServer, start_server
+from tests.support.servers import LiveServer, start_server
 
 CHROMIUM_ARGS = [
     "--headless",

@@ -15,12 +15,12 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from service_harness import LiveServer
 
 from meshctx.client import MeshctxClient
 from meshctx.config import ParallelismSizes
 from meshctx.plan import ClusterShape, MeshPlan, plan_mesh
 from meshctx.plan.request import TopologyRequest
+from tests.support.servers import LiveServer
 
 TIMEOUT_MS = 10_000
 #: Generous bounds for a shared 2-core CI machine; the measured numbers are printed and far lower.
