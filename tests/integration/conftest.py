@@ -10,16 +10,15 @@ import httpx
 import pytest
 
 from meshctx_service.app import create_app
-from tests.support.servers import LiveServer, start_server
+from tests.support.servers import LiveServer
 
 Post = Callable[..., httpx.Response]
 
 
 @pytest.fixture(scope="session")
-def integration_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_server(tmp_path_factory.mktemp("integration"))
-    yield server
-    server.stop()
+def integration_server(live_server: LiveServer) -> LiveServer:
+    """The run's shared default server (``tests/support/servers.py``)."""
+    return live_server
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +72,15 @@ def start_server(
     if wait:
         wait_ready(server)
     return server
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One default server for the whole run (loopback, no tokens, its own empty registry), shared by the
+    service, integration and viewer tests: whatever they register keeps to names of their own."""
+    server = start_server(tmp_path_factory.mktemp("live"))
+    yield server
+    server.stop()
 
 
 def wait_ready(server: LiveServer, timeout: float = STARTUP_TIMEOUT_S) -> float:
