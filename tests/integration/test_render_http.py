@@ -15,9 +15,8 @@ import yaml
 
 from meshctx.config import ParallelismSizes
 from meshctx.plan import plan_mesh
+from tests.integration.conftest import Post
 from tests.support.servers import LiveServer
-
-from .conftest import Post
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE: dict[str, Any] = {"strategy": "fsdp2", "nnodes": 4, "nproc_per_node": 8, "sizes": {"tp_size": 8, "pp_size": 2}}

@@ -12,8 +12,7 @@ import yaml
 from meshctx.config import ParallelismSizes
 from meshctx.plan import plan_mesh
 from tests.deploy.test_skypilot_policy import user_request
-
-from .conftest import Post
+from tests.integration.conftest import Post
 
 PATH = "/v1/policy/skypilot"
 

@@ -10,8 +10,7 @@ from typing import Any
 import httpx
 
 from tests.deploy.test_admission import admission_review, jobset, pytorchjob, trainjob
-
-from .conftest import Post
+from tests.integration.conftest import Post
 
 PATH = "/v1/admission/kubernetes"
 UID = "705ab4f5-6393-11e8-b7cc-42010a800002"
