@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "service"), str(ROOT / "tests" / "registry")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "service"), str(ROOT)]
 
 from sqlalchemy import Engine, insert, select, text  # noqa: E402
 
@@ -172,7 +172,7 @@ def main() -> int:
     url = args.postgres_url
     if url is None and not args.no_postgres:
         try:
-            from pg_server import LocalPostgres
+            from tests.support.postgres import LocalPostgres
 
             server = LocalPostgres()
             url = server.url

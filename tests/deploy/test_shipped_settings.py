@@ -8,7 +8,6 @@ listening address (127.0.0.1 and a free port) and the placeholder database URL (
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -23,11 +22,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.support.postgres import drop_database, fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -205,27 +205,16 @@ def test_systemd_unit_wires_its_state_directory_to_the_data_dir(tmp_path: Path) 
 
 
 # ---------------------------------------------------------------------------------------------- Kubernetes
-def _load_pg_server() -> ModuleType:
-    path = ROOT / "tests" / "registry" / "pg_server.py"
-    spec = importlib.util.spec_from_file_location("meshctx_tests_pg_server", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    pg_server = _load_pg_server()
+def postgres_url(postgres_admin_url: str | None) -> Iterator[str]:
+    """A fresh database on the run's one PostgreSQL server (``tests/support/postgres.py``)."""
+    if postgres_admin_url is None:
+        pytest.skip("NO POSTGRESQL SERVER for the Kubernetes settings (apt-get install postgresql; see the warning)")
+    url = fresh_database(postgres_admin_url)
     try:
-        server = pg_server.LocalPostgres()
-    except RuntimeError as error:
-        pytest.skip(f"NO POSTGRESQL SERVER for the Kubernetes settings (apt-get install postgresql): {error}")
-    try:
-        yield str(server.url)
+        yield url
     finally:
-        server.stop()
+        drop_database(postgres_admin_url, url)
 
 
 def _self_signed(directory: Path) -> None:

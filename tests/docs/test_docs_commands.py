@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.serving import cli_env, meshctx_serve
+from tests.cli.serving import cli_env, meshctx_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

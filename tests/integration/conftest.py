@@ -3,28 +3,22 @@ and in process, behind one ``post`` callable so every test runs against both."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))  # the shared server harness
-
-from service_harness import LiveServer, start_server
-
 from meshctx_service.app import create_app
+from tests.support.servers import LiveServer
 
 Post = Callable[..., httpx.Response]
 
 
 @pytest.fixture(scope="session")
-def integration_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_server(tmp_path_factory.mktemp("integration"))
-    yield server
-    server.stop()
+def integration_server(live_server: LiveServer) -> LiveServer:
+    """The run's shared default server (``tests/support/servers.py``)."""
+    return live_server
 
 
 @pytest.fixture(scope="module")

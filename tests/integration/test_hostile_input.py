@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from service_harness import LiveServer, start_server
 
-from deploy.test_admission import admission_review, jobset, pytorchjob, trainjob
-from deploy.test_skypilot_policy import user_request
+from tests.deploy.test_admission import admission_review, jobset, pytorchjob, trainjob
+from tests.deploy.test_skypilot_policy import user_request
+from tests.support.servers import LiveServer, start_server
 
 ADMISSION = "/v1/admission/kubernetes"
 POLICY = "/v1/policy/skypilot"

@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 import yaml
-from service_harness import LiveServer
 
 from meshctx.config import ParallelismSizes
 from meshctx.plan import plan_mesh
-
-from .conftest import Post
+from tests.integration.conftest import Post
+from tests.support.servers import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE: dict[str, Any] = {"strategy": "fsdp2", "nnodes": 4, "nproc_per_node": 8, "sizes": {"tp_size": 8, "pp_size": 2}}

@@ -9,11 +9,10 @@ from typing import Any
 
 import yaml
 
-from deploy.test_skypilot_policy import user_request
 from meshctx.config import ParallelismSizes
 from meshctx.plan import plan_mesh
-
-from .conftest import Post
+from tests.deploy.test_skypilot_policy import user_request
+from tests.integration.conftest import Post
 
 PATH = "/v1/policy/skypilot"
 

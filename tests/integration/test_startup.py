@@ -11,7 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_harness import REPO, LiveServer, free_port, service_env, start_server, wait_ready
+
+from tests.support.servers import REPO, LiveServer, free_port, service_env, start_server, wait_ready
 
 #: A home that can never be created: /proc refuses new directories.
 NO_HOME = "/proc/meshctx-no-such-home"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_harness import STARTUP_TIMEOUT_S, LiveServer, free_port, service_env, start_server
 
-from deploy.test_admission import admission_review, trainjob
+from tests.deploy.test_admission import admission_review, trainjob
+from tests.support.servers import STARTUP_TIMEOUT_S, LiveServer, free_port, service_env, start_server
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,8 +11,17 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deploy.test_admission import TORCHRUN, admission_review, container, indexed_job, jobset, pod, pytorchjob, trainjob
 from meshctx_service.app import create_app
+from tests.deploy.test_admission import (
+    TORCHRUN,
+    admission_review,
+    container,
+    indexed_job,
+    jobset,
+    pod,
+    pytorchjob,
+    trainjob,
+)
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=8),

@@ -9,9 +9,17 @@ from typing import Any
 
 import httpx
 
-from deploy.test_admission import TORCHRUN, admission_review, container, indexed_job, jobset, pod, pytorchjob, trainjob
-
-from .conftest import Post
+from tests.deploy.test_admission import (
+    TORCHRUN,
+    admission_review,
+    container,
+    indexed_job,
+    jobset,
+    pod,
+    pytorchjob,
+    trainjob,
+)
+from tests.integration.conftest import Post
 
 PATH = "/v1/admission/kubernetes"
 UID = "705ab4f5-6393-11e8-b7cc-42010a800002"

@@ -17,10 +17,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nemo_loader import load_nemo
-
 import meshctx.mesh
+from tests.nemo.nemo_loader import load_nemo
 
 
 def reduced(mesh: object, rank: int) -> int:

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
-from nemo_loader import load_nemo
-from nemo_worlds import fake_world, outcome, snapshot
 
 import meshctx
 import meshctx.mesh
 from meshctx import TopologyError
+from tests.nemo.nemo_loader import load_nemo
+from tests.nemo.nemo_worlds import fake_world, outcome, snapshot
 
 NEMO = load_nemo()
 DOC = Path(__file__).resolve().parents[2] / "docs" / "nemo-compat.md"

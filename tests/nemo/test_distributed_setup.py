@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from nemo_loader import load_nemo, meshctx_as_nemo_mesh
-from nemo_worlds import fake_world, snapshot
 
 import meshctx
+from tests.nemo.nemo_loader import load_nemo, meshctx_as_nemo_mesh
+from tests.nemo.nemo_worlds import fake_world, snapshot
 
 NEMO = load_nemo()
 

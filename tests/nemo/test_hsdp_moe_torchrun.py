@@ -4,15 +4,15 @@ make its gradient reduction span both replicas; the pre-fix names reduced over o
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from nemo_loader import load_nemo
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.nemo.nemo_loader import load_nemo
+from tests.support.env import REPO, checkout_env
+
 WORKER = Path(__file__).resolve().parent / "hsdp_moe_worker.py"
 WORLD = 4
 
@@ -21,7 +21,7 @@ WORLD = 4
 @pytest.mark.timeout(300)
 def test_hsdp_moe_gradients_are_reduced_across_every_replica(tmp_path: Path) -> None:
     load_nemo()  # skips loudly when NeMo is missing; the workers load it the same way
-    env = dict(os.environ, PYTHONPATH=f"{REPO / 'src'}{os.pathsep}{REPO / 'service'}", OMP_NUM_THREADS="1")
+    env = checkout_env(REPO, OMP_NUM_THREADS="1")  # the checkout's root too: the workers import tests.nemo
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={WORLD}"]
     run = subprocess.run(
         [*command, str(WORKER), str(tmp_path)], env=env, capture_output=True, text=True, timeout=240, check=False

@@ -6,12 +6,12 @@ import dataclasses
 from typing import Any
 
 import pytest
-from nemo_loader import load_nemo
-from nemo_worlds import fake_world, outcome, snapshot
 from torch.distributed.device_mesh import init_device_mesh
 
 import meshctx.mesh
 from meshctx import FSDP2Config, TopologyError
+from tests.nemo.nemo_loader import load_nemo
+from tests.nemo.nemo_worlds import fake_world, outcome, snapshot
 
 NEMO = load_nemo()
 FSDP2_AXES = ("pp", "dp_replicate", "dp_shard", "cp", "tp")

@@ -3,7 +3,6 @@ the CLI's JSON, ``--server`` printing what the offline command prints, limits an
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,15 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))  # the shared server harness
-
-from service_harness import LiveServer, start_server
-
 from meshctx import ParallelismSizes, plan_mesh
 from meshctx.cli import main
 from meshctx.place import Node, Topology, place
 from meshctx.place.answer import place_answer
 from meshctx.plan.request import TopologyRequest
+from tests.support.servers import LiveServer, start_server
 
 MAX_NODES = 16
 MAX_TEXT = 4000

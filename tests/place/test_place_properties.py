@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
-from place_reference import all_vectors, exact_partition, nested, reference_axes, reference_crossing
 
 from meshctx import ParallelismSizes, plan_mesh
 from meshctx.place import Node, Placement, Topology, natural_key, place
 from meshctx.plan import MeshPlan, TopologyError
+from tests.place.place_reference import all_vectors, exact_partition, nested, reference_axes, reference_crossing
 
 
 @dataclass(frozen=True)

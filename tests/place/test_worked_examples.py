@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from place_reference import reference_crossing
-
 from meshctx.place.examples import EXAMPLES, dgx, markdown, nvl72
+from tests.place.place_reference import reference_crossing
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "placement.md"
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from math import prod
 
-from brute_force import reference_all_groups
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshctx import ParallelismSizes
 from meshctx.plan import ClusterShape, plan_mesh
 from meshctx.plan.cluster import units_spanned
+from tests.plan.brute_force import reference_all_groups
 
 MAX_WORLD = 256
 

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from registrar import fsdp2
 
 from meshctx_service.auth import (
     ForbiddenError,
@@ -19,6 +18,7 @@ from meshctx_service.auth import (
     token_digest,
 )
 from meshctx_service.registry import NotFoundError, Registry
+from tests.registry.registrar import fsdp2
 
 TOKENS = {
     "acme-writer-token": {"tenant": "acme", "role": "write"},

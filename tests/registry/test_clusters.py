@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from registrar import fsdp2
 
 from meshctx_service.registry import ClusterInUseError, InvalidInputError, NotFoundError, Registry
+from tests.registry.registrar import fsdp2
 
 
 def test_put_get_replace_list_delete(registry: Registry) -> None:

@@ -9,13 +9,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from registrar import run_client
 from sqlalchemy import func, select
 
-from conftest import subprocess_env
 from meshctx_service.registry import JobState, Registry
 from meshctx_service.registry.models import Job
 from meshctx_service.registry.transactions import read_session
+from tests.registry.registrar import run_client
+from tests.support.env import checkout_env
 
 REGISTRAR = Path(__file__).with_name("registrar.py")
 TIMEOUT_S = 120
@@ -23,7 +23,13 @@ TIMEOUT_S = 120
 
 def _start(db_url: str, prefix: str, count: int, gpus: int, mode: str) -> subprocess.Popen[str]:
     argv = [sys.executable, str(REGISTRAR), db_url, "acme", "pool", prefix, str(count), str(gpus), mode]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    return subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=checkout_env(REGISTRAR.parent, keep_pythonpath=True),
+    )
 
 
 def _collect(process: subprocess.Popen[str]) -> list[tuple[str, str]]:

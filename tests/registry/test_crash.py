@@ -13,10 +13,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text
 
-from conftest import subprocess_env
 from meshctx_service.registry import Registry
 from meshctx_service.registry.models import Attestation, Job
 from meshctx_service.registry.transactions import read_session
+from tests.support.env import checkout_env
 
 REGISTRAR = Path(__file__).with_name("registrar.py")
 ACKS_BEFORE_KILL = 25
@@ -26,7 +26,9 @@ TIMEOUT_S = 90
 def _run_until_killed(db_url: str, prefix: str) -> set[str]:
     """Start a client that registers forever; SIGKILL it after some acknowledgements; return all of them."""
     argv = [sys.executable, str(REGISTRAR), db_url, "acme", "pool", prefix, "0", "8", "release"]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=subprocess_env())
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=checkout_env(REGISTRAR.parent, keep_pythonpath=True)
+    )
     assert process.stdout is not None and process.stderr is not None
     acknowledged: set[str] = set()
     buffer = b""

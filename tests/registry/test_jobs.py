@@ -4,7 +4,6 @@ state changes, attestations and tenant isolation."""
 from __future__ import annotations
 
 import pytest
-from registrar import fsdp2
 
 from meshctx.config import ParallelismSizes
 from meshctx.plan import ClusterShape, validate_topology
@@ -22,6 +21,7 @@ from meshctx_service.registry import (
     PreconditionFailedError,
     Registry,
 )
+from tests.registry.registrar import fsdp2
 
 
 def test_register_stores_request_plan_and_fingerprint(registry: Registry) -> None:

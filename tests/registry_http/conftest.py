@@ -1,47 +1,44 @@
-"""Registry routes through real uvicorn servers: fixtures for a database on each backend (the registry
-suite's, reused), a token file, and servers started by ``tests/service/service_harness.py``."""
+"""Registry routes through real uvicorn servers (``tests/support/servers.py``) on each backend.
+
+``server`` is one server per backend per module: the tests that share it keep to their own job and cluster
+names or their own tenants (``TOKENS``), so none needs a fresh server. Tests that crash a server, run
+replicas or change its settings start their own with ``serve``, on ``db_url`` (a fresh database per test)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS / "service"), str(TESTS / "registry")]
+from tests.support.postgres import BACKENDS, database_url
+from tests.support.servers import LiveServer, start_server
 
-from service_harness import LiveServer, start_server  # noqa: E402
-
-
-def _load_registry_fixtures() -> object:
-    spec = importlib.util.spec_from_file_location("registry_conftest", TESTS / "registry" / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_registry = _load_registry_fixtures()
-postgres_admin_url = _registry.postgres_admin_url  # type: ignore[attr-defined]
-db_url = _registry.db_url  # type: ignore[attr-defined]
-
-#: token -> (tenant, role); the token file the servers read.
+#: token -> (tenant, role); the token file the servers read. team-c and team-d belong to tests that share a
+#: module's server with a team-a test and must not see its jobs.
 TOKENS = {
     "admin-a": ("team-a", "admin"),
     "writer-a": ("team-a", "write"),
     "reader-a": ("team-a", "read"),
     "writer-b": ("team-b", "write"),
+    "writer-c": ("team-c", "write"),
+    "reader-c": ("team-c", "read"),
+    "writer-d": ("team-d", "write"),
 }
 
 
-@pytest.fixture
-def tokens_file(tmp_path: Path) -> Path:
-    path = tmp_path / "tokens.yaml"
+@pytest.fixture(scope="module")
+def tokens_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tokens") / "tokens.yaml"
     path.write_text("".join(f"{t}: {{tenant: {tenant}, role: {role}}}\n" for t, (tenant, role) in TOKENS.items()))
     return path
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (schema not yet created) on each backend, for this test alone."""
+    with database_url(request, request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
@@ -59,7 +56,17 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
         server.stop()
 
 
-@pytest.fixture
-def server(serve: Callable[..., LiveServer], db_url: str, tokens_file: Path) -> LiveServer:
-    """One server with the test tokens on a fresh database of each backend."""
-    return serve(MESHCTX_DATABASE_URL=db_url, MESHCTX_TOKENS_FILE=str(tokens_file))
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tokens_file: Path
+) -> Iterator[LiveServer]:
+    """One server with the test tokens on a fresh database of each backend, shared by the module's tests."""
+    tmp = tmp_path_factory.mktemp(f"server-{request.param}")
+    with database_url(request, request.param, tmp) as url:
+        live = start_server(
+            tmp, MESHCTX_ACCESS_LOG="false", MESHCTX_DATABASE_URL=url, MESHCTX_TOKENS_FILE=str(tokens_file)
+        )
+        try:
+            yield live
+        finally:
+            live.stop()

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_harness import LiveServer
 
 from meshctx.client import AsyncMeshctxClient, MeshctxClient, ProblemError
 from meshctx.config import FSDP2Config, ParallelismSizes
 from meshctx.plan.request import TopologyRequest
+from tests.support.servers import LiveServer
 
 torch = pytest.importorskip("torch")
 import torch.distributed as dist  # noqa: E402

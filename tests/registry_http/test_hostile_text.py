@@ -8,7 +8,8 @@ import base64
 import json
 
 import httpx
-from service_harness import LiveServer
+
+from tests.support.servers import LiveServer
 
 WRITER = {"Authorization": "Bearer writer-a"}
 ADMIN = {"Authorization": "Bearer admin-a"}

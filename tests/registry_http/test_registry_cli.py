@@ -8,10 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from service_harness import LiveServer, service_env
-
 from meshctx.config import ParallelismSizes
 from meshctx.plan import plan_mesh
+from tests.support.servers import LiveServer, service_env
 
 
 def meshctx(server: LiveServer, *args: str, token: str = "admin-a") -> subprocess.CompletedProcess[str]:

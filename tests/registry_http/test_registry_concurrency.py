@@ -8,10 +8,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from registering import register_loop
-from service_harness import LiveServer
-
 from meshctx.client import MeshctxClient
+from tests.registry_http.registering import register_loop
+from tests.support.servers import LiveServer
 
 CLIENTS, ATTEMPTS, CAPACITY = 12, 30, 64
 

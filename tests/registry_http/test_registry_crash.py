@@ -11,10 +11,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from registering import register_loop
-from service_harness import LiveServer
-
 from meshctx.client import MeshctxClient
+from tests.registry_http.registering import register_loop
+from tests.support.servers import LiveServer
 
 CLIENTS, ACKS_BEFORE_KILL, ROUNDS, TIMEOUT_S = 6, 30, 3, 120
 

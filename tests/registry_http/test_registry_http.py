@@ -8,12 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_harness import LiveServer
 
 from meshctx.client import MeshctxClient, ProblemError
 from meshctx.config import ParallelismSizes
 from meshctx.plan import plan_mesh
 from meshctx.plan.request import TopologyRequest
+from tests.support.servers import LiveServer
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -137,7 +137,8 @@ def httpx_get(server: LiveServer, path: str, token: str | None) -> dict[str, obj
 
 
 def test_auth_no_token_wrong_token_wrong_tenant_read_only(server: LiveServer) -> None:
-    with MeshctxClient(server.url, token="writer-a") as writer:
+    # Tenants c and d: the module's server also holds the lifecycle test's team-a jobs.
+    with MeshctxClient(server.url, token="writer-c") as writer:
         writer.register_job("a-job", fsdp2(8))
 
     for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic d3JpdGVyLWE="}):
@@ -147,15 +148,15 @@ def test_auth_no_token_wrong_token_wrong_tenant_read_only(server: LiveServer) ->
         assert response.headers["content-type"] == PROBLEM_JSON
         assert response.json()["code"] == "unauthenticated" and "a-job" not in response.json()["detail"]
 
-    with MeshctxClient(server.url, token="writer-b") as other:  # another tenant: as if the job did not exist
+    with MeshctxClient(server.url, token="writer-d") as other:  # another tenant: as if the job did not exist
         assert refused(lambda: other.get_job("a-job")).status == 404
         assert refused(lambda: other.delete_job("a-job")).status == 404
         assert refused(lambda: other.attest("a-job", "sha256:x")).status == 404
         assert other.list_jobs()["items"] == []
         other.register_job("a-job", fsdp2(4))  # the same id in its own namespace
 
-    with MeshctxClient(server.url, token="reader-a") as reader:
-        assert reader.get_job("a-job")["gpus"] == 8  # team-a's job is untouched by team-b
+    with MeshctxClient(server.url, token="reader-c") as reader:
+        assert reader.get_job("a-job")["gpus"] == 8  # team-c's job is untouched by team-d
         for write in (
             lambda: reader.register_job("r-job", fsdp2(8)),
             lambda: reader.delete_job("a-job"),
@@ -166,7 +167,7 @@ def test_auth_no_token_wrong_token_wrong_tenant_read_only(server: LiveServer) ->
             forbidden = refused(write)
             assert forbidden.status == 403 and forbidden.problem["code"] == "forbidden"
             assert "read role" in forbidden.problem["detail"]
-    with MeshctxClient(server.url, token="writer-a") as writer:
+    with MeshctxClient(server.url, token="writer-c") as writer:
         assert refused(lambda: writer.put_cluster("c", nodes=1, gpus_per_node=8)).status == 403  # admin only
         assert writer.get_job("a-job")["state"] == "registered"
 

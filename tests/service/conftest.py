@@ -1,15 +1,2 @@
-"""Session fixtures shared by the service tests."""
-
-from __future__ import annotations
-
-from collections.abc import Iterator
-
-import pytest
-from service_harness import LiveServer, start_server
-
-
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_server(tmp_path_factory.mktemp("live"))
-    yield server
-    server.stop()
+"""The service tests' live server is the run's shared ``live_server`` (``tests/support/servers.py``, registered
+in ``tests/conftest.py``)."""

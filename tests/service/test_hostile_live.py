@@ -19,7 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_harness import LiveServer, start_server
+
+from tests.support.servers import LiveServer, start_server
 
 PROBE_P99_BOUND_S = 0.25
 HUGE = 1 << 24

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
-from service_harness import REPO, LiveServer, free_port, service_env
 
 from meshctx.cli import main
+from tests.support.servers import REPO, LiveServer, free_port, service_env
 
 CASES = [
     "validate --world-size 64 --tp 8 --pp 2",

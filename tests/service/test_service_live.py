@@ -10,13 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_harness import LiveServer, free_port, imported_modules, start_server, wait_ready
 
 from meshctx.client import AsyncMeshctxClient, MeshctxClient, ProblemError, RetryPolicy, ServiceUnreachable
 from meshctx.config import ParallelismSizes
 from meshctx.plan import ClusterShape
 from meshctx.plan.request import TopologyRequest
 from meshctx_service.registry import default_database_url, upgrade_database
+from tests.support.servers import LiveServer, free_port, imported_modules, start_server, wait_ready
 
 REQUEST = TopologyRequest(
     sizes=ParallelismSizes(tp_size=4, pp_size=2, ep_size=4),

@@ -17,7 +17,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from service_harness import LiveServer
+
+from tests.support.servers import LiveServer
 
 CHECKS = [
     not_a_server_error,

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))  # the shared server harness
 
 REPO = Path(__file__).resolve().parents[2]
 SKY_VERSION = "0.14.1"

@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_harness import LiveServer, free_port, service_env, start_server
 
 from meshctx.config import ParallelismSizes as P
 from meshctx.launch import LaunchSpec, render
 from meshctx.plan import plan_mesh
-
-from .conftest import REPO, SKY_VERSION
+from tests.skypilot.conftest import REPO, SKY_VERSION
+from tests.support.servers import LiveServer, free_port, service_env, start_server
 
 DRIVER = Path(__file__).with_name("sky_driver.py")
 IN_PROCESS = "meshctx.integrations.skypilot_admin.MeshctxPolicy"

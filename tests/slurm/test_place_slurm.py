@@ -9,7 +9,7 @@ import socket
 import time
 from pathlib import Path
 
-from .conftest import Cluster
+from tests.slurm.conftest import Cluster
 
 JOB = """\
 import os, socket

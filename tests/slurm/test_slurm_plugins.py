@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Cluster
+from tests.slurm.conftest import Cluster
 
 # (options, valid). The cluster has one live node with 8 (fake) GPUs and three more configured DOWN, so valid
 # multi-node jobs are accepted and pend; -H holds every job so nothing runs.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch.distributed as dist
-from torch_worlds import config_for, fake_world
 
 from meshctx import MeshContext, ParallelismSizes, TopologyError, plan_mesh
+from tests.torch.torch_worlds import config_for, fake_world
 
 W = 16384
 TOPOLOGIES = {

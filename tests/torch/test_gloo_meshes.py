@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from torch_worlds import run_gloo_world
 
 from meshctx import ParallelismSizes, validate_topology
+from tests.torch.torch_worlds import run_gloo_world
 
 S = dict  # sizes
 

@@ -6,11 +6,11 @@ import warnings
 
 import pytest
 from torch.distributed.device_mesh import init_device_mesh
-from torch_worlds import fake_world
 
 from meshctx import DDPConfig, FSDP2Config, MegatronFSDPConfig, MeshContext, ParallelismSizes, plan_mesh
 from meshctx.plan import axis_kwargs
 from meshctx.runtime.realize import device_type_for_backend, nccl_timeout_override
+from tests.torch.torch_worlds import fake_world
 
 FSDP2 = ("pp", "dp_replicate", "dp_shard", "cp", "tp")
 

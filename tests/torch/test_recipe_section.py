@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from torch_worlds import fake_world
 
 from meshctx import FSDP2Config, MegatronFSDPConfig, ParallelismSizes, Strategy
 from meshctx.recipe import RecipeError, load_recipe, parse_distributed
+from tests.torch.torch_worlds import fake_world
 
 RECIPE = """
 model: {name: llama}

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
-from service_harness import LiveServer, start_server
+from tests.support.servers import LiveServer
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -61,10 +60,9 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_server(tmp_path_factory.mktemp("ui"))
-    yield server
-    server.stop()
+def ui_server(live_server: LiveServer) -> LiveServer:
+    """The run's shared default server (``tests/support/servers.py``)."""
+    return live_server
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from service_harness import LiveServer
+
+from tests.support.servers import LiveServer
 
 TIMEOUT_MS = 20_000
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}

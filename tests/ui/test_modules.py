@@ -10,13 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-from service_harness import LiveServer
 
 from meshctx.plan import ClusterShape, plan_mesh
 from meshctx.plan.layout import AxisLayout
 from meshctx.plan.model import MODEL_FIELDS
 from meshctx.plan.sizes import SIZE_FIELDS, ParallelismSizes
 from meshctx.plan.strategies import RULES, STRATEGY_ALIASES, Strategy
+from tests.support.servers import LiveServer
 
 TIMEOUT_MS = 10_000
 

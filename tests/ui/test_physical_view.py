@@ -13,10 +13,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from service_harness import LiveServer
 
 from meshctx import ParallelismSizes, plan_mesh
 from meshctx.place import Node, Topology, place
+from tests.support.servers import LiveServer
 
 TIMEOUT_MS = 15_000
 DOC_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "img" / "placement.png"

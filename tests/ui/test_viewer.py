@@ -15,17 +15,14 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from service_harness import LiveServer
 
 from meshctx.client import MeshctxClient
 from meshctx.config import ParallelismSizes
 from meshctx.plan import ClusterShape, MeshPlan, plan_mesh
 from meshctx.plan.request import TopologyRequest
+from tests.support.servers import LiveServer
 
 TIMEOUT_MS = 10_000
-#: Generous bounds for a shared 2-core CI machine; the measured numbers are printed and far lower.
-RENDER_4096_MS = 250.0
-FIRST_PAINT_4096_S = 5.0
 DOC_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 
@@ -400,37 +397,16 @@ def test_a_new_url_is_checked_before_the_verdict_reads_valid(page: Any, ui_serve
 
 
 # ---------------------------------------------------------------------------------------------- scale
-def test_4096_gpus_render_quickly_and_bigger_worlds_become_blocks(page: Any, ui_server: LiveServer) -> None:
-    start = time.perf_counter()
+def test_4096_gpus_draw_every_gpu_and_bigger_worlds_become_blocks(page: Any, ui_server: LiveServer) -> None:
+    # How fast it draws (first paint, axis switches, hover redraws) is bench/bench_viewer.py's to measure.
     open_viewer(page, ui_server, world_size=4096, gpus_per_node=8, tp_size=8, pp_size=4)
     wait_verdict(page, "valid")
     page.wait_for_selector('#grid[data-mode="gpus"][data-cells="4096"][data-axis="tp"]')
-    first_paint = time.perf_counter() - start
-    timings = {}
     for axis in ("dp", "pp", "tp"):
-        before = time.perf_counter()
         choose_axis(page, axis)
-        timings[axis] = (time.perf_counter() - before) * 1000
-        render_ms = float(str(page.get_attribute("#grid", "data-render-ms")))
-        assert render_ms < RENDER_4096_MS, (axis, render_ms)
+        assert float(str(page.get_attribute("#grid", "data-render-ms"))) >= 0, axis  # it drew, and said how long
     plan = the_plan("fsdp2", 4096, gpn=8, tp_size=8, pp_size=4)
     assert page.evaluate("() => meshViewer.groups('dp').length") == len(plan.groups("dp"))
-    # Hovering redraws the grid with the hovered GPU's group outlined: each redraw must stay fast.
-    hover_ms = page.evaluate(
-        """async () => {
-            const c = document.getElementById('grid'), box = c.getBoundingClientRect(), out = [];
-            for (let i = 0; i < 10; i++) {
-                const at = {clientX: box.left + 20 + i * 37, clientY: box.top + 20 + i * 13};
-                c.dispatchEvent(new MouseEvent('mousemove', at));
-                await new Promise(requestAnimationFrame);
-                out.push(parseFloat(c.dataset.renderMs));
-            }
-            return Math.max(...out);
-        }"""
-    )
-    assert hover_ms < RENDER_4096_MS
-    print(f"\n4096 GPUs: first paint {first_paint:.2f} s, axis switch ms {timings}, hover redraw {hover_ms:.1f} ms")
-    assert first_paint < FIRST_PAINT_4096_S
 
     # Above 4096 GPUs the mesh is nested blocks (test_big_meshes_are_nested_blocks_with_counts), at any size.
     for world in (16384, 131072, 1 << 20):

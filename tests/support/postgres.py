@@ -1,6 +1,11 @@
 """A throwaway PostgreSQL server for tests and benchmarks: ``initdb`` into a temporary directory, ``pg_ctl
 start`` on a free loopback port, ``pg_ctl stop`` and delete. PostgreSQL refuses to run as root, so as root
-the server runs as the ``postgres`` (or ``nobody``) user through ``runuser``."""
+the server runs as the ``postgres`` (or ``nobody``) user through ``runuser``.
+
+``postgres_admin_url`` is the one session fixture every directory shares (one server per test run), from
+``$MESHCTX_TEST_POSTGRES_URL`` (a server whose user may CREATE DATABASE) or started here; where neither works,
+it is None after a loud warning and PostgreSQL tests skip with the reason, never silently. Each test (or
+module) gets its own database on it: ``fresh_database``/``drop_database``, or ``database_url``."""
 
 from __future__ import annotations
 
@@ -11,7 +16,17 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+PG_ENV = "MESHCTX_TEST_POSTGRES_URL"
+BACKENDS = ("sqlite", "postgresql")
 
 
 def _pg_bin(name: str) -> str | None:
@@ -76,3 +91,60 @@ def _user_exists(name: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str | None]:
+    """A URL to a PostgreSQL server's maintenance database, or None (with a loud warning) if none can run."""
+    given = os.environ.get(PG_ENV)
+    if given:
+        yield given
+        return
+    try:
+        server = LocalPostgres()
+    except Exception as err:  # any failure to start means: skip the PostgreSQL half, saying why
+        reason = f"PostgreSQL tests SKIPPED: could not start a local server ({err}). Set {PG_ENV} to use one."
+        warnings.warn(reason, stacklevel=1)
+        print(f"\n!!! {reason}\n")
+        yield None
+        return
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def fresh_database(admin_url: str) -> str:
+    """A new, empty database on the server behind ``admin_url``; its URL."""
+    name = f"meshctx_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def database_url(request: pytest.FixtureRequest, backend: str, directory: Path) -> Iterator[str]:
+    """For a ``db_url``-style fixture of any scope: an empty database (schema not yet created) on ``backend``, a SQLite
+    file in ``directory`` or a fresh PostgreSQL database (dropped afterwards; skipped when none can run)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'registry.db'}"
+        return
+    admin_url = request.getfixturevalue("postgres_admin_url")
+    if admin_url is None:
+        pytest.skip(f"PostgreSQL unavailable (see the warning above); set {PG_ENV} to run these tests")
+    url = fresh_database(admin_url)
+    yield url
+    drop_database(admin_url, url)

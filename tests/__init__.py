@@ -1,0 +1,1 @@
+"""The test suite as a package, so shared helpers have one import path: ``from tests.support.servers import ...``."""
