@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import torch.distributed as dist
-from torch.testing._internal.distributed.fake_pg import FakeStore
 
 PROPERTIES = ("tp_size", "pp_size", "cp_size", "ep_size", "dp_size", "dp_replicate_size", "dp_shard_size", "pp_enabled")
 POLICY = (
@@ -20,15 +18,6 @@ POLICY = (
 )
 #: Composite meshes NeMo's parallelizers ask ``get_submesh`` for.
 SUBMESHES = (("dp_replicate", "dp_shard_cp"), ("dp_replicate", "dp_shard"), ("dp_shard", "cp"))
-
-
-@contextmanager
-def fake_world(world_size: int, rank: int) -> Iterator[None]:
-    dist.init_process_group("fake", rank=rank, world_size=world_size, store=FakeStore())
-    try:
-        yield
-    finally:
-        dist.destroy_process_group()
 
 
 def outcome(fn: Callable[[], Any]) -> tuple[str, Any]:

@@ -22,7 +22,8 @@ import meshctx
 import meshctx.mesh
 from meshctx import TopologyError
 from tests.nemo.nemo_loader import load_nemo
-from tests.nemo.nemo_worlds import fake_world, outcome, snapshot
+from tests.nemo.nemo_worlds import outcome, snapshot
+from tests.torch.torch_worlds import fake_world
 
 NEMO = load_nemo()
 DOC = Path(__file__).resolve().parents[2] / "docs" / "nemo-compat.md"

@@ -9,7 +9,8 @@ import pytest
 
 import meshctx
 from tests.nemo.nemo_loader import load_nemo, meshctx_as_nemo_mesh
-from tests.nemo.nemo_worlds import fake_world, snapshot
+from tests.nemo.nemo_worlds import snapshot
+from tests.torch.torch_worlds import fake_world
 
 NEMO = load_nemo()
 

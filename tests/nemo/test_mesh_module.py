@@ -11,7 +11,8 @@ from torch.distributed.device_mesh import init_device_mesh
 import meshctx.mesh
 from meshctx import FSDP2Config, TopologyError
 from tests.nemo.nemo_loader import load_nemo
-from tests.nemo.nemo_worlds import fake_world, outcome, snapshot
+from tests.nemo.nemo_worlds import outcome, snapshot
+from tests.torch.torch_worlds import fake_world
 
 NEMO = load_nemo()
 FSDP2_AXES = ("pp", "dp_replicate", "dp_shard", "cp", "tp")
