@@ -41,10 +41,14 @@ class MeshSpec:
     shape: tuple[int, ...]
     flattened: Mapping[MeshAxisName, tuple[MeshAxisName, ...]] = field(default_factory=dict)
 
-    @cached_property
+    @property
     def _names(self) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
-        flattened = tuple((k.value, tuple(a.value for a in v)) for k, v in self.flattened.items())
-        return tuple(a.value for a in self.axes), flattened
+        # Kept beside the fields by hand: functools.cached_property takes a lock on every first read (3.11).
+        names = self.__dict__.get("_names_kept")
+        if names is None:
+            flattened = tuple((k.value, tuple(a.value for a in v)) for k, v in self.flattened.items())
+            names = self.__dict__["_names_kept"] = (tuple(a.value for a in self.axes), flattened)
+        return names
 
     def to_dict(self, *, with_flattened: bool = True) -> dict[str, object]:
         axes, flattened = self._names
@@ -91,6 +95,15 @@ def _kwargs_json(device_axes: tuple[str, ...], moe_axes: tuple[str, ...], flatte
         for key, value in axis_kwargs(device_axes, moe_axes, flattened).items()
     }
     return json.dumps({"parallelize": parallelize, "pipeline": {"pp_axis_name": A.PP.value, **parallelize}})
+
+
+@lru_cache(maxsize=64)
+def _kwargs_wire(
+    device_axes: tuple[str, ...], moe_axes: tuple[str, ...], flattened: tuple[str, ...] = ()
+) -> dict[str, dict[str, object]]:
+    """``_kwargs_json`` read back once per axis set; ``to_dict`` hands out copies of it (its lists included)."""
+    parsed: dict[str, dict[str, object]] = json.loads(_kwargs_json(device_axes, moe_axes, flattened))
+    return parsed
 
 
 @lru_cache(maxsize=256)
@@ -362,7 +375,10 @@ class MeshPlan:
         out = self.topology_dict()
         if "_fingerprint" not in self.__dict__:
             self._remember_fingerprint(out)
-        out["kwargs"] = json.loads(_kwargs_json(*self._axis_sets()))
+        out["kwargs"] = {
+            section: {key: list(value) if isinstance(value, list) else value for key, value in kwargs.items()}
+            for section, kwargs in _kwargs_wire(*self._axis_sets()).items()
+        }
         out["fingerprint"] = self.fingerprint()
         if self.cluster is not None:
             out["cluster"] = self._cluster_report()
