@@ -28,6 +28,34 @@ def test_round_trip_preserves_everything() -> None:
         assert again.to_dict() == data
 
 
+@pytest.mark.parametrize("strategy", ["fsdp2", "megatron_fsdp", "ddp"])
+def test_the_fingerprint_hashes_the_canonical_json_of_the_topology(strategy: str) -> None:
+    # Plans ``build`` makes write their canonical JSON directly; it must be json's, byte for byte, or the
+    # service's fingerprints would no longer match the ones a job's MeshContext and a read-back plan compute.
+    shapes = [
+        {},
+        {"tp_size": 8},
+        {"tp_size": 8, "pp_size": 4, "ep_size": 8},
+        {"cp_size": 2, "tp_size": 2},
+        {"dp_replicate_size": 2, "cp_size": 2, "ep_size": 4},
+        {"ep_size": 2, "cp_size": 4},
+        {"tp_size": 3},
+    ]
+    checked = 0
+    for world_size in (1, 8, 12, 96, 256, 3072, 131072, 1 << 20):
+        for sizes in shapes:
+            report = validate_topology(strategy, ParallelismSizes(**sizes), world_size=world_size)
+            if report.plan is None:
+                continue
+            canonical = json.dumps(report.plan.topology_dict(), sort_keys=True, separators=(",", ":"))
+            assert report.plan._canonical_topology() == canonical
+            read_back = MeshPlan.from_dict(json.loads(json.dumps(report.plan.to_dict())))
+            assert read_back._canonical_topology() is None  # not built here: json writes it
+            assert read_back.fingerprint() == report.plan.fingerprint()
+            checked += 1
+    assert checked >= 8
+
+
 def test_from_dict_rejects_a_tampered_fingerprint() -> None:
     data = plan_mesh("fsdp2", ParallelismSizes(tp_size=2), world_size=4).to_dict()
     data["layouts"]["tp"]["strides"] = [2]  # type: ignore[index]

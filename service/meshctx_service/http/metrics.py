@@ -41,17 +41,36 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Label children by their labels: ``labels()`` takes a lock and checks its arguments on every call, and
+        # every request is counted here. Routes are templates and statuses few, so these stay small.
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._verdict_children: dict[tuple[str, bool], Counter] = {}
+        self._problem_children: dict[tuple[str, str], Counter] = {}
+
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_report(self, endpoint: str, report: ValidationReport) -> None:
         self.observe_verdict(endpoint, report.valid, findings(report))
 
     def observe_verdict(self, endpoint: str, valid: bool, found: tuple[tuple[str, str], ...]) -> None:
-        self.validations.labels(endpoint, "valid" if valid else "invalid").inc()
-        for code, severity in found:
-            self.problems.labels(code, severity).inc()
+        child = self._verdict_children.get((endpoint, valid))
+        if child is None:
+            child = self._verdict_children[(endpoint, valid)] = self.validations.labels(
+                endpoint, "valid" if valid else "invalid"
+            )
+        child.inc()
+        for key in found:
+            problem = self._problem_children.get(key)
+            if problem is None:
+                problem = self._problem_children[key] = self.problems.labels(*key)
+            problem.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

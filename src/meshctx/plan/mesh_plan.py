@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from types import MappingProxyType
+from typing import TypeVar
 
 from .axes import MeshAxisName
 from .cluster import ClusterShape, cluster_report
@@ -22,6 +23,8 @@ from .sizes import ResolvedSizes
 from .strategies import MOE_AXES, RULES, Strategy
 
 A = MeshAxisName
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 #: A rank view lists a group's members up to this size, and gives larger ones as a layout (DESIGN "Bounded work").
 LISTED_GROUP_LIMIT = 4096
@@ -38,10 +41,14 @@ class MeshSpec:
     shape: tuple[int, ...]
     flattened: Mapping[MeshAxisName, tuple[MeshAxisName, ...]] = field(default_factory=dict)
 
-    @cached_property
+    @property
     def _names(self) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
-        flattened = tuple((k.value, tuple(a.value for a in v)) for k, v in self.flattened.items())
-        return tuple(a.value for a in self.axes), flattened
+        # Kept beside the fields by hand: functools.cached_property takes a lock on every first read (3.11).
+        names = self.__dict__.get("_names_kept")
+        if names is None:
+            flattened = tuple((k.value, tuple(a.value for a in v)) for k, v in self.flattened.items())
+            names = self.__dict__["_names_kept"] = (tuple(a.value for a in self.axes), flattened)
+        return names
 
     def to_dict(self, *, with_flattened: bool = True) -> dict[str, object]:
         axes, flattened = self._names
@@ -90,6 +97,15 @@ def _kwargs_json(device_axes: tuple[str, ...], moe_axes: tuple[str, ...], flatte
     return json.dumps({"parallelize": parallelize, "pipeline": {"pp_axis_name": A.PP.value, **parallelize}})
 
 
+@lru_cache(maxsize=64)
+def _kwargs_wire(
+    device_axes: tuple[str, ...], moe_axes: tuple[str, ...], flattened: tuple[str, ...] = ()
+) -> dict[str, dict[str, object]]:
+    """``_kwargs_json`` read back once per axis set; ``to_dict`` hands out copies of it (its lists included)."""
+    parsed: dict[str, dict[str, object]] = json.loads(_kwargs_json(device_axes, moe_axes, flattened))
+    return parsed
+
+
 @lru_cache(maxsize=256)
 def _layout_topology(
     strategy: Strategy, sizes: ResolvedSizes, world_size: int
@@ -135,17 +151,48 @@ def _run_layout(shape: tuple[int, ...], strides: list[int], first: int, last: in
     return AxisLayout((size,), (stride,)) if size > 1 else AxisLayout((), ())
 
 
+_SORTED_SIZE_KEYS: tuple[str, ...] = tuple(sorted(ResolvedSizes.__dataclass_fields__))
+
+
+def _ints(values: tuple[int, ...]) -> str:
+    return ",".join(map(str, values))
+
+
+def _strs(names: tuple[str, ...]) -> str:
+    return ",".join(f'"{name}"' for name in names)
+
+
+def _canonical_mesh(mesh: MeshSpec | None, *, with_flattened: bool) -> str:
+    """``mesh.to_dict(with_flattened=...)`` in canonical JSON (see ``MeshPlan._canonical_topology``)."""
+    if mesh is None:
+        return "null"
+    axes, flattened = mesh._names
+    if not with_flattened:
+        return f'{{"axes":[{_strs(axes)}],"shape":[{_ints(mesh.shape)}]}}'
+    flat = ",".join(f'"{name}":[{_strs(sources)}]' for name, sources in sorted(flattened))
+    return f'{{"axes":[{_strs(axes)}],"flattened":{{{flat}}},"shape":[{_ints(mesh.shape)}]}}'
+
+
 #: Fingerprints of plain plans (no rank subset) built by ``MeshPlan.build``, a pure function of (strategy,
 #: sizes, world size); at most ``_FINGERPRINTS_KEPT``, oldest dropped first.
 _PLAIN_FINGERPRINTS: dict[tuple[Strategy, ResolvedSizes, int], str] = {}
 _FINGERPRINTS_KEPT = 256
 
 
+#: Cluster reports of plain plans, a pure function of (strategy, sizes, world size, cluster); kept the same way.
+_PLAIN_CLUSTER_REPORTS: dict[tuple[Strategy, ResolvedSizes, int, ClusterShape], dict[str, object]] = {}
+
+
 def _keep_fingerprint(key: tuple[Strategy, ResolvedSizes, int], fingerprint: str) -> None:
     _PLAIN_FINGERPRINTS[key] = fingerprint
-    while len(_PLAIN_FINGERPRINTS) > _FINGERPRINTS_KEPT:
+    _trim(_PLAIN_FINGERPRINTS)
+
+
+def _trim(memo: dict[_K, _V]) -> None:
+    """Drop the oldest entries of ``memo`` beyond ``_FINGERPRINTS_KEPT``."""
+    while len(memo) > _FINGERPRINTS_KEPT:
         try:
-            del _PLAIN_FINGERPRINTS[next(iter(_PLAIN_FINGERPRINTS))]
+            del memo[next(iter(memo))]
         except (KeyError, RuntimeError, StopIteration):  # another thread trimmed it first
             break
 
@@ -295,8 +342,28 @@ class MeshPlan:
         cached = self.__dict__.get("_fingerprint")
         return cached if cached is not None else self._remember_fingerprint(self.topology_dict())
 
+    def _canonical_topology(self) -> str | None:
+        """``topology_dict()`` as ``json.dumps(sort_keys=True, separators=(",", ":"))`` writes it, written
+        directly (a fraction of the encoder's time, on every distinct request). Only for plans ``build`` made
+        without a rank subset, whose names are mesh axes and whose numbers are the planner's own ints;
+        ``None`` for any other plan, which goes through ``json``."""
+        if "_plain_key" not in self.__dict__ or type(self.world_size) is not int:
+            return None
+        layouts = ",".join(
+            f'"{name}":{{"size":{layout.size},"sizes":[{_ints(layout.sizes)}],"strides":[{_ints(layout.strides)}]}}'
+            for name, layout in sorted(self.layouts.items())
+        )
+        sizes = ",".join(f'"{key}":{getattr(self.sizes, key)}' for key in _SORTED_SIZE_KEYS)
+        return (
+            f'{{"device_mesh":{_canonical_mesh(self.device_mesh, with_flattened=True)},"layouts":{{{layouts}}},'
+            f'"moe_mesh":{_canonical_mesh(self.moe_mesh, with_flattened=False)},"ranks":null,"sizes":{{{sizes}}},'
+            f'"strategy":"{self.strategy.value}","world_size":{self.world_size}}}'
+        )
+
     def _remember_fingerprint(self, topology: dict[str, object]) -> str:
-        canonical = json.dumps(topology, sort_keys=True, separators=(",", ":"))
+        canonical = self._canonical_topology()
+        if canonical is None:
+            canonical = json.dumps(topology, sort_keys=True, separators=(",", ":"))
         fingerprint = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
         self.__dict__["_fingerprint"] = fingerprint  # frozen dataclass: cache beside the fields
         key = self.__dict__.get("_plain_key")
@@ -308,7 +375,10 @@ class MeshPlan:
         out = self.topology_dict()
         if "_fingerprint" not in self.__dict__:
             self._remember_fingerprint(out)
-        out["kwargs"] = json.loads(_kwargs_json(*self._axis_sets()))
+        out["kwargs"] = {
+            section: {key: list(value) if isinstance(value, list) else value for key, value in kwargs.items()}
+            for section, kwargs in _kwargs_wire(*self._axis_sets()).items()
+        }
         out["fingerprint"] = self.fingerprint()
         if self.cluster is not None:
             out["cluster"] = self._cluster_report()
@@ -323,7 +393,11 @@ class MeshPlan:
         if self.ranks is not None:
             return cluster_report(self)
         # Without a rank subset, a pure function of the topology and the cluster: computed once.
-        report = _plain_cluster_report(self.strategy, self.sizes, self.world_size, self.cluster)
+        key = (self.strategy, self.sizes, self.world_size, self.cluster)
+        report = _PLAIN_CLUSTER_REPORTS.get(key)
+        if report is None:
+            report = _PLAIN_CLUSTER_REPORTS[key] = cluster_report(self)
+            _trim(_PLAIN_CLUSTER_REPORTS)
         return {**report, "spans": {axis: dict(entry) for axis, entry in report["spans"].items()}}  # type: ignore[attr-defined]
 
     @classmethod
@@ -357,10 +431,3 @@ class MeshPlan:
         if claimed is not None and claimed != plan.fingerprint():
             raise ValueError(f"plan fingerprint {claimed} does not match its content ({plan.fingerprint()})")
         return plan
-
-
-@lru_cache(maxsize=256)
-def _plain_cluster_report(
-    strategy: Strategy, sizes: ResolvedSizes, world_size: int, cluster: ClusterShape
-) -> dict[str, object]:
-    return cluster_report(MeshPlan.build(strategy, sizes, world_size, None, cluster))

@@ -84,6 +84,15 @@ class ResolvedSizes:
     ep: int
     ep_shard: int
 
+    def __hash__(self) -> int:
+        # Sizes key the planner's memos several times a request: hash the fields once, not at every lookup.
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            fields = (self.dp, self.dp_replicate, self.dp_shard, self.tp, self.pp, self.cp, self.ep, self.ep_shard)
+            cached = hash(fields)
+            self.__dict__["_hash"] = cached  # frozen dataclass: kept beside the fields, not one of them
+        return cached
+
     def to_dict(self) -> dict[str, int]:
         return {key: getattr(self, key) for key in self.__dataclass_fields__}
 
