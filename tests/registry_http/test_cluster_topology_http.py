@@ -110,3 +110,26 @@ def test_cli_topology_and_place_cluster(server: LiveServer, tmp_path: Path) -> N
     meshctx(server, "clusters", "put", "bare", "--nodes", "4", "--gpus-per-node", "4")
     bare = meshctx(server, "place", "--cluster", "bare", "--server", server.url, "--tp", "8")
     assert bare.returncode == 2 and "--topology FILE" in bare.stderr
+    job = meshctx(
+        server, "jobs", "register", "j1", "--tp", "8", "--world-size", "16", "--cluster", "racks", "--nodes", "gpu[1-4]"
+    )
+    assert (
+        job.returncode == 0
+        and "placed: " in job.stdout
+        and "crossings (node/nvlink_domain/leaf/spine): tp 2/0/0/2" in job.stdout
+    ), job.stdout
+    refused_job = meshctx(
+        server,
+        "jobs",
+        "register",
+        "j2",
+        "--tp",
+        "8",
+        "--world-size",
+        "16",
+        "--cluster",
+        "racks",
+        "--nodes",
+        "gpu[1-2],gpu9",
+    )
+    assert refused_job.returncode == 1 and "invalid_placement" in refused_job.stderr and "gpu9" in refused_job.stderr

@@ -98,7 +98,7 @@ def _placement(raw: bytes, settings: Settings, http: Request) -> dict[str, Any]:
     if isinstance(body.nnodes, str):
         errors.append(("nnodes", "placement needs one node count, not an elastic range MIN:MAX"))
     if (body.topology is None) == (body.cluster_name is None):
-        errors.append(("topology", "give the cluster's topology inline or a registered cluster_name (one of them)"))
+        errors.append(("topology", "required: the cluster's topology inline or a registered cluster_name, not both"))
     if body.topology is not None and len(body.topology.nodes) > settings.max_place_nodes:
         errors.append(_too_many("topology.nodes", len(body.topology.nodes), settings))
     if isinstance(body.nodes, list) and len(body.nodes) > settings.max_place_nodes:
