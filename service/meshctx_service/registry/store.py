@@ -163,17 +163,16 @@ class Registry:
                 session.add(row)
                 session.flush()
                 return _cluster_record(row), True
-            if (row.nodes, row.gpus_per_node, row.nvlink_domain) != (nodes, gpus_per_node, nvlink_domain):
+            reshaped = (row.nodes, row.gpus_per_node, row.nvlink_domain) != (nodes, gpus_per_node, nvlink_domain)
+            if reshaped:
                 count, held = row.active_jobs, row.held_gpus
                 if count and (
                     (row.gpus_per_node, row.nvlink_domain) != (gpus_per_node, nvlink_domain)
                     or held > nodes * gpus_per_node
                 ):
                     raise ClusterInUseError(name, count, held, f"reshape to {nodes}×{gpus_per_node} GPUs")
+            if reshaped or row.topology != stored:
                 row.nodes, row.gpus_per_node, row.nvlink_domain = nodes, gpus_per_node, nvlink_domain
-                row.version += 1
-                row.updated_at = now
-            if row.topology != stored:
                 row.topology = stored
                 row.version += 1
                 row.updated_at = now
