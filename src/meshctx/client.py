@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
@@ -205,8 +205,19 @@ class _Api(Generic[R]):
 
     # -- registry (docs/registry.md); every call acts for the token's tenant --------------------------------
 
-    def put_cluster(self, name: str, *, nodes: int, gpus_per_node: int, nvlink_domain: int | None = None) -> R:
-        body = {"nodes": nodes, "gpus_per_node": gpus_per_node, "nvlink_domain": nvlink_domain}
+    def put_cluster(
+        self,
+        name: str,
+        *,
+        nodes: int,
+        gpus_per_node: int,
+        nvlink_domain: int | None = None,
+        topology: Mapping[str, Any] | None = None,
+    ) -> R:
+        """Create or replace a cluster; ``topology`` (meshctx topology JSON) lists its nodes."""
+        body: dict[str, Any] = {"nodes": nodes, "gpus_per_node": gpus_per_node, "nvlink_domain": nvlink_domain}
+        if topology is not None:
+            body["topology"] = dict(topology)
         return self._do(_Call("PUT", f"/v1/clusters/{_seg(name)}", json=body))
 
     def get_cluster(self, name: str) -> R:
@@ -224,9 +235,13 @@ class _Api(Generic[R]):
         cluster: str | None = None,
         labels: Mapping[str, str] | None = None,
         if_match: str | None = None,
+        nodes: str | Sequence[str] | None = None,
     ) -> R:
-        """The stored job (``etag`` included). Repeating the same registration is a no-op."""
-        body = {"request": dict(_body(request)), "cluster": cluster, "labels": dict(labels or {})}
+        """The stored job (``etag`` included). Repeating the same registration is a no-op. ``nodes`` (hostlist
+        or list) is the job's allocation, placed on the cluster's topology (the job's ``placement``)."""
+        body: dict[str, Any] = {"request": dict(_body(request)), "cluster": cluster, "labels": dict(labels or {})}
+        if nodes is not None:
+            body["nodes"] = nodes if isinstance(nodes, str) else list(nodes)
         return self._do(_Call("PUT", f"/v1/jobs/{_seg(job_id)}", json=body, headers=_if_match(if_match)))
 
     def get_job(self, job_id: str) -> R:

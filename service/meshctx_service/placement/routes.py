@@ -27,10 +27,13 @@ from meshctx.place.answer import place_answer
 from meshctx.place.hostlist import expand_hosts
 from meshctx.place.launch import MASTER_PORT
 
+from ..auth import Role
+from ..auth.gate import Gate
 from ..http.errors import REFUSED, InvalidFields, ProblemDetails
 from ..http.openapi import body_doc
 from ..http.responses import FastJSONResponse
 from ..http.work import WorkPool
+from ..registry.store import Registry
 from ..settings import Settings
 from ..topology.schemas import ValidationReportOut
 from .schemas import IMPORT_EXAMPLES, PLACE_EXAMPLES, ImportBody, PlaceBody, PlacementOut, TopologyOut
@@ -67,14 +70,36 @@ def _too_many(field: str, count: int, settings: Settings) -> tuple[str, str]:
     return (field, f"{count} nodes exceed the {settings.max_place_nodes} this service places (MESHCTX_MAX_PLACE_NODES)")
 
 
-def _placement(raw: bytes, settings: Settings) -> dict[str, Any]:
+def _registered_topology(request: Request, name: str) -> dict[str, Any]:
+    """The topology stored with the caller's cluster ``name``: 401/403 without a token that may read, 404 for no
+    such cluster in the tenant (another tenant's included), 422 naming ``cluster_name`` when it has none."""
+    gate: Gate = request.app.state.gate
+    principal = gate.principal(request.headers.get("authorization"), Role.READ)
+    registry: Registry = request.app.state.registry
+    cluster = registry.get_cluster(principal.tenant, name)
+    if cluster.topology is None:
+        raise InvalidFields(
+            [
+                (
+                    "cluster_name",
+                    f"cluster {name!r} is registered without a topology; register one (PUT /v1/clusters/{name} "
+                    "with topology, or meshctx clusters put --topology FILE) or send topology inline",
+                )
+            ]
+        )
+    return cluster.topology
+
+
+def _placement(raw: bytes, settings: Settings, http: Request) -> dict[str, Any]:
     """The whole placement, in a worker thread: the body, its limits, hosts, topology, plan, order — or 422
     naming the field."""
     body = _parse(PlaceBody, raw)
     errors = []
     if isinstance(body.nnodes, str):
         errors.append(("nnodes", "placement needs one node count, not an elastic range MIN:MAX"))
-    if len(body.topology.nodes) > settings.max_place_nodes:
+    if (body.topology is None) == (body.cluster_name is None):
+        errors.append(("topology", "required: the cluster's topology inline or a registered cluster_name, not both"))
+    if body.topology is not None and len(body.topology.nodes) > settings.max_place_nodes:
         errors.append(_too_many("topology.nodes", len(body.topology.nodes), settings))
     if isinstance(body.nodes, list) and len(body.nodes) > settings.max_place_nodes:
         errors.append(_too_many("nodes", len(body.nodes), settings))
@@ -85,8 +110,13 @@ def _placement(raw: bytes, settings: Settings) -> dict[str, Any]:
         hosts = None if body.nodes is None else expand_hosts(body.nodes, limit=settings.max_place_nodes)
     except ValueError as error:
         raise InvalidFields([("nodes", str(error))]) from None
+    if body.topology is not None:
+        data = body.topology.model_dump(exclude_none=False)
+    else:
+        assert body.cluster_name is not None  # checked above
+        data = _registered_topology(http, body.cluster_name)
     try:
-        topology = Topology.from_dict(body.topology.model_dump(exclude_none=False))
+        topology = Topology.from_dict(data)
     except ValueError as error:
         raise InvalidFields([("topology", str(error))]) from None
     command = tuple(body.command) if body.command else None
@@ -112,10 +142,12 @@ def _placement(raw: bytes, settings: Settings) -> dict[str, Any]:
 async def place_route(request: Request) -> FastJSONResponse:
     """Like ``meshctx place --json``: node rank ``i`` runs on ``order[i]``; crossings per axis and tier against
     hostname order (c10d) and natural order (Slurm), the lower bounds, and the launch lines per scheduler.
-    The topology is given inline (meshctx JSON; ``POST /v1/topology/import`` converts Slurm and kubectl files)."""
+    The topology is given inline (meshctx JSON; ``POST /v1/topology/import`` converts Slurm and kubectl files),
+    or ``cluster_name`` names a registered cluster whose stored topology is used (tenant-scoped like
+    ``GET /v1/clusters/{name}``)."""
     settings: Settings = request.app.state.settings
     raw = await request.body()  # bounded by MESHCTX_MAX_BODY_BYTES (413 above)
-    return FastJSONResponse(await _off_loop(request, lambda: _placement(raw, settings)))
+    return FastJSONResponse(await _off_loop(request, lambda: _placement(raw, settings, request)))
 
 
 def _imported(raw: bytes, settings: Settings) -> dict[str, Any]:

@@ -37,9 +37,17 @@ class ClusterTopologyBody(Strict):
 
 
 class PlaceBody(TopologyBody):
-    """A topology request (as for ``/v1/validate``) plus the cluster's topology and the allocated nodes."""
+    """A topology request (as for ``/v1/validate``) plus the cluster's topology (inline, or the one registered
+    with ``cluster_name``) and the allocated nodes."""
 
-    topology: ClusterTopologyBody
+    topology: ClusterTopologyBody | None = Field(
+        default=None, description="The cluster's nodes inline; give this or `cluster_name`, not both."
+    )
+    cluster_name: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
+        default=None,
+        description="A registered cluster (`PUT /v1/clusters/{name}` with `topology`) of the caller's tenant, "
+        "whose stored topology is used; needs a token with the read role when the registry requires tokens.",
+    )
     nodes: Annotated[str, Field(min_length=1, max_length=65536)] | list[Name] | None = Field(
         default=None,
         description="Allocated hosts: a Slurm hostlist expression (`gpu-[001-032,040]`) or a list; "

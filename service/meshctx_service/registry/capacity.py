@@ -9,10 +9,10 @@ inside the locked write transaction, see ``transactions.py``).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from meshctx.plan import ClusterShape
+from meshctx.plan import ClusterShape, MeshPlan
 from meshctx.plan.problems import Code, Problem
 from meshctx.plan.request import TopologyRequest
 
@@ -28,6 +28,7 @@ class Fit:
     plan: dict[str, Any]
     fingerprint: str
     gpus: int
+    mesh: MeshPlan | None = field(default=None, compare=False)  # the plan itself, to place an allocation on
 
 
 def _shape_problems(request: TopologyRequest, cluster: Cluster) -> list[Problem]:
@@ -107,6 +108,7 @@ def fit(request: TopologyRequest, cluster: Cluster | None) -> Fit:
         plan=wire["plan"],  # type: ignore[arg-type]
         fingerprint=plan.fingerprint(),
         gpus=plan.world_size,
+        mesh=plan,
     )
 
 

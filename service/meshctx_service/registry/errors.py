@@ -184,3 +184,13 @@ class RegistryBusyError(RegistryError):
 
     def headers(self) -> dict[str, str] | None:
         return {"Retry-After": "1"}
+
+
+class InvalidPlacementError(InvalidTopologyError):
+    """The job's allocation (``nodes``) does not fit its cluster's topology or its plan; nothing was stored."""
+
+    code = "invalid_placement"
+
+    def __init__(self, problems: list[dict[str, object]]) -> None:
+        super().__init__(problems)
+        self.args = ("nodes: " + "; ".join(str(p["message"]) for p in problems),)

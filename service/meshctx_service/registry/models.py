@@ -38,6 +38,9 @@ class Cluster(Base):
     # them (under this row's lock), so admitting a job reads one row instead of summing every active job.
     active_jobs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     held_gpus: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The meshctx topology JSON (``Topology.to_dict()``) of its nodes, when registered: jobs that name their
+    # allocation are placed on it.
+    topology: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -65,6 +68,8 @@ class Job(Base):
     gpus: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16))
     body_digest: Mapped[str] = mapped_column(String(64))
+    # The placement of the job's allocation on its cluster's topology (order + crossings), when it named one.
+    placement: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

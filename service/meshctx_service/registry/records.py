@@ -18,6 +18,7 @@ class ClusterRecord:
     nvlink_domain: int | None
     created_at: datetime
     updated_at: datetime
+    topology: dict[str, Any] | None = None
 
     @property
     def gpus(self) -> int:
@@ -30,6 +31,7 @@ class ClusterRecord:
             "gpus_per_node": self.gpus_per_node,
             "nvlink_domain": self.nvlink_domain,
             "gpus": self.gpus,
+            "topology": self.topology,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
@@ -50,6 +52,7 @@ class JobRecord:
     etag: str
     created_at: datetime
     updated_at: datetime
+    placement: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -60,6 +63,7 @@ class JobRecord:
             "plan": self.plan,
             "fingerprint": self.fingerprint,
             "gpus": self.gpus,
+            "placement": self.placement,
             "state": self.state.value,
             "version": self.version,
             "etag": self.etag,

@@ -96,9 +96,16 @@ def _labels(pairs: list[str] | None) -> dict[str, str]:
     summary="Create or reshape a cluster (admin)",
 )
 def put_cluster(name: ClusterName, body: ClusterIn, principal: Admin, request: Request) -> JSONResponse:
-    """Reshaping a cluster that active jobs were planned on is a 409 ``cluster_in_use``."""
+    """Reshaping a cluster that active jobs were planned on is a 409 ``cluster_in_use``. A ``topology`` that
+    disagrees with the shape (node count, GPUs per node) is a 422 naming ``topology.nodes``."""
     record, created = _registry(request).put_cluster(
-        principal.tenant, name, nodes=body.nodes, gpus_per_node=body.gpus_per_node, nvlink_domain=body.nvlink_domain
+        principal.tenant,
+        name,
+        nodes=body.nodes,
+        gpus_per_node=body.gpus_per_node,
+        nvlink_domain=body.nvlink_domain,
+        topology=None if body.topology is None else body.topology.model_dump(exclude_none=False),
+        max_nodes=request.app.state.settings.max_place_nodes,
     )
     return JSONResponse(record.to_dict(), status_code=201 if created else 200)
 
@@ -157,10 +164,18 @@ def delete_cluster(name: ClusterName, principal: Admin, request: Request) -> Res
 )
 def put_job(job_id: JobId, body: JobIn, principal: Writer, request: Request, if_match: IfMatch = None) -> JSONResponse:
     """Validated by the planner (an invalid topology is a 422 listing every problem; nothing is stored) and,
-    on a cluster, against its shape and free GPUs (409 ``capacity_exceeded`` with the numbers)."""
+    on a cluster, against its shape and free GPUs (409 ``capacity_exceeded`` with the numbers). With ``nodes``
+    the allocation is placed on the cluster's topology (422 ``invalid_placement`` naming ``nodes`` otherwise)."""
     topology = body.request.checked_request(request.app.state.settings, field_prefix="request.")
     outcome = _registry(request).register_job(
-        principal.tenant, job_id, topology, cluster=body.cluster, labels=body.labels, if_match=if_match
+        principal.tenant,
+        job_id,
+        topology,
+        cluster=body.cluster,
+        labels=body.labels,
+        if_match=if_match,
+        nodes=body.nodes,
+        max_nodes=request.app.state.settings.max_place_nodes,
     )
     return _job_response(outcome.job, 201 if outcome.created else 200)
 

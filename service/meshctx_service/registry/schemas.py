@@ -15,6 +15,7 @@ from meshctx.job_states import NAMES as STATE_NAMES
 
 from ..http.errors import ProblemDetails
 from ..http.wire import Int, Strict
+from ..placement.schemas import AxisPlacementOut, ClusterTopologyBody, TopologyOut
 from ..topology.schemas import PlanOut, ProblemOut, SuggestionOut, TopologyBody
 
 if TYPE_CHECKING:
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 else:  # the job states as a literal (not the enum), so strict request parsing accepts the JSON string
     State = Literal[STATE_NAMES]
 Name = Annotated[str, Field(min_length=1, max_length=128, examples=["team-a-llama-70b"])]
+Hostlist = Annotated[str, Field(min_length=1, max_length=65536, examples=["gpu-[001-004]"])]
+Host = Annotated[str, Field(min_length=1, max_length=253)]
 
 
 class ClusterIn(Strict):
@@ -30,6 +33,12 @@ class ClusterIn(Strict):
     nodes: Int
     gpus_per_node: Int
     nvlink_domain: Int | None = None
+    topology: ClusterTopologyBody | None = Field(
+        default=None,
+        description="The cluster's nodes (meshctx topology JSON, `POST /v1/topology/import` makes it): `nodes` "
+        "entries of `gpus_per_node` GPUs each. Jobs naming their allocation, and `POST /v1/place` with "
+        "`cluster_name`, are placed on it.",
+    )
 
 
 class ClusterOut(BaseModel):
@@ -38,6 +47,7 @@ class ClusterOut(BaseModel):
     gpus_per_node: int
     nvlink_domain: int | None
     gpus: int
+    topology: TopologyOut | None
     created_at: str
     updated_at: str
 
@@ -53,6 +63,19 @@ class JobIn(Strict):
     request: TopologyBody
     cluster: Name | None = None
     labels: dict[str, str] = Field(default_factory=dict, examples=[{"team": "llm", "priority": "high"}])
+    nodes: Hostlist | list[Host] | None = Field(
+        default=None,
+        description="The job's allocated hosts (a Slurm hostlist such as `gpu-[001-004]`, or a list): placed on "
+        "the cluster's topology, and the placement stored with the job.",
+    )
+
+
+class JobPlacementOut(BaseModel):
+    """Node rank ``i`` runs on ``order[i]``; per axis its groups, crossings per tier and their lower bounds."""
+
+    order: list[str]
+    gpus_per_node: int
+    axes: dict[str, AxisPlacementOut]
 
 
 class JobOut(BaseModel):
@@ -63,6 +86,7 @@ class JobOut(BaseModel):
     plan: PlanOut
     fingerprint: str
     gpus: int
+    placement: JobPlacementOut | None
     state: State
     version: int
     etag: str

@@ -7,10 +7,10 @@ and a miss is ``NotFoundError`` whether the name is free or taken by someone els
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Select, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -33,6 +33,7 @@ from .errors import (
 from .etags import body_digest, etag_matches, make_etag
 from .models import Attestation, Cluster, Job
 from .paging import DEFAULT_LIMIT, check_limit, decode_cursor, encode_cursor
+from .placing import MAX_NODES, checked_topology, expanded_nodes, placement_summary
 from .records import AttestationRecord, ClusterRecord, JobRecord, Page, Registration
 from .transactions import lock_cluster, read_session, run_write
 
@@ -58,6 +59,7 @@ def _cluster_record(row: Cluster) -> ClusterRecord:
         nvlink_domain=row.nvlink_domain,
         created_at=_utc(row.created_at),
         updated_at=_utc(row.updated_at),
+        topology=dict(row.topology) if row.topology is not None else None,
     )
 
 
@@ -76,6 +78,7 @@ def _job_record(row: Job) -> JobRecord:
         etag=make_etag(row.version, row.body_digest),
         created_at=_utc(row.created_at),
         updated_at=_utc(row.updated_at),
+        placement=dict(row.placement) if row.placement is not None else None,
     )
 
 
@@ -110,9 +113,21 @@ class Registry:
     # -- clusters -------------------------------------------------------------------------------------------
 
     def put_cluster(
-        self, tenant: str, name: str, *, nodes: int, gpus_per_node: int, nvlink_domain: int | None = None
+        self,
+        tenant: str,
+        name: str,
+        *,
+        nodes: int,
+        gpus_per_node: int,
+        nvlink_domain: int | None = None,
+        topology: Mapping[str, Any] | None = None,
+        max_nodes: int = MAX_NODES,
     ) -> tuple[ClusterRecord, bool]:
-        """Create or replace a cluster; ``(record, created)``. Reshaping one that active jobs use is refused."""
+        """Create or replace a cluster; ``(record, created)``. Reshaping one that active jobs use is refused.
+
+        ``topology`` (meshctx topology JSON) must list ``nodes`` nodes of ``gpus_per_node`` GPUs each; a PUT
+        without it removes a stored one (PUT replaces the whole cluster). Jobs already placed keep their
+        placement."""
         errors = [names.name_error("tenant", tenant), names.name_error("name", name)]
         for field, value, optional in (
             ("nodes", nodes, False),
@@ -124,6 +139,11 @@ class Registry:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 errors.append((field, f"must be a positive integer, got {value!r}."))
         names.check(*errors)
+        stored = (
+            None
+            if topology is None
+            else checked_topology(topology, nodes=nodes, gpus_per_node=gpus_per_node, max_nodes=max_nodes)
+        )
 
         def work(session: Session) -> tuple[ClusterRecord, bool]:
             now = _now()
@@ -135,6 +155,7 @@ class Registry:
                     nodes=nodes,
                     gpus_per_node=gpus_per_node,
                     nvlink_domain=nvlink_domain,
+                    topology=stored,
                     version=1,
                     created_at=now,
                     updated_at=now,
@@ -142,14 +163,17 @@ class Registry:
                 session.add(row)
                 session.flush()
                 return _cluster_record(row), True
-            if (row.nodes, row.gpus_per_node, row.nvlink_domain) != (nodes, gpus_per_node, nvlink_domain):
+            reshaped = (row.nodes, row.gpus_per_node, row.nvlink_domain) != (nodes, gpus_per_node, nvlink_domain)
+            if reshaped:
                 count, held = row.active_jobs, row.held_gpus
                 if count and (
                     (row.gpus_per_node, row.nvlink_domain) != (gpus_per_node, nvlink_domain)
                     or held > nodes * gpus_per_node
                 ):
                     raise ClusterInUseError(name, count, held, f"reshape to {nodes}×{gpus_per_node} GPUs")
+            if reshaped or row.topology != stored:
                 row.nodes, row.gpus_per_node, row.nvlink_domain = nodes, gpus_per_node, nvlink_domain
+                row.topology = stored
                 row.version += 1
                 row.updated_at = now
             session.flush()
@@ -195,10 +219,16 @@ class Registry:
         cluster: str | None = None,
         labels: Mapping[str, str] | None = None,
         if_match: str | None = None,
+        nodes: str | Sequence[str] | None = None,
+        max_nodes: int = MAX_NODES,
     ) -> Registration:
         """Idempotent PUT. The same body again returns the stored job unchanged; a different body replaces a
         registered job only with ``if_match`` equal to its current ETag. On a cluster, the cluster's shape
-        must fit and its free GPUs must cover the job (``CapacityError`` otherwise)."""
+        must fit and its free GPUs must cover the job (``CapacityError`` otherwise).
+
+        ``nodes`` (a hostlist expression or a list of hosts) is the job's allocation: it needs a cluster with a
+        topology, where it is placed (``InvalidPlacementError`` listing every problem when it does not fit) and
+        the placement is stored with the job."""
         labels = dict(labels or {})
         names.check(
             names.name_error("tenant", tenant),
@@ -206,7 +236,11 @@ class Registry:
             names.name_error("cluster", cluster) if cluster is not None else None,
             more=names.label_errors(labels),
         )
-        digest = body_digest({"request": request.to_dict(), "cluster": cluster, "labels": labels})
+        hosts = None if nodes is None else expanded_nodes(nodes, max_nodes=max_nodes)
+        if hosts is not None and cluster is None:
+            raise InvalidInputError([("nodes", "an allocation is placed on a cluster's topology; name the cluster.")])
+        body = {"request": request.to_dict(), "cluster": cluster, "labels": labels}
+        digest = body_digest(body if hosts is None else {**body, "nodes": hosts})
 
         def work(session: Session) -> Registration:
             now = _now()
@@ -231,6 +265,21 @@ class Registry:
             if cluster is not None and cluster_row is None:
                 raise NotFoundError("cluster", cluster)
             fitted = fit(request, cluster_row)
+            placement = None
+            if hosts is not None and cluster_row is not None:
+                if cluster_row.topology is None:
+                    raise InvalidInputError(
+                        [
+                            (
+                                "nodes",
+                                f"cluster {cluster!r} has no topology to place the allocation on; register one "
+                                f"(PUT /v1/clusters/{cluster} with topology, or meshctx clusters put --topology) "
+                                "or leave nodes out.",
+                            )
+                        ]
+                    )
+                assert fitted.mesh is not None  # fit raises unless the request planned
+                placement = placement_summary(fitted.mesh, cluster_row.topology, hosts)
             if cluster_row is not None:
                 held = cluster_row.held_gpus - (row.gpus if row is not None and before == cluster else 0)
                 check_free(cluster_row, held, fitted.gpus)
@@ -245,6 +294,7 @@ class Registry:
                 "fingerprint": fitted.fingerprint,
                 "gpus": fitted.gpus,
                 "body_digest": digest,
+                "placement": placement,
                 "updated_at": now,
             }
             if row is None:

@@ -16,9 +16,11 @@ if TYPE_CHECKING:
 
 def _cluster_line(cluster: Json) -> str:
     nvlink = cluster["nvlink_domain"] if cluster["nvlink_domain"] is not None else "-"
+    topology = cluster.get("topology")
+    nodes = f", topology of {len(topology['nodes'])} nodes" if topology else ""
     return (
         f"cluster {cluster['name']}: {cluster['nodes']} nodes × {cluster['gpus_per_node']} GPUs = {cluster['gpus']} "
-        f"GPUs, NVLink domain {nvlink}"
+        f"GPUs, NVLink domain {nvlink}{nodes}"
     )
 
 
@@ -31,10 +33,19 @@ def _clusters_table(page: Json) -> str:
 
 
 def cmd_clusters_put(args: argparse.Namespace) -> int:
+    topology = None
+    if args.topology:
+        from .place import read_topology_file  # the same reader (and errors) as meshctx place --topology
+
+        topology = read_topology_file(args.topology).to_dict()
     outcome = registry_call(
         args,
         lambda c: c.put_cluster(
-            args.name, nodes=args.nodes, gpus_per_node=args.gpus_per_node, nvlink_domain=args.nvlink_domain
+            args.name,
+            nodes=args.nodes,
+            gpus_per_node=args.gpus_per_node,
+            nvlink_domain=args.nvlink_domain,
+            topology=topology,
         ),
     )
     return emit(args, outcome, _cluster_line)
@@ -65,6 +76,11 @@ def add_clusters_commands(commands: Any) -> None:
     put.add_argument("--nodes", type=int, required=True, help="nodes in the cluster")
     put.add_argument("--gpus-per-node", type=int, required=True, help="GPUs on each node")
     put.add_argument("--nvlink-domain", type=int, help="GPUs per NVLink domain")
+    put.add_argument(
+        "--topology",
+        metavar="FILE",
+        help='its nodes: meshctx topology JSON or YAML {"nodes": [...]} (meshctx place and jobs placed on it use it)',
+    )
     connection_args(put)
     put.set_defaults(handler=cmd_clusters_put)
     for action, handler, text in (

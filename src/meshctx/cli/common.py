@@ -193,7 +193,7 @@ def ask_server(args: argparse.Namespace, call: Callable[[MeshctxClient], Json]) 
     ProblemError = client_module(command).ProblemError
 
     try:
-        return with_client(url, call, command=command)
+        return with_client(url, call, token=getattr(args, "token", None) or None, command=command)
     except ProblemError as error:
         if error.status >= 400:
             raise UsageError("; ".join(e["detail"] for e in error.errors) or str(error)) from None

@@ -33,7 +33,18 @@ def _job_line(job: Json) -> str:
         f"job {job['job_id']}: {job['state']} {where}, {job['gpus']} GPUs ({job['plan']['strategy']} {shape})\n"
         f"  fingerprint {job['fingerprint']}\n  etag {job['etag']}  updated {job['updated_at']}"
         + (f"\n  labels {labels}" if labels else "")
+        + (_placement_line(job["placement"]) if job.get("placement") else "")
     )
+
+
+def _placement_line(placement: Json) -> str:
+    order = placement["order"]
+    shown = " ".join(order[:8]) + (f" … ({len(order)} nodes)" if len(order) > 8 else "")
+    tiers = ("node", "nvlink_domain", "leaf", "spine")
+    crossing = ", ".join(
+        f"{axis} {'/'.join(str(axes['crossing'][t]) for t in tiers)}" for axis, axes in placement["axes"].items()
+    )
+    return f"\n  placed: {shown}" + (f"\n  crossings ({'/'.join(tiers)}): {crossing}" if crossing else "")
 
 
 def _jobs_table(page: Json) -> str:
@@ -49,7 +60,9 @@ def cmd_jobs_register(args: argparse.Namespace) -> int:
     labels = dict(args.label or [])
     outcome = registry_call(
         args,
-        lambda c: c.register_job(args.job_id, request, cluster=args.cluster, labels=labels, if_match=args.if_match),
+        lambda c: c.register_job(
+            args.job_id, request, cluster=args.cluster, labels=labels, if_match=args.if_match, nodes=args.nodes
+        ),
     )
     return emit(args, outcome, _job_line)
 
@@ -97,6 +110,11 @@ def add_jobs_commands(commands: Any) -> None:
     connection_args(register, topology=True)
     register.add_argument("--cluster", help="a registered cluster: checked against its shape and free GPUs")
     register.add_argument("--label", type=_label, action="append", metavar="KEY=VALUE", help="repeatable")
+    register.add_argument(
+        "--nodes",
+        metavar="HOSTLIST",
+        help="the job's allocated hosts (gpu-[001-004]): placed on the cluster's topology, placement stored",
+    )
     register.add_argument("--if-match", metavar="ETAG", help="replace the registered topology of this version")
     register.set_defaults(handler=cmd_jobs_register)
 

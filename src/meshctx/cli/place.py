@@ -56,6 +56,12 @@ def add_place_command(commands: Any) -> None:
         "--slurm-topology", metavar="FILE", help="Slurm topology.conf or topology.yaml (needs --gpus-per-node)"
     )
     source.add_argument("--kubectl-nodes", metavar="FILE", help="the output of `kubectl get nodes -o json`")
+    source.add_argument(
+        "--cluster",
+        metavar="NAME",
+        help="a cluster registered with its topology on --server (meshctx clusters put --topology)",
+    )
+    where.add_argument("--token", help="bearer token for --cluster (default $MESHCTX_TOKEN)")
     alloc = cmd.add_argument_group("allocation")
     alloc.add_argument(
         "--nodes",
@@ -115,6 +121,26 @@ def load_topology(args: argparse.Namespace) -> Topology:
         raise UsageError(f"{flag}: {error}") from None
 
 
+def read_topology_file(path: str) -> Topology:
+    """``--topology FILE`` (meshctx topology, JSON or YAML) for ``meshctx clusters put``."""
+    try:
+        return Topology.from_dict(_load_structured(_read(path, "--topology"), path, "--topology"))
+    except ValueError as error:
+        raise UsageError(f"--topology: {error}") from None
+
+
+def registered_topology(args: argparse.Namespace) -> Topology:
+    """``--cluster``: the topology registered with the cluster on ``--server`` (to fill in the world size; the
+    service places on its own copy)."""
+    cluster = ask_server(args, lambda client: client.get_cluster(args.cluster))
+    if cluster.get("topology") is None:
+        raise UsageError(
+            f"cluster {args.cluster!r} is registered without a topology; register one with "
+            f"meshctx clusters put {args.cluster} --nodes N --gpus-per-node G --topology FILE"
+        )
+    return Topology.from_dict(cluster["topology"])
+
+
 def _looks_like_yaml(text: str) -> bool:
     """topology.yaml is a list of ``- topology: NAME`` entries; topology.conf is ``Key=Value`` lines."""
     for line in text.splitlines():
@@ -167,13 +193,18 @@ def place_body(request: TopologyRequest, topology: Topology, allocation: Sequenc
 def cmd_place(args: argparse.Namespace) -> int:
     if isinstance(args.nnodes, str):
         raise UsageError("place needs one node count, not an elastic range; give --nnodes N")
-    topology = load_topology(args)
+    if args.cluster and not args.server:
+        raise UsageError("--cluster names a cluster registered on a service; give --server URL too")
+    topology = registered_topology(args) if args.cluster else load_topology(args)
     allocation = load_allocation(args.nodes)
     _fill_world(args, topology, allocation)
     request = request_from_args(args)
     command = shlex.split(args.train_command) if args.train_command else None
     if args.server:
         body = place_body(request, topology, allocation)
+        if args.cluster:
+            del body["topology"]
+            body["cluster_name"] = args.cluster
         if command is not None:
             body["command"] = command
         if args.master_port != MASTER_PORT:
