@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from registrar import fsdp2
 
 from meshctx.config import ParallelismSizes
 from meshctx.place import Topology, place
 from meshctx.plan import ClusterShape, plan_mesh
 from meshctx.plan.request import TopologyRequest
 from meshctx_service.registry import InvalidInputError, InvalidTopologyError, Registry
+from tests.registry.registrar import fsdp2
 
 
 def racks(count: int = 4, gpus: int = 4) -> dict[str, Any]:

@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-from service_harness import LiveServer
 from test_registry_cli import meshctx
 
 from meshctx.client import MeshctxClient, ProblemError
 from meshctx.config import ParallelismSizes
 from meshctx.plan.request import TopologyRequest
+from tests.support.servers import LiveServer
 
 
 def racks(count: int = 4, gpus: int = 4) -> dict[str, Any]:
