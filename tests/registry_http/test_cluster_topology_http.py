@@ -94,24 +94,35 @@ def test_cli_topology_and_place_cluster(server: LiveServer, tmp_path: Path) -> N
     topology = tmp_path / "racks.json"
     topology.write_text(json.dumps(racks()))
     done = meshctx(
-        server, "clusters", "put", "racks", "--nodes", "4", "--gpus-per-node", "4", "--topology", str(topology)
+        server, "clusters", "put", "racks-cli", "--nodes", "4", "--gpus-per-node", "4", "--topology", str(topology)
     )
     assert done.returncode == 0 and "topology of 4 nodes" in done.stdout, done.stderr
     placed = meshctx(
-        server, "place", "--cluster", "racks", "--server", server.url, "--tp", "8", "--json", token="reader-a"
+        server, "place", "--cluster", "racks-cli", "--server", server.url, "--tp", "8", "--json", token="reader-a"
     )
     assert placed.returncode == 0, placed.stderr
     offline = meshctx(server, "place", "--topology", str(topology), "--tp", "8", "--json")
     assert json.loads(placed.stdout) == json.loads(offline.stdout)  # world size filled from the stored topology
-    none = meshctx(server, "place", "--cluster", "racks", "--tp", "8")
+    none = meshctx(server, "place", "--cluster", "racks-cli", "--tp", "8")
     assert none.returncode == 2 and "--server" in none.stderr
-    other = meshctx(server, "place", "--cluster", "racks", "--server", server.url, "--tp", "8", token="writer-b")
-    assert other.returncode == 2 and "racks" in other.stderr
-    meshctx(server, "clusters", "put", "bare", "--nodes", "4", "--gpus-per-node", "4")
-    bare = meshctx(server, "place", "--cluster", "bare", "--server", server.url, "--tp", "8")
+    other = meshctx(server, "place", "--cluster", "racks-cli", "--server", server.url, "--tp", "8", token="writer-b")
+    assert other.returncode == 2 and "racks-cli" in other.stderr
+    meshctx(server, "clusters", "put", "bare-cli", "--nodes", "4", "--gpus-per-node", "4")
+    bare = meshctx(server, "place", "--cluster", "bare-cli", "--server", server.url, "--tp", "8")
     assert bare.returncode == 2 and "--topology FILE" in bare.stderr
     job = meshctx(
-        server, "jobs", "register", "j1", "--tp", "8", "--world-size", "16", "--cluster", "racks", "--nodes", "gpu[1-4]"
+        server,
+        "jobs",
+        "register",
+        "j1",
+        "--tp",
+        "8",
+        "--world-size",
+        "16",
+        "--cluster",
+        "racks-cli",
+        "--nodes",
+        "gpu[1-4]",
     )
     assert (
         job.returncode == 0
@@ -128,7 +139,7 @@ def test_cli_topology_and_place_cluster(server: LiveServer, tmp_path: Path) -> N
         "--world-size",
         "16",
         "--cluster",
-        "racks",
+        "racks-cli",
         "--nodes",
         "gpu[1-2],gpu9",
     )
