@@ -163,7 +163,7 @@ def test_jobset_runs_one_replicated_indexed_job(post: Post) -> None:
 
 
 def test_rendered_job_and_jobset_are_admitted_and_a_resize_is_denied(post: Post) -> None:
-    from deploy.test_admission import admission_review
+    from tests.deploy.test_admission import admission_review
 
     for target in ("job", "jobset"):
         doc = rendered(post, target, image="repo/train:1", job_name="llm")["data"]

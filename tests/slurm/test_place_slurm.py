@@ -5,6 +5,7 @@ host file gives its node rank (one node here: trivial, but every line is the rea
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from pathlib import Path
@@ -63,8 +64,14 @@ def test_place_slurm_lines_put_each_rank_on_its_host_file_line(slurm_cluster: Cl
     output = (tmp_path / "out.txt").read_text() if (tmp_path / "out.txt").exists() else ""
     assert done.returncode == 0, (done.stderr, output)
     assert (tmp_path / "meshctx-hosts.txt").read_text().split() == slurm["hostfile"]  # the script wrote it
+    # the workers share one output file: read every report wherever it is, their lines may interleave
     landed = [
-        dict(p.split("=", 1) for p in line.split()[1:]) for line in output.splitlines() if line.startswith("landed ")
+        match.groupdict()
+        for match in re.finditer(
+            r"landed rank=(?P<rank>\d+) node_rank=(?P<node_rank>\d+) procid=(?P<procid>\d+) "
+            r"world=(?P<world>\d+) host=(?P<host>\S+?)(?=landed |\s|$)",
+            output,
+        )
     ]
     assert sorted(int(row["rank"]) for row in landed) == list(range(GPUS)), output
     for row in landed:
