@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,9 +22,10 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests" / "service")]
+sys.path[:0] = [str(REPO)]  # the hostile requests and the probe are the live test's own
 
-from test_hostile_live import HOSTILE, Probe  # noqa: E402
+from serving import meshctx_server  # noqa: E402
+from tests.service.test_hostile_live import HOSTILE, Probe  # noqa: E402
 
 
 def _quantiles(latencies: list[float]) -> str:
@@ -41,42 +40,25 @@ def main() -> int:
     args = parser.parse_args()
 
     port = 18000 + os.getpid() % 2000
-    url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO / "service")]))
-    env["MESHCTX_DATA_DIR"] = tempfile.mkdtemp(prefix="meshctx-bench-")
-    with tempfile.TemporaryFile("w+") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "meshctx.cli", "serve", "--port", str(port)], env=env, stdout=log, stderr=log
-        )
-        try:
-            for _ in range(600):
-                try:
-                    if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.05)
-            idle = Probe(url, 3.0)
-            idle.join()
-            probe = Probe(url, 600.0)
-            time.sleep(0.5)
-            started = time.perf_counter()
-            statuses: dict[str, list[int]] = {}
-            with ThreadPoolExecutor(args.concurrency) as pool, httpx.Client(timeout=120) as client:
+    with meshctx_server(port) as url:
+        idle = Probe(url, 3.0)
+        idle.join()
+        probe = Probe(url, 600.0)
+        time.sleep(0.5)
+        started = time.perf_counter()
+        statuses: dict[str, list[int]] = {}
+        with ThreadPoolExecutor(args.concurrency) as pool, httpx.Client(timeout=120) as client:
 
-                def send(case: tuple[str, dict[str, object]]) -> tuple[str, int, float]:
-                    begin = time.perf_counter()
-                    response = client.post(url + case[0], json=case[1])
-                    return case[0], response.status_code, time.perf_counter() - begin
+            def send(case: tuple[str, dict[str, object]]) -> tuple[str, int, float]:
+                begin = time.perf_counter()
+                response = client.post(url + case[0], json=case[1])
+                return case[0], response.status_code, time.perf_counter() - begin
 
-                for path, status, _seconds in pool.map(send, HOSTILE * args.rounds):
-                    statuses.setdefault(path, []).append(status)
-            busy_s = time.perf_counter() - started
-            probe.process.terminate()
-            probe.join()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+            for path, status, _seconds in pool.map(send, HOSTILE * args.rounds):
+                statuses.setdefault(path, []).append(status)
+        busy_s = time.perf_counter() - started
+        probe.process.terminate()
+        probe.join()
     print(f"{len(HOSTILE) * args.rounds} hostile requests, {args.concurrency} at a time, over {busy_s:.1f} s")
     for path, codes in statuses.items():
         print(f"  {path}: statuses {sorted(set(codes))}")
