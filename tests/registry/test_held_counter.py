@@ -8,15 +8,10 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import func, insert, select
 
-from meshctx.config import ParallelismSizes
-from meshctx.plan.request import TopologyRequest
 from meshctx_service.registry import Registry, make_engine, upgrade_database
 from meshctx_service.registry.errors import CapacityError, ClusterInUseError
 from meshctx_service.registry.models import Cluster, Job
-
-
-def fsdp2(world_size: int) -> TopologyRequest:
-    return TopologyRequest(strategy="fsdp2", sizes=ParallelismSizes(tp_size=2), world_size=world_size)
+from tests.registry.registrar import fsdp2
 
 
 def _counters(registry: Registry, name: str) -> tuple[int, int]:
@@ -43,17 +38,17 @@ def test_counters_follow_every_write(registry: Registry) -> None:
             assert _counters(registry, name) == _summed(registry, name), name
         return _counters(registry, "a")
 
-    first = registry.register_job("acme", "j1", fsdp2(16), cluster="a").job
+    first = registry.register_job("acme", "j1", fsdp2(16, tp=2), cluster="a").job
     assert consistent() == (1, 16)
-    registry.register_job("acme", "j2", fsdp2(8), cluster="a")
+    registry.register_job("acme", "j2", fsdp2(8, tp=2), cluster="a")
     assert consistent() == (2, 24)
     with pytest.raises(CapacityError):
-        registry.register_job("acme", "j3", fsdp2(16), cluster="a")  # 24 + 16 > 32
+        registry.register_job("acme", "j3", fsdp2(16, tp=2), cluster="a")  # 24 + 16 > 32
     assert consistent() == (2, 24)
     # Replacing a registered job (If-Match) swaps its GPUs, on the same cluster or onto another.
-    second = registry.register_job("acme", "j1", fsdp2(8), cluster="a", if_match=first.etag).job
+    second = registry.register_job("acme", "j1", fsdp2(8, tp=2), cluster="a", if_match=first.etag).job
     assert consistent() == (2, 16)
-    registry.register_job("acme", "j1", fsdp2(16), cluster="b", if_match=second.etag)
+    registry.register_job("acme", "j1", fsdp2(16, tp=2), cluster="b", if_match=second.etag)
     assert consistent() == (1, 8) and _counters(registry, "b") == (1, 16)
     # Running keeps the GPUs; finishing or failing frees them; deleting an active job frees them.
     registry.set_state("acme", "j2", "running")

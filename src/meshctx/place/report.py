@@ -67,18 +67,9 @@ class Placement:
     baselines: Mapping[str, Mapping[str, Crossing]]
     launch: Launch
 
-    def host_of_rank(self, rank: int) -> str:
-        return self.order[rank // self.gpus_per_node]
-
-    def node_rank(self, host: str) -> int:
-        return self.order.index(host)
-
     def vector(self) -> tuple[int, ...]:
         """The objective: crossing counts of every axis in priority order, fastest tier first."""
         return tuple(c for entry in self.axes.values() for c in entry.crossing.as_tuple())
-
-    def baseline_vector(self, name: str) -> tuple[int, ...]:
-        return tuple(c for crossing in self.baselines[name].values() for c in crossing.as_tuple())
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -38,12 +38,6 @@ class AxisLayout:
                 modes.append((size, stride))
         return cls(tuple(m[0] for m in modes), tuple(m[1] for m in modes))
 
-    @classmethod
-    def row_major(cls, shape: tuple[int, ...], dims: tuple[int, ...]) -> AxisLayout:
-        """The layout of the mesh dimensions ``dims`` (in order) of a row-major mesh of ``shape``."""
-        strides = [prod(shape[i + 1 :]) for i in range(len(shape))]
-        return cls.of(tuple(shape[d] for d in dims), tuple(strides[d] for d in dims))
-
     @property
     def size(self) -> int:
         return prod(self.sizes)

@@ -142,8 +142,8 @@ def _layout_topology(
 
 def _run_layout(shape: tuple[int, ...], strides: list[int], first: int, last: int) -> AxisLayout:
     """The layout of the consecutive row-major dims ``first..last``: one mode (the product of their sizes, the
-    stride of the innermost dim of size > 1), already normal — what ``AxisLayout.row_major`` gives, on the
-    hot path without its general normalization."""
+    stride of the innermost dim of size > 1), already normal — what ``AxisLayout.of`` would make of those dims'
+    (sizes, strides), without its general normalization (the hot path)."""
     size, stride = 1, 1
     for d in range(first, last + 1):
         if shape[d] > 1:

@@ -4,7 +4,7 @@
 // A layout is the plan's wire form {size, sizes, strides}: modes (size, stride) listed outermost first. The group
 // holding mesh position 0 is every Σ c_i·stride_i; every other group of the axis is a translate of it. Layouts built
 // by the planner are digit-aligned: the coordinate of position p in mode i is ⌊p / stride_i⌋ mod size_i.
-// They arrive already normalized (AxisLayout.to_dict), so row_major and from_dict stay in Python.
+// They arrive already normalized (AxisLayout.to_dict), so building layouts and from_dict stay in Python.
 
 /** A normalized layout: size-1 modes dropped, adjacent contiguous modes merged (AxisLayout.of). */
 export function of(sizes, strides) {
