@@ -219,6 +219,11 @@ def test_validate_memo_keeps_plain_requests_and_never_rank_lists(client: TestCli
     del with_ranks
     gc.collect()
     assert dropped() is None
+    # An answer too long to keep (an elastic range's report of every node count) is not kept either.
+    elastic = TopologyRequest(strategy="fsdp2", sizes=ParallelismSizes(tp_size=3), nnodes="1:512", nproc_per_node=8)
+    long_once, long_twice = routes._verdict(elastic), routes._verdict(elastic)
+    assert len(long_once.body) > routes.REMEMBERED_ANSWER_BYTES and long_once is not long_twice
+    assert long_once.body == long_twice.body
 
 
 def test_access_log_is_structured(client: TestClient, capfd: pytest.CaptureFixture[str]) -> None:

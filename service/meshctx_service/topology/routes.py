@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import partial
 from typing import Annotated, Any, TypeVar
 
 import orjson
@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from meshctx.plan import AxisLayout, MeshPlan, ValidationReport
+from meshctx.plan.memo import remember
 from meshctx.plan.request import TopologyRequest
 
 from ..http.errors import REFUSED, InvalidFields
@@ -60,19 +61,31 @@ class _Verdict:
     findings: tuple[tuple[str, str], ...]
 
 
+#: The memo of recent answers: at most this many, each at most this long (a compact plan is ~2 kB; an elastic
+#: range's report may be hundreds of kB, and 256 of those would be the whole memory budget).
+REMEMBERED_ANSWERS = 256
+REMEMBERED_ANSWER_BYTES = 8192
+_remembered: dict[TopologyRequest, _Verdict] = {}
+
+
 def _verdict(topology: TopologyRequest) -> _Verdict:
     """Planning is a pure function of the request, so identical requests (admission re-checks, the viewer's
-    live validation, retries) share one encoded answer. Requests listing ``ranks`` are not kept: their keys
-    alone may hold a rank list of the whole world."""
-    return _fresh_verdict(topology) if topology.ranks is not None else _remembered_verdict(topology)
+    live validation, retries) share one encoded answer. Requests listing ``ranks`` are not kept (their keys
+    alone may hold a rank list of the whole world), nor answers over ``REMEMBERED_ANSWER_BYTES``."""
+    if topology.ranks is not None:
+        return _fresh_verdict(topology)
+    known = _remembered.get(topology)
+    if known is not None:
+        return known
+    verdict = _fresh_verdict(topology)
+    if len(verdict.body) <= REMEMBERED_ANSWER_BYTES:
+        remember(_remembered, topology, verdict, REMEMBERED_ANSWERS)
+    return verdict
 
 
 def _fresh_verdict(topology: TopologyRequest) -> _Verdict:
     report = topology.validate()
     return _Verdict(orjson.dumps(report.to_dict()), report.valid, findings(report))
-
-
-_remembered_verdict = lru_cache(maxsize=256)(_fresh_verdict)  # 256 answers of a few kB each
 
 
 @router.post(
@@ -149,7 +162,7 @@ def _layout(rank: int | None, groups: bool, topology: TopologyRequest) -> tuple[
 
 
 #: Ranks encoded per chunk of a streamed listing: each chunk is one short task on the work pool.
-LISTING_CHUNK_RANKS = 1 << 15
+LISTING_CHUNK_RANKS = 1 << 13
 
 
 async def _listing(work: WorkPool, plan: MeshPlan) -> AsyncIterator[bytes]:
@@ -172,18 +185,14 @@ def _encode_groups(plan: MeshPlan, layout: AxisLayout, first: int, last: int) ->
     """Groups ``first`` to ``last - 1`` of ``layout`` (ordered by their first position) as JSON list items."""
     offsets = layout.offsets()
     bases = layout.complement(plan.world_size)
-    rank_at = plan.rank_at
-    text = ",".join(
-        "[" + ",".join(str(rank_at(base + o)) for o in offsets) + "]"
-        for base in (_base(bases, i) for i in range(first, last))
-    )
-    return (b"," if first else b"") + text.encode()
-
-
-def _base(bases: AxisLayout, index: int) -> int:
-    """The ``index``-th offset of ``bases`` in ascending order (the complement's modes, smallest stride last)."""
-    offset = 0
-    for size, stride in sorted(zip(bases.sizes, bases.strides), key=lambda mode: mode[1]):
-        index, digit = divmod(index, size)
-        offset += digit * stride
-    return offset
+    modes = sorted(zip(bases.sizes, bases.strides), key=lambda mode: mode[1])  # smallest stride first
+    rank_of = plan.ranks.__getitem__ if plan.ranks is not None else None
+    items = []
+    for index in range(first, last):
+        base = 0
+        for size, stride in modes:  # the index-th base in ascending order
+            index, digit = divmod(index, size)
+            base += digit * stride
+        members = map(base.__add__, offsets)  # C-level iteration: no Python call per rank
+        items.append("[" + ",".join(map(str, members if rank_of is None else map(rank_of, members))) + "]")
+    return (b"," if first else b"") + ",".join(items).encode()

@@ -101,19 +101,16 @@ def factorize(n: int) -> tuple[tuple[int, int], ...]:
 MAX_DIVISORS = 2048
 
 
-@lru_cache(maxsize=1024)
-def _divisors(n: int) -> tuple[int, ...]:
+def divisors(n: int) -> list[int]:
+    """All divisors of ``n`` (n ≥ 1), ascending (at most ``MAX_DIVISORS``, the smallest), from its factorization.
+    Not memoized (the factorization is, a few pairs a number): a number below 2^31 may have 1,600 divisors,
+    and a memo of such lists grew the service by megabytes."""
     out = [1]
     for prime, exponent in factorize(n):
         out = [d * prime**k for d in out for k in range(exponent + 1)]
         if len(out) > MAX_DIVISORS:
             out = sorted(out)[:MAX_DIVISORS]
-    return tuple(sorted(out))
-
-
-def divisors(n: int) -> list[int]:
-    """All divisors of ``n`` (n ≥ 1), ascending (at most ``MAX_DIVISORS``, the smallest), from its factorization."""
-    return list(_divisors(n))
+    return sorted(out)
 
 
 def nearest(candidates: list[int], target: int, count: int = 3) -> list[int]:

@@ -14,17 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from types import MappingProxyType
-from typing import TypeVar
 
 from .axes import MeshAxisName
 from .cluster import ClusterShape, cluster_report
 from .layout import AxisLayout
+from .memo import remember
 from .sizes import ResolvedSizes
 from .strategies import MOE_AXES, RULES, Strategy
 
 A = MeshAxisName
-_K = TypeVar("_K")
-_V = TypeVar("_V")
 
 #: A rank view lists a group's members up to this size, and gives larger ones as a layout (DESIGN "Bounded work").
 LISTED_GROUP_LIMIT = 4096
@@ -181,20 +179,6 @@ _FINGERPRINTS_KEPT = 256
 
 #: Cluster reports of plain plans, a pure function of (strategy, sizes, world size, cluster); kept the same way.
 _PLAIN_CLUSTER_REPORTS: dict[tuple[Strategy, ResolvedSizes, int, ClusterShape], dict[str, object]] = {}
-
-
-def _keep_fingerprint(key: tuple[Strategy, ResolvedSizes, int], fingerprint: str) -> None:
-    _PLAIN_FINGERPRINTS[key] = fingerprint
-    _trim(_PLAIN_FINGERPRINTS)
-
-
-def _trim(memo: dict[_K, _V]) -> None:
-    """Drop the oldest entries of ``memo`` beyond ``_FINGERPRINTS_KEPT``."""
-    while len(memo) > _FINGERPRINTS_KEPT:
-        try:
-            del memo[next(iter(memo))]
-        except (KeyError, RuntimeError, StopIteration):  # another thread trimmed it first
-            break
 
 
 @dataclass(frozen=True)
@@ -368,7 +352,7 @@ class MeshPlan:
         self.__dict__["_fingerprint"] = fingerprint  # frozen dataclass: cache beside the fields
         key = self.__dict__.get("_plain_key")
         if key is not None:
-            _keep_fingerprint(key, fingerprint)
+            remember(_PLAIN_FINGERPRINTS, key, fingerprint, _FINGERPRINTS_KEPT)
         return fingerprint
 
     def to_dict(self, *, groups: bool = False) -> dict[str, object]:
@@ -396,8 +380,7 @@ class MeshPlan:
         key = (self.strategy, self.sizes, self.world_size, self.cluster)
         report = _PLAIN_CLUSTER_REPORTS.get(key)
         if report is None:
-            report = _PLAIN_CLUSTER_REPORTS[key] = cluster_report(self)
-            _trim(_PLAIN_CLUSTER_REPORTS)
+            report = remember(_PLAIN_CLUSTER_REPORTS, key, cluster_report(self), _FINGERPRINTS_KEPT)
         return {**report, "spans": {axis: dict(entry) for axis, entry in report["spans"].items()}}  # type: ignore[attr-defined]
 
     @classmethod
