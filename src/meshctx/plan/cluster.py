@@ -130,7 +130,10 @@ def _unaligned_span(layout: AxisLayout, world_size: int, unit: int) -> int:
 
 def units_spanned(plan: PlacedAxes, axis: str, unit: int) -> int:
     """The most units (nodes, or NVLink domains) that one group of ``axis`` touches."""
-    layout = plan.layout(axis)
+    return _span(plan, plan.layout(axis), unit)
+
+
+def _span(plan: PlacedAxes, layout: AxisLayout, unit: int) -> int:
     if plan.ranks is None:
         if unit >= plan.world_size:
             return 1
@@ -145,11 +148,11 @@ def cluster_report(plan: PlacedAxes) -> dict[str, object]:
     cluster = plan.cluster
     assert cluster is not None
     spans: dict[str, dict[str, int]] = {}
-    for axis in plan.layouts:
-        entry = {"nodes": units_spanned(plan, axis, cluster.ranks_per_node)}
-        domain = cluster.ranks_per_nvlink_domain
+    node, domain = cluster.ranks_per_node, cluster.ranks_per_nvlink_domain
+    for axis, layout in plan.layouts.items():
+        entry = {"nodes": _span(plan, layout, node)}
         if domain:
-            entry["nvlink_domains"] = units_spanned(plan, axis, domain)
+            entry["nvlink_domains"] = _span(plan, layout, domain)
         spans[axis] = entry
     highest = max(plan.ranks) + 1 if plan.ranks is not None else plan.world_size
     out: dict[str, object] = {"gpus_per_node": cluster.gpus_per_node, "nvlink_domain": cluster.nvlink_domain}

@@ -143,7 +143,8 @@ def _read_world(request: TopologyRequest, problems: list[Problem]) -> tuple[Topo
         cluster = ClusterShape(gpus_per_node=nproc)
     elif cluster is not None and node_range is not None and is_size(nproc):
         cluster = _processes_on(cluster, nproc, problems)
-    request = replace(request, cluster=cluster)
+    if cluster is not request.cluster:
+        request = replace(request, cluster=cluster)
 
     if node_range is None or not is_size(nproc) or resolve_strategy(request.strategy) is None:
         return request, node_range
