@@ -7,9 +7,10 @@ and encoded afresh).
 
 Also: cold start (process start → ``/readyz`` 200), RSS after warm-up, and whether torch was ever imported
 (from the server's ``-X importtime`` trace). The load generator is this process: ``--clients`` keep-alive
-connections speaking minimal HTTP/1.1 over asyncio streams, so the client is not the bottleneck.
+connections speaking minimal HTTP/1.1 over asyncio streams, so the client is not the bottleneck. Each route's
+time is split into ``--slices`` short runs taken in turn, so the machine's slow spells fall on every route alike.
 
-    PYTHONPATH=src:service python bench/bench_service.py [--duration 10] [--clients 32]
+    PYTHONPATH=src:service python bench/bench_service.py [--duration 10] [--clients 32] [--slices 8]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -74,25 +76,56 @@ async def one_client(
         writer.close()
 
 
-async def load(port: int, requests: list[bytes], clients: int, seconds: float) -> dict[str, float]:
-    """``clients`` closed-loop connections for ``seconds``, each sending ``requests`` in turn (from its own offset)."""
+async def load(port: int, requests: list[bytes], clients: int, seconds: float, start: int = 0) -> Sample:
+    """``clients`` closed-loop connections for ``seconds``, each sending ``requests`` in turn from its own offset
+    (shifted by ``start``, so consecutive slices of a route do not replay the same bodies)."""
     latencies: list[float] = []
     errors: list[int] = []
-    start = time.perf_counter()
-    deadline = start + seconds
-    offsets = range(0, clients * len(requests), len(requests))
-    spread = [offset // clients for offset in offsets]
+    began = time.perf_counter()
+    deadline = began + seconds
+    spread = [(client * len(requests)) // clients + start for client in range(clients)]
     await asyncio.gather(*(one_client(port, requests, first, deadline, latencies, errors) for first in spread))
-    elapsed = time.perf_counter() - start
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "rps": len(latencies) / elapsed,
-        "p50_ms": 1000 * latencies[len(latencies) // 2],
-        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
-        "mean_ms": 1000 * statistics.fmean(latencies),
-        "errors": len(errors),
-    }
+    return Sample(latencies, len(errors), time.perf_counter() - began)
+
+
+@dataclass
+class Sample:
+    latencies: list[float]
+    errors: int
+    seconds: float
+
+    def add(self, other: Sample) -> None:
+        self.latencies += other.latencies
+        self.errors += other.errors
+        self.seconds += other.seconds
+
+    def summary(self) -> dict[str, float]:
+        latencies = sorted(self.latencies)
+        return {
+            "requests": len(latencies),
+            "rps": len(latencies) / self.seconds,
+            "p50_ms": 1000 * latencies[len(latencies) // 2],
+            "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
+            "mean_ms": 1000 * statistics.fmean(latencies),
+            "errors": self.errors,
+        }
+
+
+def interleaved(
+    port: int, routes: dict[str, list[bytes]], clients: int, seconds: float, slices: int
+) -> tuple[dict[str, Sample], list[dict[str, float]]]:
+    """Each route for ``seconds`` in all, as ``slices`` short runs taken in turn (route A, B, C, A, B, C, ...),
+    so a slow spell of a shared machine falls on every route alike; also each round's req/s per route."""
+    totals = {name: Sample([], 0, 0.0) for name in routes}
+    rounds: list[dict[str, float]] = []
+    for k in range(slices):
+        this_round = {}
+        for name, requests in routes.items():
+            sample = asyncio.run(load(port, requests, clients, seconds / slices, start=k * 509))
+            totals[name].add(sample)
+            this_round[name] = len(sample.latencies) / sample.seconds
+        rounds.append(this_round)
+    return totals, rounds
 
 
 def free_port() -> int:
@@ -112,6 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per route")
     parser.add_argument("--clients", type=int, default=32, help="concurrent keep-alive connections")
+    parser.add_argument("--slices", type=int, default=8, help="interleaved runs each route's time is split into")
     parser.add_argument(
         "--no-access-log", action="store_true", help="turn the access log off (default: the shipped defaults, on)"
     )
@@ -146,9 +180,8 @@ def main() -> None:
             asyncio.run(load(port, distinct, args.clients, 1.0))
             asyncio.run(load(port, constant, args.clients, 1.0))
             warm_rss = rss_mb(server.pid)
-            base = asyncio.run(load(port, constant, args.clients, args.duration))
-            result = asyncio.run(load(port, validate, args.clients, args.duration))
-            fresh = asyncio.run(load(port, distinct, args.clients, args.duration))
+            routes = {"constant": constant, "validate": validate, "distinct": distinct}
+            totals, rounds = interleaved(port, routes, args.clients, args.duration, args.slices)
             rss = rss_mb(server.pid)
         finally:
             server.terminate()
@@ -157,7 +190,11 @@ def main() -> None:
         trace = log.read()
     torch_imported = any(line.rsplit("|", 1)[-1].strip().split(".")[0] == "torch" for line in trace.splitlines())
 
-    print(f"one uvicorn worker, loopback, {args.clients} clients, {args.duration:.0f} s per route")
+    print(
+        f"one uvicorn worker, loopback, {args.clients} clients, {args.duration:.0f} s per route "
+        f"in {args.slices} interleaved slices"
+    )
+    base, result, fresh = (totals[name].summary() for name in ("constant", "validate", "distinct"))
     print(f"{'route':<44}{'req/s':>9}{'ratio':>7}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     rows = (
         ("GET /livez (constant JSON)", base),
@@ -169,6 +206,11 @@ def main() -> None:
         print(
             f"{name:<44}{row['rps']:>9.0f}{ratio:>7.2f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['errors']:>8.0f}"
         )
+    per_round = sorted(r["distinct"] / r["constant"] for r in rounds)
+    print(
+        f"distinct / constant per round: median {statistics.median(per_round):.2f}, "
+        f"range {per_round[0]:.2f}-{per_round[-1]:.2f}"
+    )
     print(f"targets: ratio >= {TARGETS['ratio']:.2f}, validate p99 <= {TARGETS['validate']:.0f} ms")
     print(f"RSS after warm-up: {warm_rss:.1f} MB; after the runs: {rss:.1f} MB (target <= {TARGETS['rss_mb']:.0f} MB)")
     print(f"cold start to /readyz: {cold_start:.2f} s")
