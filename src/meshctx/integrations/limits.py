@@ -6,7 +6,7 @@ with its numbers and a fix."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..plan import parse_nnodes
@@ -78,17 +78,16 @@ class Limits:
 
 def _integers(request: TopologyRequest) -> Iterator[tuple[str, int]]:
     """Every integer of the request with its field name (ranks only by their largest, which names the rank)."""
-    scalars: Sequence[tuple[str, object]] = [
-        ("world_size", request.world_size),
-        ("nnodes", request.nnodes),
-        ("nproc_per_node", request.nproc_per_node),
-        *((f"sizes.{k}", v) for k, v in request.sizes.to_dict().items()),
-        *(((f"cluster.{k}", v) for k, v in request.cluster.to_dict().items()) if request.cluster else ()),
-        *(((f"model.{k}", v) for k, v in request.model.to_dict().items()) if request.model else ()),
-    ]
-    for field, value in scalars:
-        if isinstance(value, int) and not isinstance(value, bool):
-            yield field, value
+    parts: Sequence[tuple[str, Mapping[str, object]]] = (
+        ("", {"world_size": request.world_size, "nnodes": request.nnodes, "nproc_per_node": request.nproc_per_node}),
+        ("sizes.", request.sizes.to_dict()),
+        ("cluster.", request.cluster.to_dict() if request.cluster else {}),
+        ("model.", request.model.to_dict() if request.model else {}),
+    )
+    for prefix, values in parts:
+        for name, value in values.items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                yield prefix + name, value
     if request.ranks:
         largest = max(request.ranks)
         if largest > MAX_INT:
