@@ -47,12 +47,11 @@ class MeshSpec:
     flattened: Mapping[MeshAxisName, tuple[MeshAxisName, ...]] = field(default_factory=dict)
 
     @property
-    def _names(self) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
+    def _names(self) -> _MeshNames:
         # Kept beside the fields by hand: functools.cached_property takes a lock on every first read (3.11).
         names = self.__dict__.get("_names_kept")
         if names is None:
-            flattened = tuple((k.value, tuple(a.value for a in v)) for k, v in self.flattened.items())
-            names = self.__dict__["_names_kept"] = (tuple(a.value for a in self.axes), flattened)
+            names = self.__dict__["_names_kept"] = _mesh_names(self.axes, self.flattened)
         return names
 
     def to_dict(self, *, with_flattened: bool = True) -> dict[str, object]:
@@ -70,6 +69,16 @@ class MeshSpec:
             shape=tuple(int(s) for s in data["shape"]),  # type: ignore[attr-defined]
             flattened={A(k): tuple(A(a) for a in v) for k, v in flattened.items()},  # type: ignore[attr-defined]
         )
+
+
+_MeshNames = tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]
+
+
+def _mesh_names(
+    axes: tuple[MeshAxisName, ...], flattened: Mapping[MeshAxisName, tuple[MeshAxisName, ...]]
+) -> _MeshNames:
+    """A mesh's axis names and flattened axes as plain strings (what ``to_dict`` and the kwargs read)."""
+    return tuple(a.value for a in axes), tuple((k.value, tuple(a.value for a in v)) for k, v in flattened.items())
 
 
 def axis_kwargs(
@@ -121,7 +130,7 @@ class _MeshRecipe:
     flattened: Mapping[MeshAxisName, tuple[MeshAxisName, ...]]
     #: Every axis of the mesh, then every flattened one: its name and the run of mesh dims it covers.
     runs: tuple[tuple[str, int, int], ...]
-    names: tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]  # MeshSpec._names
+    names: _MeshNames  # MeshSpec._names, handed to each plan's mesh
 
 
 @cache  # one per strategy with a mesh and cp on or off: four in all
@@ -133,7 +142,7 @@ def _mesh_recipe(strategy: Strategy, with_cp: bool) -> _MeshRecipe | None:
     flattened = rules.flattened_for(2 if with_cp else 1)
     runs = [(axis.value, i, i) for i, axis in enumerate(axes)]
     runs += [(name.value, axes.index(sources[0]), axes.index(sources[-1])) for name, sources in flattened.items()]
-    names = (tuple(a.value for a in axes), tuple((k.value, tuple(a.value for a in v)) for k, v in flattened.items()))
+    names = _mesh_names(axes, flattened)
     assert len(axes) > 1  # so attrgetter returns a tuple
     return _MeshRecipe(axes, attrgetter(*names[0]), flattened, tuple(runs), names)
 
