@@ -31,6 +31,7 @@ from .registry import routes as registry_routes
 from .settings import Settings
 from .topology import routes as topology_routes
 from .topology import schemas as topology_schemas
+from .topology.direct import DirectValidate
 from .ui.routes import mount_ui
 
 DESCRIPTION = (
@@ -81,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(integration.router)
     mount_ui(app)  # topology viewer at /ui
     install_docs_pages(app)  # /docs and /redoc with local assets (offline clusters)
+    if settings.open_validate:  # innermost: inside the body limit and the observation (topology/direct.py)
+        app.add_middleware(DirectValidate)
     app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes)
     # The access log lines are INFO: written when enabled and the log level lets INFO through.
     app.state.access_log = AccessLog() if settings.access_log and settings.log_level in ("info", "debug") else None

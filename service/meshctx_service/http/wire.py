@@ -34,8 +34,13 @@ M = TypeVar("M", bound=BaseModel)
 async def read_body(request: Request, model: type[M]) -> M:
     """``model`` parsed straight from the body's bytes by pydantic-core: every malformed body — bad JSON,
     bytes that are not UTF-8, a number of any length — is the same 422 naming the field, on every route."""
+    return parse_body(await request.body(), model)
+
+
+def parse_body(body: bytes, model: type[M]) -> M:
+    """``read_body`` once the bytes are in."""
     try:
-        return model.model_validate_json(await request.body())
+        return model.model_validate_json(body)
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_input=False)]
         raise RequestValidationError(errors) from None

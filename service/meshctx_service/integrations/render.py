@@ -161,7 +161,7 @@ async def render(
     body = await read_body(request, RenderBody)
     ask = body.topology().checked_request(request.app.state.settings)
     try:
-        report, encoded = await planned(request, ask, partial(_render, target, body.launch()))
+        report, encoded = await planned(request.app.state, ask, partial(_render, target, body.launch()))
     except LaunchError as error:
         raise InvalidFields(error.errors) from None
     metrics: Metrics = request.app.state.metrics

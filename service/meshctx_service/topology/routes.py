@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.datastructures import State
 
 from meshctx.plan import AxisLayout, MeshPlan, ValidationReport
 from meshctx.plan.memo import remember
@@ -17,7 +18,7 @@ from meshctx.plan.request import TopologyRequest
 
 from ..http.errors import REFUSED, InvalidFields
 from ..http.metrics import Metrics, findings
-from ..http.wire import MAX_INT, read_body
+from ..http.wire import MAX_INT, parse_body, read_body
 from ..http.work import WorkPool
 from ..settings import Settings
 from .limits import heavy, limits_from
@@ -39,11 +40,11 @@ VALIDATE_BODY_DOC: dict[str, Any] = {
 }
 
 
-async def planned(request: Request, topology: TopologyRequest, fn: Callable[[TopologyRequest], T]) -> T:
-    """``fn(topology)`` inline when it is cheap, else on the work pool (503 when saturated or too slow)."""
+async def planned(state: State, topology: TopologyRequest, fn: Callable[[TopologyRequest], T]) -> T:
+    """``fn(topology)`` inline when it is cheap, else on the app's work pool (503 when saturated or too slow)."""
     if not heavy(topology):
         return fn(topology)
-    work: WorkPool = request.app.state.work
+    work: WorkPool = state.work
     return await work.run(fn, topology)
 
 
@@ -99,9 +100,16 @@ async def validate(request: Request) -> Response:
     """Every problem at once, warnings, the nearest valid sizes when invalid, and the compact plan when valid.
 
     A well-formed request for an invalid topology is answered 200 with ``valid: false``."""
-    topology = (await read_body(request, TopologyBody)).checked_request(_settings(request))
-    verdict = await planned(request, topology, _verdict)
-    metrics: Metrics = request.app.state.metrics
+    return await answer_validate(request.app.state, await request.body())
+
+
+async def answer_validate(state: State, body: bytes) -> Response:
+    """``POST /v1/validate`` once its body is read: the route above and the direct path (``direct.py``) both
+    answer with this."""
+    settings: Settings = state.settings
+    topology = parse_body(body, TopologyBody).checked_request(settings)
+    verdict = await planned(state, topology, _verdict)
+    metrics: Metrics = state.metrics
     metrics.observe_verdict("validate", verdict.valid, verdict.findings)
     return Response(verdict.body, media_type="application/json")
 
@@ -132,7 +140,7 @@ async def layout(
     O(number of axes); every group is streamed, off the event loop."""
     settings = _settings(request)
     topology = (await read_body(request, TopologyBody)).checked_request(settings)
-    report, encoded = await planned(request, topology, partial(_layout, rank, groups))
+    report, encoded = await planned(request.app.state, topology, partial(_layout, rank, groups))
     metrics: Metrics = request.app.state.metrics
     metrics.observe_report("layout", report)
     if isinstance(encoded, str):
