@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from meshctx import ParallelismSizes  # noqa: E402
 from meshctx.plan import validate_topology  # noqa: E402
-from meshctx.plan.mesh_plan import _PLAIN_CLUSTER_REPORTS, _PLAIN_FINGERPRINTS, _layout_topology  # noqa: E402
+from meshctx.plan.mesh_plan import _layout_topology  # noqa: E402
 
 
 def topology(world: int) -> ParallelismSizes:
@@ -54,8 +54,6 @@ def time_planner(world: int, repeats: int, *, cold: bool) -> list[float]:
 
 def clear_plan_caches() -> None:
     _layout_topology.cache_clear()
-    _PLAIN_FINGERPRINTS.clear()
-    _PLAIN_CLUSTER_REPORTS.clear()
 
 
 TORCH_CHILD = r"""

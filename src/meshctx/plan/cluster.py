@@ -149,11 +149,14 @@ def cluster_report(plan: PlacedAxes) -> dict[str, object]:
     assert cluster is not None
     spans: dict[str, dict[str, int]] = {}
     node, domain = cluster.ranks_per_node, cluster.ranks_per_nvlink_domain
+    counted: dict[int, dict[str, int]] = {}  # axes sharing a layout (a plan's dp, dp_shard, ...) span alike
     for axis, layout in plan.layouts.items():
-        entry = {"nodes": _span(plan, layout, node)}
-        if domain:
-            entry["nvlink_domains"] = _span(plan, layout, domain)
-        spans[axis] = entry
+        entry = counted.get(id(layout))
+        if entry is None:
+            entry = counted[id(layout)] = {"nodes": _span(plan, layout, node)}
+            if domain:
+                entry["nvlink_domains"] = _span(plan, layout, domain)
+        spans[axis] = dict(entry)
     highest = max(plan.ranks) + 1 if plan.ranks is not None else plan.world_size
     out: dict[str, object] = {"gpus_per_node": cluster.gpus_per_node, "nvlink_domain": cluster.nvlink_domain}
     if cluster.nproc_per_node is not None:

@@ -19,7 +19,6 @@ from types import MappingProxyType, ModuleType
 from .axes import MeshAxisName
 from .cluster import ClusterShape, cluster_report
 from .layout import AxisLayout
-from .memo import remember
 from .sizes import ResolvedSizes
 from .strategies import MOE_AXES, RULES, Strategy
 
@@ -147,13 +146,27 @@ def _mesh_recipe(strategy: Strategy, with_cp: bool) -> _MeshRecipe | None:
     return _MeshRecipe(axes, attrgetter(*names[0]), flattened, tuple(runs), names)
 
 
+@dataclass
+class _Derived:
+    """What a plain topology (no rank subset) determines by itself, kept beside its layouts in
+    ``_layout_topology``'s cache, so it is worked out at most once per distinct topology: its fingerprint, and
+    its cluster report on each cluster it was asked about (at most ``CLUSTERS_KEPT``)."""
+
+    fingerprint: str | None = None
+    cluster_reports: dict[ClusterShape, dict[str, object]] = field(default_factory=dict)
+
+    CLUSTERS_KEPT = 8
+
+
 @lru_cache(maxsize=256)
 def _layout_topology(
     strategy: Strategy, sizes: ResolvedSizes, world_size: int
-) -> tuple[MeshSpec | None, MeshSpec | None, Mapping[str, AxisLayout]]:
+) -> tuple[MeshSpec | None, MeshSpec | None, Mapping[str, AxisLayout], _Derived]:
     """The meshes and every axis layout of a resolved topology: a pure function of its arguments, so it is
-    computed once per distinct topology (the service sees the same few topologies over and over)."""
+    computed once per distinct topology (the service sees the same few topologies over and over). Axes that
+    select the same positions share one ``AxisLayout``."""
     layouts: dict[str, AxisLayout] = {}
+    made: dict[tuple[int, int], AxisLayout] = {}
     device_mesh: MeshSpec | None = None
     moe_mesh: MeshSpec | None = None
     recipe = _mesh_recipe(strategy, sizes.cp > 1)
@@ -165,18 +178,20 @@ def _layout_topology(
         for i in range(len(shape) - 2, -1, -1):
             strides[i] = strides[i + 1] * shape[i + 1]
         for name, first, last in recipe.runs:
-            layouts[name] = _run_layout(shape, strides, first, last)
+            layouts[name] = _run_layout(shape, strides, first, last, made)
     else:
-        layouts[A.DP.value] = _mode(world_size, 1)
+        layouts[A.DP.value] = _mode(world_size, 1, made)
     if RULES[strategy].moe and sizes.ep > 1:
         moe_mesh = MeshSpec(MOE_AXES, (sizes.ep_shard, sizes.ep))
         # Each pipeline stage's ranks, in (dp_replicate, dp_shard, cp, tp) order, reshaped to (ep_shard, ep).
-        layouts[A.EP_SHARD.value] = _mode(sizes.ep_shard, sizes.ep)
-        layouts[A.EP.value] = _mode(sizes.ep, 1)
-    return device_mesh, moe_mesh, MappingProxyType(layouts)
+        layouts[A.EP_SHARD.value] = _mode(sizes.ep_shard, sizes.ep, made)
+        layouts[A.EP.value] = _mode(sizes.ep, 1, made)
+    return device_mesh, moe_mesh, MappingProxyType(layouts), _Derived()
 
 
-def _run_layout(shape: tuple[int, ...], strides: list[int], first: int, last: int) -> AxisLayout:
+def _run_layout(
+    shape: tuple[int, ...], strides: list[int], first: int, last: int, made: dict[tuple[int, int], AxisLayout]
+) -> AxisLayout:
     """The layout of the consecutive row-major dims ``first..last``: one mode (the product of their sizes, the
     stride of the innermost dim of size > 1), already normal — what ``AxisLayout.of`` would make of those dims'
     (sizes, strides), without its general normalization (the hot path)."""
@@ -184,22 +199,21 @@ def _run_layout(shape: tuple[int, ...], strides: list[int], first: int, last: in
     for d in range(first, last + 1):
         if shape[d] > 1:
             size, stride = size * shape[d], strides[d]
-    return _mode(size, stride)
+    return _mode(size, stride, made)
 
 
-def _mode(size: int, stride: int) -> AxisLayout:
-    """The normal layout of one mode (``AxisLayout.of((size,), (stride,))``, on the hot path)."""
-    return AxisLayout((size,), (stride,)) if size > 1 else AxisLayout((), ())
+_NO_MODE = AxisLayout((), ())
 
 
-#: Fingerprints of plain plans (no rank subset) built by ``MeshPlan.build``, a pure function of (strategy,
-#: sizes, world size); at most ``_FINGERPRINTS_KEPT``, oldest dropped first.
-_PLAIN_FINGERPRINTS: dict[tuple[Strategy, ResolvedSizes, int], str] = {}
-_FINGERPRINTS_KEPT = 256
-
-
-#: Cluster reports of plain plans, a pure function of (strategy, sizes, world size, cluster); kept the same way.
-_PLAIN_CLUSTER_REPORTS: dict[tuple[Strategy, ResolvedSizes, int, ClusterShape], dict[str, object]] = {}
+def _mode(size: int, stride: int, made: dict[tuple[int, int], AxisLayout]) -> AxisLayout:
+    """The normal layout of one mode (``AxisLayout.of((size,), (stride,))``, on the hot path); the one in
+    ``made`` when another axis of the same plan already has it."""
+    if size <= 1:
+        return _NO_MODE
+    layout = made.get((size, stride))
+    if layout is None:
+        layout = made[(size, stride)] = AxisLayout((size,), (stride,))
+    return layout
 
 
 @dataclass(frozen=True)
@@ -230,14 +244,12 @@ class MeshPlan:
         """Lay out a valid, resolved topology (see ``rules.check_sizes``)."""
         if ranks is not None and list(ranks) == list(range(len(ranks))):
             ranks = None  # the identity subset is the plain world: one canonical form
-        device_mesh, moe_mesh, layouts = _layout_topology(strategy, sizes, world_size)
+        device_mesh, moe_mesh, layouts, derived = _layout_topology(strategy, sizes, world_size)
         plan = cls(strategy, world_size, ranks, sizes, device_mesh, moe_mesh, layouts, cluster, cp_degrees)
         if ranks is None:  # then the topology, hence the fingerprint, is a function of these three
-            key = (strategy, sizes, world_size)
-            plan.__dict__["_plain_key"] = key
-            known = _PLAIN_FINGERPRINTS.get(key)
-            if known is not None:
-                plan.__dict__["_fingerprint"] = known
+            plan.__dict__["_derived"] = derived
+            if derived.fingerprint is not None:
+                plan.__dict__["_fingerprint"] = derived.fingerprint
         return plan
 
     # ------------------------------------------------------------------ axes and ranks
@@ -351,16 +363,16 @@ class MeshPlan:
         """``topology`` as ``json.dumps(sort_keys=True, separators=(",", ":"))`` writes it. orjson, where it is
         installed (the service has it), writes the same bytes for a plan ``build`` made — mesh-axis names and
         the planner's own ints — in a tenth of the time; any other plan goes through ``json``."""
-        if _orjson is not None and "_plain_key" in self.__dict__:
+        if _orjson is not None and "_derived" in self.__dict__:
             return _orjson.dumps(topology, option=_orjson.OPT_SORT_KEYS)
         return json.dumps(topology, sort_keys=True, separators=(",", ":")).encode()
 
     def _remember_fingerprint(self, topology: dict[str, object]) -> str:
         fingerprint = "sha256:" + hashlib.sha256(self._canonical(topology)).hexdigest()
         self.__dict__["_fingerprint"] = fingerprint  # frozen dataclass: cache beside the fields
-        key = self.__dict__.get("_plain_key")
-        if key is not None:
-            remember(_PLAIN_FINGERPRINTS, key, fingerprint, _FINGERPRINTS_KEPT)
+        derived: _Derived | None = self.__dict__.get("_derived")
+        if derived is not None:
+            derived.fingerprint = fingerprint
         return fingerprint
 
     def to_dict(self, *, groups: bool = False) -> dict[str, object]:
@@ -382,13 +394,15 @@ class MeshPlan:
 
     def _cluster_report(self) -> dict[str, object]:
         assert self.cluster is not None
-        if self.ranks is not None:
+        derived: _Derived | None = self.__dict__.get("_derived")
+        if derived is None:
             return cluster_report(self)
         # Without a rank subset, a pure function of the topology and the cluster: computed once.
-        key = (self.strategy, self.sizes, self.world_size, self.cluster)
-        report = _PLAIN_CLUSTER_REPORTS.get(key)
+        report = derived.cluster_reports.get(self.cluster)
         if report is None:
-            report = remember(_PLAIN_CLUSTER_REPORTS, key, cluster_report(self), _FINGERPRINTS_KEPT)
+            if len(derived.cluster_reports) >= _Derived.CLUSTERS_KEPT:
+                derived.cluster_reports.clear()
+            report = derived.cluster_reports[self.cluster] = cluster_report(self)
         return {**report, "spans": {axis: dict(entry) for axis, entry in report["spans"].items()}}  # type: ignore[attr-defined]
 
     @classmethod
