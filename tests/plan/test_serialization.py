@@ -152,3 +152,49 @@ def test_layout_algebra() -> None:
     assert AxisLayout.of((), ()).offsets() == [0]
     with pytest.raises(ValueError):
         AxisLayout.of((2,), (1, 2))
+
+
+WIRE_CASES = [
+    ("fsdp2", {"tp_size": 8, "pp_size": 4, "ep_size": 8}, {"world_size": 131072}, ClusterShape(gpus_per_node=8)),
+    ("fsdp2", {"cp_size": 4, "tp_size": 2}, {"world_size": 64}, ClusterShape(gpus_per_node=6, nvlink_domain=12)),
+    ("fsdp2", {"tp_size": 16}, {"world_size": 64}, ClusterShape(gpus_per_node=8)),  # warnings
+    ("fsdp2", {"tp_size": 7}, {"world_size": 96}, None),  # invalid: problems and suggestions
+    ("megatron_fsdp", {"cp_size": 2}, {"ranks": [9, 3, 5, 7]}, ClusterShape(gpus_per_node=2)),
+    ("ddp", {}, {"world_size": 12}, ClusterShape(gpus_per_node=4)),
+]
+
+
+@pytest.mark.parametrize(("strategy", "sizes", "world", "cluster"), WIRE_CASES)
+def test_to_json_is_the_encoded_to_dict_with_or_without_orjson(
+    strategy: str, sizes: dict[str, int], world: dict[str, object], cluster: ClusterShape | None
+) -> None:
+    orjson = pytest.importorskip("orjson")
+    from meshctx.plan import encode
+
+    report = validate_topology(strategy, ParallelismSizes(**sizes), cluster=cluster, **world)  # type: ignore[arg-type]
+    encoded = report.to_json()
+    assert encoded == orjson.dumps(report.to_dict())
+    if report.plan is not None:
+        assert report.plan.to_json() == orjson.dumps(report.plan.to_dict())
+    # json writes the same bytes where orjson is missing (the library needs nothing).
+    assert json.dumps(report.to_dict(), ensure_ascii=False, separators=(",", ":")).encode() == encoded
+    kept, encode._orjson = encode._orjson, None
+    try:
+        assert report.to_json() == encoded
+    finally:
+        encode._orjson = kept
+
+
+def test_to_dict_hands_out_copies_of_what_to_json_encodes_from_the_kept_parts() -> None:
+    sizes = ParallelismSizes(tp_size=8, ep_size=8)
+    report = validate_topology("fsdp2", sizes, world_size=256, cluster=ClusterShape(gpus_per_node=8))
+    encoded = report.to_json()
+    data = report.to_dict()
+    plan = data["plan"]
+    assert isinstance(plan, dict)
+    plan["layouts"]["dp"]["sizes"].append(99)
+    plan["kwargs"]["parallelize"]["dp_axis_names"].append("tp")
+    plan["cluster"]["spans"]["dp"]["nodes"] = -1
+    plan["cluster"]["nodes"] = -1
+    again = validate_topology("fsdp2", sizes, world_size=256, cluster=ClusterShape(gpus_per_node=8))
+    assert report.to_json() == again.to_json() == encoded

@@ -86,7 +86,7 @@ def _verdict(topology: TopologyRequest) -> _Verdict:
 
 def _fresh_verdict(topology: TopologyRequest) -> _Verdict:
     report = topology.validate()
-    return _Verdict(orjson.dumps(report.to_dict()), report.valid, findings(report))
+    return _Verdict(report.to_json(), report.valid, findings(report))
 
 
 @router.post(
@@ -160,13 +160,13 @@ def _layout(rank: int | None, groups: bool, topology: TopologyRequest) -> tuple[
     report = topology.validate()
     plan = report.plan
     if plan is None:
-        return report, orjson.dumps(report.to_dict())
+        return report, report.to_json()
     if rank is not None:
         try:
             return report, orjson.dumps(plan.rank_view(rank))
         except ValueError as error:
             return report, str(error)
-    return report, None if groups else orjson.dumps(plan.to_dict())
+    return report, None if groups else plan.to_json()
 
 
 #: Ranks encoded per chunk of a streamed listing: each chunk is one short task on the work pool.
@@ -176,7 +176,7 @@ LISTING_CHUNK_RANKS = 1 << 13
 async def _listing(work: WorkPool, plan: MeshPlan) -> AsyncIterator[bytes]:
     """``plan.to_dict(groups=True)`` as JSON, a chunk at a time, each chunk encoded on the work pool: no list
     of every rank is ever built, so a listing at the largest allowed world leaves memory where it was."""
-    head = orjson.dumps(plan.to_dict())
+    head = plan.to_json()
     yield head[:-1] + b',"groups":{'
     for index, name in enumerate(plan.layouts):
         layout = plan.layout(name)

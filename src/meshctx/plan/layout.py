@@ -90,6 +90,13 @@ class AxisLayout:
     def to_dict(self) -> dict[str, object]:
         return {"size": self.size, "sizes": list(self.sizes), "strides": list(self.strides)}
 
+    def kept_dict(self) -> dict[str, object]:
+        """``to_dict()`` made once and kept on the layout, for encoders that only read it (``MeshPlan.wire``)."""
+        kept: dict[str, object] | None = self.__dict__.get("_dict_kept")
+        if kept is None:
+            kept = self.__dict__["_dict_kept"] = self.to_dict()  # frozen dataclass: beside the fields
+        return kept
+
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> AxisLayout:
         sizes = tuple(int(v) for v in data["sizes"])  # type: ignore[attr-defined]

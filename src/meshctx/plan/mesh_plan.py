@@ -14,19 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property, lru_cache
 from operator import attrgetter
-from types import MappingProxyType, ModuleType
+from types import MappingProxyType
 
 from .axes import MeshAxisName
 from .cluster import ClusterShape, cluster_report
+from .encode import dumps, dumps_canonical
 from .layout import AxisLayout
 from .sizes import ResolvedSizes
 from .strategies import MOE_AXES, RULES, Strategy
-
-_orjson: ModuleType | None
-try:  # an optional accelerator of the fingerprint (see MeshPlan._canonical); the library needs nothing
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - the dev and CI environments install it with the service extra
-    _orjson = None
 
 A = MeshAxisName
 
@@ -344,6 +339,11 @@ class MeshPlan:
     # ------------------------------------------------------------------ serialization
     def topology_dict(self) -> dict[str, object]:
         """The canonical description of the topology (no context, no derived fields)."""
+        return self._topology(fresh=True)
+
+    def _topology(self, *, fresh: bool) -> dict[str, object]:
+        # Unless ``fresh``, the layouts' dicts are the ones kept on the layouts: only for encoding at once.
+        layout_dict = AxisLayout.to_dict if fresh else AxisLayout.kept_dict
         return {
             "strategy": self.strategy.value,
             "world_size": self.world_size,
@@ -351,21 +351,18 @@ class MeshPlan:
             "sizes": self.sizes.to_dict(),
             "device_mesh": self.device_mesh.to_dict() if self.device_mesh else None,
             "moe_mesh": self.moe_mesh.to_dict(with_flattened=False) if self.moe_mesh else None,
-            "layouts": {name: layout.to_dict() for name, layout in self.layouts.items()},
+            "layouts": {name: layout_dict(layout) for name, layout in self.layouts.items()},
         }
 
     def fingerprint(self) -> str:
         """sha256 of the canonical topology JSON: equal fingerprints mean identical meshes."""
         cached = self.__dict__.get("_fingerprint")
-        return cached if cached is not None else self._remember_fingerprint(self.topology_dict())
+        return cached if cached is not None else self._remember_fingerprint(self._topology(fresh=False))
 
     def _canonical(self, topology: dict[str, object]) -> bytes:
-        """``topology`` as ``json.dumps(sort_keys=True, separators=(",", ":"))`` writes it. orjson, where it is
-        installed (the service has it), writes the same bytes for a plan ``build`` made — mesh-axis names and
-        the planner's own ints — in a tenth of the time; any other plan goes through ``json``."""
-        if _orjson is not None and "_derived" in self.__dict__:
-            return _orjson.dumps(topology, option=_orjson.OPT_SORT_KEYS)
-        return json.dumps(topology, sort_keys=True, separators=(",", ":")).encode()
+        """``topology`` as ``json.dumps(sort_keys=True, separators=(",", ":"))`` writes it; a plan ``build`` made
+        holds only mesh-axis names and the planner's own ints, so orjson may write it (``dumps_canonical``)."""
+        return dumps_canonical(topology, fast="_derived" in self.__dict__)
 
     def _remember_fingerprint(self, topology: dict[str, object]) -> str:
         fingerprint = "sha256:" + hashlib.sha256(self._canonical(topology)).hexdigest()
@@ -376,23 +373,45 @@ class MeshPlan:
         return fingerprint
 
     def to_dict(self, *, groups: bool = False) -> dict[str, object]:
-        out = self.topology_dict()
-        if "_fingerprint" not in self.__dict__:
-            self._remember_fingerprint(out)
-        out["kwargs"] = {
-            section: {key: list(value) if isinstance(value, list) else value for key, value in kwargs.items()}
-            for section, kwargs in _kwargs_wire(*self._axis_sets()).items()
-        }
-        out["fingerprint"] = self.fingerprint()
-        if self.cluster is not None:
-            out["cluster"] = self._cluster_report()
-        if self.cp_degrees is not None:
-            out["cp_degrees"] = {"ring": self.cp_degrees[0], "ulysses": self.cp_degrees[1]}
+        out = self.wire(fresh=True)
         if groups:
             out["groups"] = {name: self.groups(name) for name in self.layouts}
         return out
 
+    def to_json(self) -> bytes:
+        """``to_dict()`` as compact JSON."""
+        return dumps(self.wire(fresh=False))
+
+    def wire(self, *, fresh: bool) -> dict[str, object]:
+        """``to_dict()`` without groups. Unless ``fresh``, the parts every plan of this topology shares (layouts,
+        kwargs, the cluster report) are the kept objects themselves, not copies: for an encoder, which only
+        reads them (``to_json``, and ``ValidationReport.to_json`` on the service's hot path)."""
+        out = self._topology(fresh=fresh)
+        if "_fingerprint" not in self.__dict__:
+            self._remember_fingerprint(out)
+        kwargs = _kwargs_wire(*self._axis_sets())
+        out["kwargs"] = (
+            {
+                section: {k: list(v) if isinstance(v, list) else v for k, v in part.items()}
+                for section, part in kwargs.items()
+            }
+            if fresh
+            else kwargs
+        )
+        out["fingerprint"] = self.fingerprint()
+        if self.cluster is not None:
+            report = self._cluster_report()
+            out["cluster"] = (
+                {**report, "spans": {axis: dict(entry) for axis, entry in report["spans"].items()}}  # type: ignore[attr-defined]
+                if fresh
+                else report
+            )
+        if self.cp_degrees is not None:
+            out["cp_degrees"] = {"ring": self.cp_degrees[0], "ulysses": self.cp_degrees[1]}
+        return out
+
     def _cluster_report(self) -> dict[str, object]:
+        """The cluster report; of a plain plan, the one kept for its topology and cluster (not to be changed)."""
         assert self.cluster is not None
         derived: _Derived | None = self.__dict__.get("_derived")
         if derived is None:
@@ -403,7 +422,7 @@ class MeshPlan:
             if len(derived.cluster_reports) >= _Derived.CLUSTERS_KEPT:
                 derived.cluster_reports.clear()
             report = derived.cluster_reports[self.cluster] = cluster_report(self)
-        return {**report, "spans": {axis: dict(entry) for axis, entry in report["spans"].items()}}  # type: ignore[attr-defined]
+        return report
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> MeshPlan:

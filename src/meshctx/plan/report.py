@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .encode import dumps
 from .mesh_plan import MeshPlan
 from .problems import Problem, TopologyError
 from .suggest import Suggestion
@@ -39,12 +40,19 @@ class ValidationReport:
     world_sizes: tuple[WorldSizeVerdict, ...] | None = field(default=None)
 
     def to_dict(self, *, groups: bool = False) -> dict[str, object]:
+        return self._wire(self.plan.to_dict(groups=groups) if self.plan is not None else None)
+
+    def to_json(self) -> bytes:
+        """``to_dict()`` as compact JSON (what the service answers), encoded from the plan's kept parts."""
+        return dumps(self._wire(self.plan.wire(fresh=False) if self.plan is not None else None))
+
+    def _wire(self, plan: dict[str, object] | None) -> dict[str, object]:
         out: dict[str, object] = {
             "valid": self.valid,
             "problems": [p.to_dict() for p in self.problems],
             "warnings": [p.to_dict() for p in self.warnings],
             "suggestions": [s.to_dict() for s in self.suggestions],
-            "plan": self.plan.to_dict(groups=groups) if self.plan is not None else None,
+            "plan": plan,
         }
         if self.world_sizes is not None:
             out["world_sizes"] = [w.to_dict() for w in self.world_sizes]
