@@ -31,7 +31,7 @@ from .registry import routes as registry_routes
 from .settings import Settings
 from .topology import routes as topology_routes
 from .topology import schemas as topology_schemas
-from .topology.direct import DirectValidate
+from .topology.direct import ServiceApp, answer_directly
 from .ui.routes import mount_ui
 
 DESCRIPTION = (
@@ -63,7 +63,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings if settings is not None else Settings()
-    app = FastAPI(title="meshctx", version=__version__, description=DESCRIPTION, lifespan=_lifespan)
+    app = ServiceApp(title="meshctx", version=__version__, description=DESCRIPTION, lifespan=_lifespan)
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.ready = False
@@ -82,12 +82,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(integration.router)
     mount_ui(app)  # topology viewer at /ui
     install_docs_pages(app)  # /docs and /redoc with local assets (offline clusters)
-    if settings.open_validate:  # innermost: inside the body limit and the observation (topology/direct.py)
-        app.add_middleware(DirectValidate)
     app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes)
     # The access log lines are INFO: written when enabled and the log level lets INFO through.
     app.state.access_log = AccessLog() if settings.access_log and settings.log_level in ("info", "debug") else None
     app.add_middleware(ObserveRequests, metrics=app.state.metrics, access_log=app.state.access_log)  # outermost
+    if settings.open_validate:  # validate's direct path, observed and limited alike (topology/direct.py)
+        limited = LimitBody(answer_directly, max_bytes=settings.max_body_bytes)
+        app.direct = ObserveRequests(limited, metrics=app.state.metrics, access_log=app.state.access_log)
     app.openapi = partial(openapi_schema, app)  # type: ignore[method-assign]
     return app
 

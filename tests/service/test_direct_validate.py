@@ -121,3 +121,27 @@ def test_direct_requests_are_observed_as_the_route(tmp_path: Path) -> None:
     validated = [line for line in lines if line["path"] == "/v1/validate"]
     assert [line["status"] for line in validated] == [200, 200, 200, 422]
     assert {line["route"] for line in validated} == {"/v1/validate"}
+
+
+def test_an_unexpected_error_is_the_same_logged_500(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from meshctx_service.app import create_app
+    from meshctx_service.settings import Settings
+    from meshctx_service.topology import direct, routes
+
+    async def broken(state: object, body: bytes) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(direct, "answer_validate", broken)
+    monkeypatch.setattr(routes, "answer_validate", broken)
+    tokens = json.dumps({"reader": {"tenant": "acme", "role": "read"}})
+    answers = []
+    for settings, headers in (
+        (Settings(data_dir=tmp_path / "open"), {}),
+        (Settings(data_dir=tmp_path / "closed", tokens=tokens, open_validate=False), TOKEN),
+    ):
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            answers.append(client.post("/v1/validate", json={"strategy": "fsdp2", "world_size": 8}, headers=headers))
+    assert [a.status_code for a in answers] == [500, 500]
+    assert answers[0].content == answers[1].content and answers[0].json()["detail"].startswith("Internal error")

@@ -1,49 +1,54 @@
-"""``POST /v1/validate`` straight from the middleware to the planner, past FastAPI's per-route machinery.
+"""``POST /v1/validate`` straight from the ASGI server to the planner, past FastAPI's per-request machinery.
 
-Validate is what schedulers and admission webhooks call for every job, and on it FastAPI's route table walk,
-dependency solving and per-request exception wrapping cost more than the planning (docs/benchmarks.md). This
-middleware sits inside the body limit and the request observation (metrics and access log see it as the
-``/v1/validate`` route) and answers with the route's own code (``routes.answer_validate``); its errors go to
-the app's own exception handlers, so every answer — verdicts, 422s, 413s, 503s — is the route's, byte for byte.
-It is installed only while validate is open (``MESHCTX_OPEN_VALIDATE``, the default): with tokens required,
-the FastAPI route and its token check answer.
+Validate is what schedulers and admission webhooks call for every job, and on it FastAPI's middleware stack,
+route table walk, dependency solving and per-request exception wrapping cost more than the planning
+(docs/benchmarks.md). ``ServiceApp`` (the service's FastAPI app) hands this route to ``answer_directly`` wrapped
+in the same request observation and body limit as every other route, so metrics and the access log see it as
+the ``/v1/validate`` route; it answers with the route's own code (``routes.answer_validate``), and its errors go
+to the app's own exception handlers, so every answer — verdicts, 422s, 413s, 503s, 500s — is the route's, byte
+for byte. It is used only while validate is open (``MESHCTX_OPEN_VALIDATE``, the default): with tokens
+required, the FastAPI route and its token check answer.
 """
 
 from __future__ import annotations
 
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException
+from fastapi import FastAPI
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..http.errors import ServiceError
 from .routes import answer_validate, router
 
 PATH = "/v1/validate"
 #: What the route puts in the scope for the observation to read (FastAPI sets the route it was declared as).
 ROUTE: BaseRoute = next(route for route in router.routes if getattr(route, "path", None) == PATH)
 
-#: What the app's exception handlers turn into answers; anything else goes on to the server-error middleware,
-#: exactly as it would from the route.
-HANDLED = (ServiceError, RequestValidationError, HTTPException)
 
+class ServiceApp(FastAPI):
+    """The service's FastAPI app; ``direct``, when set, answers ``POST /v1/validate`` before FastAPI's stack."""
 
-class DirectValidate:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    direct: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or _route_path(scope) != PATH:
-            await self.app(scope, receive, send)
+        direct = self.direct
+        if direct is not None and scope["type"] == "http" and scope["method"] == "POST" and _route_path(scope) == PATH:
+            scope["app"] = self
+            await direct(scope, receive, send)
             return
-        scope["route"] = ROUTE
-        try:
-            response = await answer_validate(scope["app"].state, await _body(receive))
-        except HANDLED as exc:
-            response = await _handled(scope, exc)
-        await response(scope, receive, send)
+        await super().__call__(scope, receive, send)
+
+
+async def answer_directly(scope: Scope, receive: Receive, send: Send) -> None:
+    """``POST /v1/validate`` as an ASGI app (``ServiceApp.direct``, inside the observation and the body limit)."""
+    scope["route"] = ROUTE
+    try:
+        response = await answer_validate(scope["app"].state, await _body(receive))
+    except ClientDisconnect:
+        return  # nobody to answer
+    except Exception as exc:  # every error is answered by the app's own handler for it
+        response = await _handled(scope, exc)
+    await response(scope, receive, send)
 
 
 def _route_path(scope: Scope) -> str:
@@ -66,7 +71,8 @@ async def _body(receive: Receive) -> bytes:
 
 
 async def _handled(scope: Scope, exc: Exception) -> Response:
-    """The answer the app's own exception handler gives for ``exc`` (the most specific one, as Starlette picks)."""
+    """The answer the app's own exception handler gives for ``exc`` (the most specific one, as Starlette picks;
+    the app has one for ``Exception``, which logs it)."""
     handlers = scope["app"].exception_handlers
     handler = next(handlers[cls] for cls in type(exc).__mro__ if cls in handlers)
     response: Response = await handler(Request(scope), exc)
