@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ready = False
     app.state.gate = Gate.from_settings(settings)
     app.state.body_models = (topology_schemas.TopologyBody, render.RenderBody)  # read from bytes, see openapi.py
+    app.state.answers = topology_routes.RecentAnswers()
     app.state.work = WorkPool(settings.work_threads, settings.work_queue, settings.work_deadline_s)
     install_error_handlers(app)  # every handler, whichever routers follow
     # Validate, layout, render and place answer without a token unless MESHCTX_OPEN_VALIDATE=false closes them all.

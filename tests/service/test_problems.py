@@ -29,6 +29,7 @@ def test_validate_refuses_a_missing_token_with_no_registry_router_in_the_app() -
     settings = Settings(tokens=TOKENS, open_validate=False)
     app = FastAPI()
     app.state.settings, app.state.metrics, app.state.gate = settings, Metrics(), Gate.from_settings(settings)
+    app.state.answers = topology_routes.RecentAnswers()
     install_error_handlers(app)
     app.include_router(topology_routes.router, dependencies=[Depends(needs(Role.READ))])
     with TestClient(app, raise_server_exceptions=False) as client:

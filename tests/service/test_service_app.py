@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import subprocess
 import sys
-import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +18,6 @@ from meshctx.config import ParallelismSizes
 from meshctx.plan.request import TopologyRequest
 from meshctx_service.app import create_app
 from meshctx_service.settings import Settings
-from meshctx_service.topology import routes
 from tests.support.servers import REPO, service_env
 
 BIG = {"strategy": "fsdp2", "world_size": 131072, "sizes": {"tp_size": 8, "pp_size": 4, "ep_size": 8}}
@@ -183,7 +180,7 @@ def test_readiness_waits_for_startup() -> None:
 
 def test_metrics_count_requests_validations_and_problem_codes(client: TestClient) -> None:
     first = client.post("/v1/validate", json={"strategy": "fsdp2", "world_size": 64, "sizes": {"tp_size": 3}})
-    # The same request spelled differently: answered identically (from the planner's memo) and counted again.
+    # The same request spelled differently: answered identically, and counted again.
     again = client.post("/v1/validate", content=b'{"sizes":{"tp_size":3},  "world_size":64,"strategy":"fsdp2"}')
     assert again.content == first.content and again.headers["content-type"] == "application/json"
     client.post("/v1/validate", json=BIG)
@@ -202,28 +199,30 @@ def test_metrics_count_requests_validations_and_problem_codes(client: TestClient
     assert 'meshctx_http_request_duration_seconds_count{method="POST",route="/v1/layout"} 1.0' in text
 
 
-def test_validate_memo_keeps_plain_requests_and_never_rank_lists(client: TestClient) -> None:
-    subset = {"strategy": "fsdp2", "world_size": 16, "ranks": list(range(8, 16)), "sizes": {"tp_size": 2}}
-    answers = [client.post("/v1/validate", json=subset).json() for _ in range(2)]
-    assert answers[0] == answers[1] and answers[0]["valid"] and answers[0]["plan"]["ranks"] == list(range(8, 16))
-    # Observed through what is shared and what is kept, not through the memo's own counters: a plain request's
-    # answer is one object for every identical request; a request with a rank list is answered afresh each
-    # time (equal bytes) and nothing keeps it once answered.
-    plain = TopologyRequest(strategy="fsdp2", sizes=ParallelismSizes(tp_size=2), world_size=8)
-    first = routes._verdict(plain)
-    assert routes._verdict(TopologyRequest(strategy="fsdp2", sizes=ParallelismSizes(tp_size=2), world_size=8)) is first
-    with_ranks = TopologyRequest(strategy="fsdp2", sizes=ParallelismSizes(tp_size=2), world_size=16, ranks=range(8, 16))
-    once, twice = routes._verdict(with_ranks), routes._verdict(with_ranks)
-    assert once is not twice and once.body == twice.body and once.valid
-    dropped = weakref.ref(with_ranks)
-    del with_ranks
-    gc.collect()
-    assert dropped() is None
+def test_validate_memo_keeps_short_bodies_and_short_answers(client: TestClient) -> None:
+    answers = client.app.state.answers  # type: ignore[attr-defined]
+    plain = json.dumps({"strategy": "fsdp2", "world_size": 8, "sizes": {"tp_size": 2}}).encode()
+    first = client.post("/v1/validate", content=plain)
+    # Observed through what is shared, not through the memo's own counters: identical bodies share one answer.
+    kept = answers.get(plain)
+    assert kept is not None and kept.body == first.content
+    assert client.post("/v1/validate", content=plain).content == first.content and answers.get(plain) is kept
+    # A body listing many ranks is answered afresh each time (equal bytes) and not kept.
+    subset = json.dumps({"strategy": "fsdp2", "world_size": 1024, "ranks": list(range(1024))}).encode()
+    assert len(subset) > answers.BODY_BYTES
+    twice = [client.post("/v1/validate", content=subset) for _ in range(2)]
+    assert twice[0].content == twice[1].content and twice[0].json()["valid"] and answers.get(subset) is None
     # An answer too long to keep (an elastic range's report of every node count) is not kept either.
-    elastic = TopologyRequest(strategy="fsdp2", sizes=ParallelismSizes(tp_size=3), nnodes="1:512", nproc_per_node=8)
-    long_once, long_twice = routes._verdict(elastic), routes._verdict(elastic)
-    assert len(long_once.body) > routes.REMEMBERED_ANSWER_BYTES and long_once is not long_twice
-    assert long_once.body == long_twice.body
+    elastic = json.dumps({"strategy": "fsdp2", "sizes": {"tp_size": 3}, "nnodes": "1:512", "nproc_per_node": 8})
+    long_answers = [client.post("/v1/validate", content=elastic.encode()) for _ in range(2)]
+    assert len(long_answers[0].content) > answers.ANSWER_BYTES and answers.get(elastic.encode()) is None
+    assert long_answers[0].content == long_answers[1].content
+    # Bounded: however many distinct bodies, at most two generations are kept, and the newest always.
+    bodies = [json.dumps({"strategy": "fsdp2", "world_size": w}).encode() for w in range(1, 3 * answers.GENERATION)]
+    for body in bodies:
+        client.post("/v1/validate", content=body)
+    assert all(answers.get(body) is None for body in bodies[: answers.GENERATION // 2])  # the oldest are gone
+    assert client.post("/v1/validate", content=bodies[-1]).content == answers.get(bodies[-1]).body
 
 
 def test_access_log_is_structured(client: TestClient, capfd: pytest.CaptureFixture[str]) -> None:

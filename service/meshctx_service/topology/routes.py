@@ -13,7 +13,6 @@ from fastapi.responses import StreamingResponse
 from starlette.datastructures import State
 
 from meshctx.plan import AxisLayout, MeshPlan, ValidationReport
-from meshctx.plan.memo import remember
 from meshctx.plan.request import TopologyRequest
 
 from ..http.errors import REFUSED, InvalidFields
@@ -62,26 +61,36 @@ class _Verdict:
     findings: tuple[tuple[str, str], ...]
 
 
-#: The memo of recent answers: at most this many, each at most this long (a compact plan is ~2 kB; an elastic
-#: range's report may be hundreds of kB, and 256 of those would be the whole memory budget).
-REMEMBERED_ANSWERS = 256
-REMEMBERED_ANSWER_BYTES = 8192
-_remembered: dict[TopologyRequest, _Verdict] = {}
+class RecentAnswers:
+    """The app's memo of recent verdicts, by request body. Planning is a pure function of the body (and the
+    app's settings), so identical requests — admission re-checks, the viewer's live validation, retries — share
+    one encoded answer and skip even the parsing. Bounded without per-request eviction: two generations of at
+    most ``GENERATION`` answers each, the younger becoming the older when full (a hit in the older is moved
+    back). Bodies over ``BODY_BYTES`` (rank lists) and answers over ``ANSWER_BYTES`` (an elastic range's report
+    of every node count, hundreds of kB) are not kept: at most ~2.5 MB in all. Used from the event loop only."""
 
+    GENERATION = 128
+    BODY_BYTES = 2048
+    ANSWER_BYTES = 8192
 
-def _verdict(topology: TopologyRequest) -> _Verdict:
-    """Planning is a pure function of the request, so identical requests (admission re-checks, the viewer's
-    live validation, retries) share one encoded answer. Requests listing ``ranks`` are not kept (their keys
-    alone may hold a rank list of the whole world), nor answers over ``REMEMBERED_ANSWER_BYTES``."""
-    if topology.ranks is not None:
-        return _fresh_verdict(topology)
-    known = _remembered.get(topology)
-    if known is not None:
-        return known
-    verdict = _fresh_verdict(topology)
-    if len(verdict.body) <= REMEMBERED_ANSWER_BYTES:
-        remember(_remembered, topology, verdict, REMEMBERED_ANSWERS)
-    return verdict
+    def __init__(self) -> None:
+        self._young: dict[bytes, _Verdict] = {}
+        self._old: dict[bytes, _Verdict] = {}
+
+    def get(self, body: bytes) -> _Verdict | None:
+        found = self._young.get(body)
+        if found is None:
+            found = self._old.pop(body, None)
+            if found is not None:
+                self.keep(body, found)
+        return found
+
+    def keep(self, body: bytes, verdict: _Verdict) -> None:
+        if len(body) > self.BODY_BYTES or len(verdict.body) > self.ANSWER_BYTES:
+            return
+        if len(self._young) >= self.GENERATION:
+            self._old, self._young = self._young, {}
+        self._young[body] = verdict
 
 
 def _fresh_verdict(topology: TopologyRequest) -> _Verdict:
@@ -106,9 +115,13 @@ async def validate(request: Request) -> Response:
 async def answer_validate(state: State, body: bytes) -> Response:
     """``POST /v1/validate`` once its body is read: the route above and the direct path (``direct.py``) both
     answer with this."""
-    settings: Settings = state.settings
-    topology = parse_body(body, TopologyBody).checked_request(settings)
-    verdict = await planned(state, topology, _verdict)
+    answers: RecentAnswers = state.answers
+    verdict = answers.get(body)
+    if verdict is None:
+        settings: Settings = state.settings
+        topology = parse_body(body, TopologyBody).checked_request(settings)
+        verdict = await planned(state, topology, _fresh_verdict)
+        answers.keep(body, verdict)
     metrics: Metrics = state.metrics
     metrics.observe_verdict("validate", verdict.valid, verdict.findings)
     return Response(verdict.body, media_type="application/json")
