@@ -164,23 +164,25 @@ def cluster_report(plan: PlacedAxes) -> dict[str, object]:
     return out | {"nodes": -(-highest // cluster.ranks_per_node), "spans": spans}
 
 
-def cluster_warnings(plan: PlacedAxes) -> list[Problem]:
-    """Warn when a TP group or an EP group leaves its node (or NVLink domain, when one is given)."""
+def cluster_warnings(plan: PlacedAxes, report: Mapping[str, object] | None = None) -> list[Problem]:
+    """Warn when a TP group or an EP group leaves its node (or NVLink domain, when one is given). ``report``, the
+    plan's ``cluster_report`` when the caller has it, is read instead of counting those spans again."""
     cluster = plan.cluster
     if cluster is None:
         return []
+    spans: Mapping[str, Mapping[str, int]] | None = report["spans"] if report is not None else None  # type: ignore[assignment]
     domain = cluster.ranks_per_nvlink_domain
     if domain:
-        unit, code, what = domain, Code.AXIS_SPANS_NVLINK_DOMAIN, "NVLink domains"
+        unit, code, what, counted = domain, Code.AXIS_SPANS_NVLINK_DOMAIN, "NVLink domains", "nvlink_domains"
         unit_field = "cluster.nvlink_domain"
     else:
-        unit, code, what = cluster.ranks_per_node, Code.AXIS_SPANS_NODES, "nodes"
+        unit, code, what, counted = cluster.ranks_per_node, Code.AXIS_SPANS_NODES, "nodes", "nodes"
         unit_field = "nproc_per_node" if cluster.nproc_per_node is not None else "cluster.gpus_per_node"
     warnings = []
     for axis in LOCAL_AXES:
         if axis not in plan.layouts:
             continue
-        spanned = units_spanned(plan, axis, unit)
+        spanned = spans[axis][counted] if spans is not None else units_spanned(plan, axis, unit)
         if spanned <= 1:
             continue
         size = plan.size(axis)

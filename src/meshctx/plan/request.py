@@ -251,7 +251,7 @@ def _check_one(
         request.cluster,
         cp_degrees if resolved.cp > 1 else None,
     )
-    warnings += cluster_warnings(plan)
+    warnings += cluster_warnings(plan, plan._cluster_report() if plan.cluster is not None else None)
     return ValidationReport(True, (), tuple(warnings), (), plan)
 
 
