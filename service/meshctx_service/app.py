@@ -9,6 +9,7 @@ from functools import partial
 
 import anyio
 from fastapi import Depends, FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from meshctx import __version__
 from meshctx.config import ParallelismSizes
@@ -31,7 +32,7 @@ from .registry import routes as registry_routes
 from .settings import Settings
 from .topology import routes as topology_routes
 from .topology import schemas as topology_schemas
-from .topology.direct import ServiceApp, answer_directly
+from .topology.direct import answer_directly, is_direct
 from .ui.routes import mount_ui
 
 DESCRIPTION = (
@@ -59,6 +60,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.work.close()
     if app.state.access_log is not None:
         app.state.access_log.flush()
+
+
+class ServiceApp(FastAPI):
+    """The service's FastAPI app; ``direct``, when set, answers ``POST /v1/validate`` before FastAPI's middleware
+    stack (``topology/direct.py``)."""
+
+    direct: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.direct is not None and is_direct(scope):
+            scope["app"] = self
+            await self.direct(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -2,8 +2,8 @@
 
 Validate is what schedulers and admission webhooks call for every job, and on it FastAPI's middleware stack,
 route table walk, dependency solving and per-request exception wrapping cost more than the planning
-(docs/benchmarks.md). ``ServiceApp`` (the service's FastAPI app) hands this route to ``answer_directly`` wrapped
-in the same request observation and body limit as every other route, so metrics and the access log see it as
+(docs/benchmarks.md). The service's app (``app.ServiceApp``) hands this route to ``answer_directly`` wrapped in
+the same request observation and body limit as every other route, so metrics and the access log see it as
 the ``/v1/validate`` route; it answers with the route's own code (``routes.answer_validate``), and its errors go
 to the app's own exception handlers, so every answer — verdicts, 422s, 413s, 503s, 500s — is the route's, byte
 for byte. It is used only while validate is open (``MESHCTX_OPEN_VALIDATE``, the default): with tokens
@@ -12,31 +12,16 @@ required, the FastAPI route and its token check answer.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from .routes import answer_validate, router
 
 PATH = "/v1/validate"
 #: What the route puts in the scope for the observation to read (FastAPI sets the route it was declared as).
 ROUTE: BaseRoute = next(route for route in router.routes if getattr(route, "path", None) == PATH)
-
-
-class ServiceApp(FastAPI):
-    """The service's FastAPI app; ``direct``, when set, answers ``POST /v1/validate`` before FastAPI's stack."""
-
-    direct: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        direct = self.direct
-        if direct is not None and scope["type"] == "http" and scope["method"] == "POST" and _route_path(scope) == PATH:
-            scope["app"] = self
-            await direct(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
 
 
 async def answer_directly(scope: Scope, receive: Receive, send: Send) -> None:
@@ -49,6 +34,11 @@ async def answer_directly(scope: Scope, receive: Receive, send: Send) -> None:
     except Exception as exc:  # every error is answered by the app's own handler for it
         response = await _handled(scope, exc)
     await response(scope, receive, send)
+
+
+def is_direct(scope: Scope) -> bool:
+    """Whether ``scope`` is a request ``answer_directly`` answers: ``POST`` to exactly ``PATH``."""
+    return scope["type"] == "http" and scope["method"] == "POST" and _route_path(scope) == PATH
 
 
 def _route_path(scope: Scope) -> str:
