@@ -95,6 +95,10 @@ def test_other_methods_and_paths_go_to_the_router(servers: tuple[LiveServer, Liv
         assert ours.content == theirs.content, (method, path)
     with_query = httpx.post(direct.url + "/v1/validate?pretty=1", json={"strategy": "fsdp2", "world_size": 8})
     assert with_query.status_code == 200 and with_query.json()["valid"]
+    # A body in chunks (no Content-Length) is read whole, as the route reads it.
+    body = _json({**FSDP, "world_size": 4096, "ranks": list(range(0, 4096, 16))})
+    chunked = httpx.post(direct.url + "/v1/validate", content=_chunked(body), timeout=30.0)
+    assert chunked.status_code == 200 and chunked.content == _post(routed, body, TOKEN).content
 
 
 def test_direct_requests_are_observed_as_the_route(tmp_path: Path) -> None:
