@@ -150,7 +150,7 @@ class _Derived:
     fingerprint: str | None = None
     cluster_reports: dict[ClusterShape, dict[str, object]] = field(default_factory=dict)
 
-    CLUSTERS_KEPT = 8
+    CLUSTERS_KEPT = 2
 
 
 @lru_cache(maxsize=256)
