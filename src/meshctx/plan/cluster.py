@@ -156,7 +156,7 @@ def cluster_report(plan: PlacedAxes) -> dict[str, object]:
             entry = counted[id(layout)] = {"nodes": _span(plan, layout, node)}
             if domain:
                 entry["nvlink_domains"] = _span(plan, layout, domain)
-        spans[axis] = entry  # shared by the axes of one layout: MeshPlan.wire copies them for to_dict()
+        spans[axis] = entry  # shared by the axes of one layout: MeshPlan._wire copies them for to_dict()
     highest = max(plan.ranks) + 1 if plan.ranks is not None else plan.world_size
     out: dict[str, object] = {"gpus_per_node": cluster.gpus_per_node, "nvlink_domain": cluster.nvlink_domain}
     if cluster.nproc_per_node is not None:

@@ -91,7 +91,7 @@ class AxisLayout:
         return {"size": self.size, "sizes": list(self.sizes), "strides": list(self.strides)}
 
     def kept_dict(self) -> dict[str, object]:
-        """``to_dict()`` made once and kept on the layout, for encoders that only read it (``MeshPlan.wire``)."""
+        """``to_dict()`` made once and kept on the layout, for encoders that only read it (``MeshPlan.to_json``)."""
         kept: dict[str, object] | None = self.__dict__.get("_dict_kept")
         if kept is None:
             kept = self.__dict__["_dict_kept"] = self.to_dict()  # frozen dataclass: beside the fields

@@ -373,16 +373,16 @@ class MeshPlan:
         return fingerprint
 
     def to_dict(self, *, groups: bool = False) -> dict[str, object]:
-        out = self.wire(fresh=True)
+        out = self._wire(fresh=True)
         if groups:
             out["groups"] = {name: self.groups(name) for name in self.layouts}
         return out
 
     def to_json(self) -> bytes:
         """``to_dict()`` as compact JSON."""
-        return dumps(self.wire(fresh=False))
+        return dumps(self._wire(fresh=False))
 
-    def wire(self, *, fresh: bool) -> dict[str, object]:
+    def _wire(self, *, fresh: bool) -> dict[str, object]:
         """``to_dict()`` without groups. Unless ``fresh``, the parts every plan of this topology shares (layouts,
         kwargs, the cluster report) are the kept objects themselves, not copies: for an encoder, which only
         reads them (``to_json``, and ``ValidationReport.to_json`` on the service's hot path)."""

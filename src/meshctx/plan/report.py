@@ -44,7 +44,7 @@ class ValidationReport:
 
     def to_json(self) -> bytes:
         """``to_dict()`` as compact JSON (what the service answers), encoded from the plan's kept parts."""
-        return dumps(self._wire(self.plan.wire(fresh=False) if self.plan is not None else None))
+        return dumps(self._wire(self.plan._wire(fresh=False) if self.plan is not None else None))
 
     def _wire(self, plan: dict[str, object] | None) -> dict[str, object]:
         out: dict[str, object] = {
