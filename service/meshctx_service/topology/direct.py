@@ -28,7 +28,7 @@ async def answer_directly(scope: Scope, receive: Receive, send: Send) -> None:
     """``POST /v1/validate`` as an ASGI app (``ServiceApp.direct``, inside the observation and the body limit)."""
     scope["route"] = ROUTE
     try:
-        response = await answer_validate(scope["app"].state, await _body(receive))
+        response = await answer_validate(scope["app"].state, await Request(scope, receive).body())
     except ClientDisconnect:
         return  # nobody to answer
     except Exception as exc:  # every error is answered by the app's own handler for it
@@ -46,18 +46,6 @@ def _route_path(scope: Scope) -> str:
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     return path[len(root) :] if root and path.startswith(root) else path
-
-
-async def _body(receive: Receive) -> bytes:
-    """The whole request body, as ``Request.body()`` reads it."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 async def _handled(scope: Scope, exc: Exception) -> Response:
