@@ -167,8 +167,7 @@ def _layout_topology(
     recipe = _mesh_recipe(strategy, sizes.cp > 1)
     if recipe is not None:
         shape = recipe.shape_of(sizes)
-        device_mesh = MeshSpec(recipe.axes, shape, recipe.flattened)
-        device_mesh.__dict__["_names_kept"] = recipe.names
+        device_mesh = _named_mesh(recipe.axes, shape, recipe.flattened, recipe.names)
         strides = [1] * len(shape)
         for i in range(len(shape) - 2, -1, -1):
             strides[i] = strides[i + 1] * shape[i + 1]
@@ -177,11 +176,26 @@ def _layout_topology(
     else:
         layouts[A.DP.value] = _mode(world_size, 1, made)
     if RULES[strategy].moe and sizes.ep > 1:
-        moe_mesh = MeshSpec(MOE_AXES, (sizes.ep_shard, sizes.ep))
+        moe_mesh = _named_mesh(MOE_AXES, (sizes.ep_shard, sizes.ep), {}, _MOE_NAMES)
         # Each pipeline stage's ranks, in (dp_replicate, dp_shard, cp, tp) order, reshaped to (ep_shard, ep).
         layouts[A.EP_SHARD.value] = _mode(sizes.ep_shard, sizes.ep, made)
         layouts[A.EP.value] = _mode(sizes.ep, 1, made)
     return device_mesh, moe_mesh, MappingProxyType(layouts), _Derived()
+
+
+_MOE_NAMES = _mesh_names(MOE_AXES, {})
+
+
+def _named_mesh(
+    axes: tuple[MeshAxisName, ...],
+    shape: tuple[int, ...],
+    flattened: Mapping[MeshAxisName, tuple[MeshAxisName, ...]],
+    names: _MeshNames,
+) -> MeshSpec:
+    """A ``MeshSpec`` handed its names (``MeshSpec._names``), worked out once per mesh kind instead of per plan."""
+    mesh = MeshSpec(axes, shape, flattened)
+    mesh.__dict__["_names_kept"] = names
+    return mesh
 
 
 def _run_layout(
