@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from meshctx.integrations.limits import DEFAULT_MAX_LISTED_WORLD_SIZE, DEFAULT_MAX_NNODES_SPAN, DEFAULT_MAX_WORLD_SIZE
+from meshctx.integrations.limits import (
+    DEFAULT_MAX_LISTED_WORLD_SIZE,
+    DEFAULT_MAX_NNODES_SPAN,
+    DEFAULT_MAX_WORLD_SIZE,
+    Limits,
+)
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 AuthMode = Literal["auto", "tokens", "disabled"]
@@ -90,6 +96,15 @@ class Settings(BaseSettings):
     #: Serve HTTPS with this certificate (PEM; may hold the key too) and key; Kubernetes calls webhooks over HTTPS only.
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+
+    @cached_property
+    def limits(self) -> Limits:
+        """The one ``Limits`` every planning route applies (made once: it is read on every request)."""
+        return Limits(
+            max_world_size=self.max_world_size,
+            max_nnodes_span=self.max_nnodes_span,
+            max_listed_world_size=self.max_listed_world_size,
+        )
 
     @model_validator(mode="after")
     def _tls_files_exist(self) -> Settings:

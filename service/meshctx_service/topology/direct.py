@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from .routes import answer_validate, router
 
 PATH = "/v1/validate"
+JSON = (b"content-type", b"application/json")
 #: What the route puts in the scope for the observation to read (FastAPI sets the route it was declared as).
 ROUTE: BaseRoute = next(route for route in router.routes if getattr(route, "path", None) == PATH)
 
@@ -28,12 +29,17 @@ async def answer_directly(scope: Scope, receive: Receive, send: Send) -> None:
     """``POST /v1/validate`` as an ASGI app (``ServiceApp.direct``, inside the observation and the body limit)."""
     scope["route"] = ROUTE
     try:
-        response = await answer_validate(scope["app"].state, await Request(scope, receive).body())
+        verdict = await answer_validate(scope["app"].state, await Request(scope, receive).body())
     except ClientDisconnect:
         return  # nobody to answer
     except Exception as exc:  # every error is answered by the app's own handler for it
         response = await _handled(scope, exc)
-    await response(scope, receive, send)
+        await response(scope, receive, send)
+        return
+    # What the route's ``Response(verdict.body, media_type="application/json")`` sends, without building one.
+    length = str(len(verdict.body)).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", length), JSON]})
+    await send({"type": "http.response.body", "body": verdict.body})
 
 
 def is_direct(scope: Scope) -> bool:

@@ -1,27 +1,16 @@
 """The limits every route that plans applies before any arithmetic (DESIGN "Bounded work"), and which requests
-leave the event loop. One ``Limits`` value (``meshctx.integrations.limits``), made from ``Settings``, answers for
+leave the event loop. One ``Limits`` value (``meshctx.integrations.limits``, ``Settings.limits``) answers for
 validate, layout, render, job registration, the Kubernetes webhook and the SkyPilot policy alike."""
 
 from __future__ import annotations
 
-from meshctx.integrations.limits import Limits
 from meshctx.plan import parse_nnodes
 from meshctx.plan.request import TopologyRequest
-
-from ..settings import Settings
 
 #: Requests planning at most this many world sizes, on no more ranks than this, run inline on the event loop:
 #: they take well under a millisecond (bench/bench_plan.py); anything bigger goes to the work pool.
 INLINE_WORLDS = 8
 INLINE_RANKS = 4096
-
-
-def limits_from(settings: Settings) -> Limits:
-    return Limits(
-        max_world_size=settings.max_world_size,
-        max_nnodes_span=settings.max_nnodes_span,
-        max_listed_world_size=settings.max_listed_world_size,
-    )
 
 
 def heavy(request: TopologyRequest) -> bool:

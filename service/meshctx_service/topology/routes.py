@@ -20,7 +20,7 @@ from ..http.metrics import Metrics, findings
 from ..http.wire import MAX_INT, parse_body, read_body
 from ..http.work import WorkPool
 from ..settings import Settings
-from .limits import heavy, limits_from
+from .limits import heavy
 from .schemas import EXAMPLES, PlanOut, RankViewOut, TopologyBody, ValidationReportOut
 
 T = TypeVar("T")
@@ -53,7 +53,7 @@ def _settings(request: Request) -> Settings:
 
 
 @dataclass(frozen=True)
-class _Verdict:
+class Verdict:
     """A validation's encoded answer and what the metrics count of it."""
 
     body: bytes
@@ -74,10 +74,10 @@ class RecentAnswers:
     ANSWER_BYTES = 8192
 
     def __init__(self) -> None:
-        self._young: dict[bytes, _Verdict] = {}
-        self._old: dict[bytes, _Verdict] = {}
+        self._young: dict[bytes, Verdict] = {}
+        self._old: dict[bytes, Verdict] = {}
 
-    def get(self, body: bytes) -> _Verdict | None:
+    def get(self, body: bytes) -> Verdict | None:
         found = self._young.get(body)
         if found is None:
             found = self._old.pop(body, None)
@@ -85,7 +85,7 @@ class RecentAnswers:
                 self.keep(body, found)
         return found
 
-    def keep(self, body: bytes, verdict: _Verdict) -> None:
+    def keep(self, body: bytes, verdict: Verdict) -> None:
         if len(body) > self.BODY_BYTES or len(verdict.body) > self.ANSWER_BYTES:
             return
         if len(self._young) >= self.GENERATION:
@@ -93,9 +93,9 @@ class RecentAnswers:
         self._young[body] = verdict
 
 
-def _fresh_verdict(topology: TopologyRequest) -> _Verdict:
+def _fresh_verdict(topology: TopologyRequest) -> Verdict:
     report = topology.validate()
-    return _Verdict(report.to_json(), report.valid, findings(report))
+    return Verdict(report.to_json(), report.valid, findings(report))
 
 
 @router.post(
@@ -109,12 +109,13 @@ async def validate(request: Request) -> Response:
     """Every problem at once, warnings, the nearest valid sizes when invalid, and the compact plan when valid.
 
     A well-formed request for an invalid topology is answered 200 with ``valid: false``."""
-    return await answer_validate(request.app.state, await request.body())
+    verdict = await answer_validate(request.app.state, await request.body())
+    return Response(verdict.body, media_type="application/json")
 
 
-async def answer_validate(state: State, body: bytes) -> Response:
+async def answer_validate(state: State, body: bytes) -> Verdict:
     """``POST /v1/validate`` once its body is read: the route above and the direct path (``direct.py``) both
-    answer with this."""
+    answer with this (a 200 whose body is ``verdict.body``), or raise what the app's handlers answer."""
     answers: RecentAnswers = state.answers
     verdict = answers.get(body)
     if verdict is None:
@@ -124,7 +125,7 @@ async def answer_validate(state: State, body: bytes) -> Response:
         answers.keep(body, verdict)
     metrics: Metrics = state.metrics
     metrics.observe_verdict("validate", verdict.valid, verdict.findings)
-    return Response(verdict.body, media_type="application/json")
+    return verdict
 
 
 @router.post(
@@ -161,7 +162,7 @@ async def layout(
     if encoded is not None:
         return Response(encoded, media_type="application/json")
     assert report.plan is not None
-    refusal = limits_from(settings).listing_error(report.plan.world_size)
+    refusal = settings.limits.listing_error(report.plan.world_size)
     if refusal is not None:
         raise InvalidFields([refusal])
     return StreamingResponse(_listing(request.app.state.work, report.plan), media_type="application/json")

@@ -20,7 +20,6 @@ from meshctx.plan.request import TopologyRequest
 from ..http.errors import InvalidFields
 from ..http.wire import Int, Strict
 from ..settings import Settings
-from .limits import limits_from
 
 NodeRange = Annotated[str, Field(pattern=r"^[0-9]{1,9}:[0-9]{1,9}$", examples=["2:8"])]
 
@@ -69,7 +68,7 @@ class TopologyBody(Strict):
         schema so each error names its field; ``field_prefix`` places the body inside a larger one, e.g.
         ``request.``)."""
         request = self.to_request()
-        errors = self._world_errors() + limits_from(settings).errors(request)
+        errors = self._world_errors() + settings.limits.errors(request)
         if errors:
             raise InvalidFields([(field_prefix + field, detail) for field, detail in errors])
         return request

@@ -6,11 +6,14 @@ with its numbers and a fix."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
 
 from ..plan import parse_nnodes
+from ..plan.cluster import ClusterShape
+from ..plan.model import ModelShape
 from ..plan.request import TopologyRequest
+from ..plan.sizes import SIZE_FIELDS
 
 #: A limit check: the request's (field, detail) pairs that exceed what may be planned; empty when none.
 Check = Callable[[TopologyRequest], list[tuple[str, str]]]
@@ -76,16 +79,23 @@ class Limits:
         )
 
 
+#: Where a request holds integers: (field-name prefix, the part's attribute or "" for the request, its fields).
+_INTEGER_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("", "", ("world_size", "nnodes", "nproc_per_node")),
+    ("sizes.", "sizes", SIZE_FIELDS),
+    ("cluster.", "cluster", tuple(f.name for f in fields(ClusterShape))),
+    ("model.", "model", tuple(f.name for f in fields(ModelShape))),
+)
+
+
 def _integers(request: TopologyRequest) -> Iterator[tuple[str, int]]:
     """Every integer of the request with its field name (ranks only by their largest, which names the rank)."""
-    parts: Sequence[tuple[str, Mapping[str, object]]] = (
-        ("", {"world_size": request.world_size, "nnodes": request.nnodes, "nproc_per_node": request.nproc_per_node}),
-        ("sizes.", request.sizes.to_dict()),
-        ("cluster.", request.cluster.to_dict() if request.cluster else {}),
-        ("model.", request.model.to_dict() if request.model else {}),
-    )
-    for prefix, values in parts:
-        for name, value in values.items():
+    for prefix, attribute, names in _INTEGER_PARTS:
+        part = getattr(request, attribute) if attribute else request
+        if part is None:
+            continue
+        for name in names:
+            value = getattr(part, name)
             if isinstance(value, int) and not isinstance(value, bool):
                 yield prefix + name, value
     if request.ranks:
