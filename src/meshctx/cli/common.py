@@ -268,6 +268,8 @@ class ServiceParts:
 
     settings: Callable[[], Any]
     run_server: Callable[..., Any] | None = None
+    #: The HTTP/1.1 protocol class ``run_server`` serves with (``uvicorn.run(http=...)``).
+    http_protocol: type | None = None
     default_database_url: Callable[[Any], str] | None = None
     upgrade_database: Callable[..., str | None] | None = None
     #: Reads the token settings (``TokenConfigError``, a ``ValueError``, when malformed) before the server starts.
@@ -286,9 +288,10 @@ def load_service(command: str) -> ServiceParts:
         import uvicorn
 
         from meshctx_service.auth.gate import load_tokens
+        from meshctx_service.http.protocol import HttpProtocol
         from meshctx_service.settings import Settings
 
-        return ServiceParts(Settings, run_server=uvicorn.run, load_tokens=load_tokens)
+        return ServiceParts(Settings, run_server=uvicorn.run, http_protocol=HttpProtocol, load_tokens=load_tokens)
     except ImportError as error:
         what = "db upgrade" if command == "db" else command
         raise UsageError(f"{what} needs the service extra (pip install 'meshctx[service]'): {error}") from None

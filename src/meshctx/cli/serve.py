@@ -43,6 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        http=service.http_protocol,  # uvicorn's httptools protocol, a response sent in one write (http/protocol.py)
         access_log=False,  # the service writes its own JSON access log
         ssl_certfile=settings.tls_cert_file,  # HTTPS when MESHCTX_TLS_CERT_FILE is set
         ssl_keyfile=settings.tls_key_file,
