@@ -83,8 +83,11 @@ class Settings(BaseSettings):
     check_deadline_s: Annotated[float, Field(gt=0)] = 3.0
     #: ``groups=true`` lists every rank once per axis; refuse it above this world size (use ``rank=N``).
     max_listed_world_size: Annotated[int, Field(ge=1)] = DEFAULT_MAX_LISTED_WORLD_SIZE
-    #: Planning that may take more than a millisecond runs on this many threads, off the event loop.
-    work_threads: Annotated[int, Field(ge=1, le=64)] = 2
+    #: Planning that may take more than a millisecond runs on this many threads, off the event loop. One by
+    #: default: planning is pure Python, so under the GIL a second thread adds no throughput, and the event loop
+    #: wins the GIL back far later from two busy threads than from one (``/livez`` p99 under the largest
+    #: requests 25–26 ms with two, 8–12 ms with one: docs/benchmarks.md).
+    work_threads: Annotated[int, Field(ge=1, le=64)] = 1
     #: Requests that may wait for a planning thread; more get 503 + Retry-After at once.
     work_queue: Annotated[int, Field(ge=0)] = 32
     #: A request waiting for or running on a planning thread longer than this gets 503 + Retry-After.

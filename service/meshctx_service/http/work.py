@@ -65,7 +65,7 @@ class WorkPool:
         with self._lock:
             if self._pending >= self.threads + self.queue:
                 raise Busy(
-                    f"All {self.threads} planning threads are busy and {self.queue} requests are queued; retry "
+                    f"Every planning thread ({self.threads}) is busy and {self.queue} requests are queued; retry "
                     "shortly (MESHCTX_WORK_THREADS, MESHCTX_WORK_QUEUE).",
                     1,
                 )
