@@ -1,14 +1,14 @@
 """The HTTP/1.1 protocol ``meshctx serve`` runs: uvicorn's httptools protocol, its writes sent once per loop turn.
 
-uvicorn writes a response as two ``transport.write`` calls (the head, then the body) and uvloop sends each one
-at once, so under load the server alternates between running one request and sending one response as two TCP
-segments — every send waking a client that then competes for the CPU. Holding the writes made during one turn of
-the event loop and sending each connection's bytes in one write at the turn's end lets the server run every ready
-request back to back and answer them together: measured on ``bench/bench_service.py``'s distinct validate bodies
-(32 clients, docs/benchmarks.md) −16 % CPU a request, +21 % requests/s and p99 17.3 → 10.1 ms; sending head and
-body joined *without* waiting for the turn's end gained nothing. A turn lasts no longer than the requests it runs,
-so an idle server adds one loop iteration to a response; more than ``FLUSH_BYTES`` held is sent at once (a streamed
-listing never piles up), and closing sends what is held first.
+uvicorn writes a response as two ``transport.write`` calls (the head, then the body) and uvloop sends each at
+once, so under load the server alternates between running one request and sending one response as two TCP
+segments, each send waking a client that then competes for the CPU. Holding the writes made during one turn of
+the event loop and sending each connection's bytes as one write at the turn's end lets the server run every
+ready request back to back and answer them together. Measured side by side (docs/benchmarks.md): 8–16 % less
+CPU a request and 9–21 % more requests/s at 32 clients, p99 down by 3–7 ms; sending head and body joined as
+soon as the body comes, without waiting for the turn's end, gained nothing. An idle server adds one loop
+iteration to a response; more than ``FLUSH_BYTES`` held goes out at once (a streamed listing never piles up),
+and closing sends what is held first.
 """
 
 from __future__ import annotations
