@@ -32,11 +32,17 @@ def _connect(server: LiveServer) -> socket.socket:
     return sock
 
 
+def _more(sock: socket.socket, pending: bytearray) -> None:
+    chunk = sock.recv(1 << 16)
+    assert chunk, f"the server closed the connection mid-response after {bytes(pending[:200])!r}"
+    pending += chunk
+
+
 def _read_response(sock: socket.socket, pending: bytearray) -> tuple[int, dict[str, str], bytes]:
     """One response off ``sock`` (``pending``: bytes already read past the previous one), by its Content-Length or
     its chunks."""
     while b"\r\n\r\n" not in pending:
-        pending += sock.recv(1 << 16)
+        _more(sock, pending)
     head, _, rest = bytes(pending).partition(b"\r\n\r\n")
     pending[:] = rest
     status_line, *lines = head.decode().split("\r\n")
@@ -44,7 +50,7 @@ def _read_response(sock: socket.socket, pending: bytearray) -> tuple[int, dict[s
     if "content-length" in headers:
         length = int(headers["content-length"])
         while len(pending) < length:
-            pending += sock.recv(1 << 16)
+            _more(sock, pending)
         body = bytes(pending[:length])
         del pending[:length]
     else:
@@ -52,11 +58,11 @@ def _read_response(sock: socket.socket, pending: bytearray) -> tuple[int, dict[s
         body = b""
         while True:
             while b"\r\n" not in pending:
-                pending += sock.recv(1 << 16)
+                _more(sock, pending)
             size_line, _, _ = bytes(pending).partition(b"\r\n")
             size = int(size_line, 16)
             while len(pending) < len(size_line) + 2 + size + 2:
-                pending += sock.recv(1 << 16)
+                _more(sock, pending)
             body += bytes(pending[len(size_line) + 2 : len(size_line) + 2 + size])
             del pending[: len(size_line) + 2 + size + 2]
             if size == 0:
