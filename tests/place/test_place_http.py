@@ -187,7 +187,11 @@ def test_import_kubectl_object(http: httpx.Client) -> None:
         ({"format": "slurm-conf", "gpus_per_node": 8}, "text", "contents as text"),
         ({"format": "slurm-conf", "text": "SwitchName=s0 Nodes\n", "gpus_per_node": 8}, "text", "line 1"),
         ({"format": "slurm-conf", "text": "#" * (MAX_TEXT + 1), "gpus_per_node": 8}, "text", f"{MAX_TEXT + 1} bytes"),
-        ({"format": "slurm-conf", "text": "SwitchName=s Nodes=n[1-100]", "gpus_per_node": 8}, "text", "100 nodes"),
+        (
+            {"format": "slurm-conf", "text": "SwitchName=s Nodes=n[1-100]", "gpus_per_node": 8},
+            "text",
+            "more than 16 nodes",
+        ),
         ({"format": "slurm-yaml", "text": "- topology: x\n  flat: true\n", "gpus_per_node": 8}, "text", "flat"),
         ({"format": "kubectl", "object": {"kind": "List"}}, "object", "items"),
         ({"format": "kubectl", "object": {"items": [5]}}, "object", "items[0]: expected a mapping"),
