@@ -33,7 +33,7 @@ from ..registry.store import Registry
 from ..settings import Settings
 from ..topology.schemas import ValidationReportOut
 from .fastbody import parse_place_body
-from .memory import TRIM_AFTER_BYTES, give_back_memory
+from .memory import TRIM_AFTER_BYTES, gc_paused, give_back_memory
 from .schemas import IMPORT_EXAMPLES, PLACE_EXAMPLES, ImportBody, PlaceBody, PlacementOut, TopologyOut
 
 router = APIRouter(prefix="/v1", tags=["placement"])
@@ -124,6 +124,11 @@ def _placement(raw: bytes, settings: Settings, http: Request) -> dict[str, Any]:
     return place_answer(request, topology, hosts, command=command, master_port=body.master_port or MASTER_PORT)
 
 
+def _paused(raw: bytes, settings: Settings, http: Request) -> dict[str, Any]:
+    with gc_paused():
+        return _placement(raw, settings, http)
+
+
 @router.post(
     "/place",
     response_model=None,
@@ -148,7 +153,7 @@ async def place_route(request: Request) -> FastJSONResponse:
     ``GET /v1/clusters/{name}``)."""
     settings: Settings = request.app.state.settings
     raw = await request.body()  # bounded by MESHCTX_MAX_PLACE_BODY_BYTES (413 above)
-    answer = await _off_loop(request, lambda: _placement(raw, settings, request))
+    answer = await _off_loop(request, lambda: _paused(raw, settings, request))
     # A big placement leaves its parse and answer in freed heap the allocator keeps: hand it back once sent.
     trim = BackgroundTask(give_back_memory) if len(raw) > TRIM_AFTER_BYTES else None
     return FastJSONResponse(answer, background=trim)
