@@ -192,3 +192,42 @@ def test_a_topology_source_is_required(capsys: pytest.CaptureFixture[str]) -> No
         main(["place", "--world-size", "8"])
     assert exit_info.value.code == 2
     assert "--topology" in capsys.readouterr().err
+
+
+def test_label_map_reads_custom_keys_and_unlabelled_nodes_are_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items: list[dict[str, Any]] = [
+        {
+            "metadata": {"name": f"k{i}", "labels": {"example.com/nvl": f"nvl{i % 2}"}},
+            "status": {"allocatable": {"nvidia.com/gpu": "4"}},
+        }
+        for i in range(4)
+    ]
+    path = tmp_path / "nodes.json"
+    path.write_text(json.dumps({"items": items}))
+    argv = ["place", "--kubectl-nodes", str(path), "--tp", "8", "--json"]
+    status, out, err = run(argv, capsys)
+    assert status == 0 and "warning: 4 of 4 GPU node(s) carry none of" in err, err
+    assert json.loads(out)["axes"]["tp"]["crossing"]["nvlink_domain"] == 2  # nothing known: every node its own
+    status, out, err = run([*argv, "--label-map", "nvlink_domain=example.com/nvl"], capsys)
+    assert status == 0 and err == "", err
+    assert json.loads(out)["axes"]["tp"]["crossing"]["nvlink_domain"] == 0
+    status, _, err = run([*argv, "--label-map", "nvlink_domain"], capsys)
+    assert status == 2 and "is not TIER=KEY" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("nodes:\n  - &n {name: a, gpus: 4}\n  - *n\n", "YAML aliases (*n) are refused"),
+        ("[" * 100_000 + "]" * 100_000, "nested deeper"),
+    ],
+)
+def test_hostile_topology_files_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, needle: str
+) -> None:
+    path = tmp_path / "topology.yaml"
+    path.write_text(text)
+    status, _, err = run(["place", "--topology", str(path), "--world-size", "8"], capsys)
+    assert status == 2 and needle in err, err
