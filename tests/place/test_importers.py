@@ -337,10 +337,12 @@ def test_custom_label_keys_and_a_warning_for_nodes_without_topology_labels() -> 
 
 def test_dra_gpu_nodes_are_counted_from_the_label_with_a_warning() -> None:
     dra = _k8s_node("dra-1", {"nvidia.com/gpu.count": "4", "nvidia.com/gpu.clique": "c.1"}, None)
-    imported = import_kubectl({"items": [dra, _k8s_node("cpu-1", {}, None)]})
+    uncounted = _k8s_node("dra-2", {"nvidia.com/gpu.present": "true", "nvidia.com/gpu.clique": "c.1"}, None)
+    imported = import_kubectl({"items": [dra, uncounted, _k8s_node("cpu-1", {}, None)]})
     assert imported.topology.nodes == (Node("dra-1", 4, "c.1"),)
-    assert len(imported.warnings) == 1 and "nvidia.com/gpu.count" in imported.warnings[0]
+    assert len(imported.warnings) == 2 and "nvidia.com/gpu.count" in imported.warnings[0]
     assert "dra-1" in imported.warnings[0]
+    assert "left out: dra-2" in imported.warnings[1] and "cpu-1" not in imported.warnings[1]
 
 
 @pytest.mark.parametrize("count", [2**64 + 1, str(2**64 + 1), "1025", -1, "4.5", True])

@@ -17,7 +17,8 @@ one scheme per node: GKE ``cloud.google.com/gce-topology-subblock`` / ``-block``
 ``topology.k8s.aws/network-node-layer-N`` (deepest layer, the one above). Values are kept as labelled
 (they compare with Kueue's topologyAssignment). GPUs are ``status.allocatable["nvidia.com/gpu"]``; a node
 without that resource but with the GPU feature discovery label ``nvidia.com/gpu.count`` (GPUs handed out
-by a DRA driver) counts that many, with a warning; other nodes without GPUs are left out.
+by a DRA driver) counts that many, with a warning; other nodes without GPUs are left out (with a warning when
+labelled ``nvidia.com/gpu.present=true``).
 
 Every importer is bounded in total: at most ``limit`` names expanded from all hostlists of a file, or
 nodes in a kubectl list (a service passes its node limit); YAML aliases are refused, not expanded; error
@@ -38,6 +39,7 @@ from .topology import TIER_NAMES, Node, Topology
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_COUNT_LABEL = "nvidia.com/gpu.count"  # GPU feature discovery; present with the device plugin and with DRA
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 CLIQUE_LABEL = "nvidia.com/gpu.clique"
 GCE_BLOCK = "cloud.google.com/gce-topology-block"
 GCE_SUBBLOCK = "cloud.google.com/gce-topology-subblock"
@@ -471,6 +473,7 @@ def import_kubectl(
     labels_used: dict[str, str] = {}
     unlabelled: list[str] = []
     by_label: list[str] = []
+    uncounted: list[str] = []
     for i, item in enumerate(items):
         where = f"kubectl nodes: items[{i}]"
         item = _mapping(item, where)
@@ -484,6 +487,8 @@ def import_kubectl(
             raise ValueError(f"{where}.metadata.labels: values must be strings; {sample(odd, 3)} are not")
         gpus, counted_by_label = _gpus(item, labels, where)
         if gpus < 1:
+            if labels.get(GPU_PRESENT_LABEL) == "true":
+                uncounted.append(name)
             continue
         if counted_by_label:
             by_label.append(name)
@@ -498,6 +503,11 @@ def import_kubectl(
         warnings.append(
             f"{len(by_label)} node(s) expose no {GPU_RESOURCE} resource (GPUs handed out by a DRA driver?); their "
             f"GPUs are counted from the {GPU_COUNT_LABEL} label: {sample(by_label)}"
+        )
+    if uncounted:
+        warnings.append(
+            f"{len(uncounted)} node(s) labelled {GPU_PRESENT_LABEL}=true expose neither the {GPU_RESOURCE} resource "
+            f"nor a {GPU_COUNT_LABEL} label, so they are left out: {sample(uncounted)}"
         )
     if unlabelled:
         known = ", ".join([*NVLINK_LABELS, *(k for pair in LEAF_SPINE_LABELS for k in pair), "topology.k8s.aws/…"])
