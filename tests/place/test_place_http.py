@@ -91,6 +91,7 @@ def test_problems_are_a_200_with_valid_false(http: httpx.Client) -> None:
         ({"topology": None}, "topology", "required"),
         ({"nodes": "node[1-"}, "nodes", "never closed"),
         ({"nodes": "node[1-100000]"}, "nodes", f"more than {MAX_NODES}"),
+        ({"nodes": "a" * 300 + ",node1"}, "nodes", "(300 characters) is longer than 253 characters"),
         ({"nodes": [f"n{i}" for i in range(MAX_NODES + 1)]}, "nodes", f"{MAX_NODES + 1} nodes exceed the {MAX_NODES}"),
         (
             {"topology": {"nodes": [{"name": f"n{i}", "gpus": 4} for i in range(MAX_NODES + 1)]}},

@@ -37,6 +37,7 @@ from .memory import TRIM_AFTER_BYTES, gc_paused, give_back_memory
 from .schemas import IMPORT_EXAMPLES, PLACE_EXAMPLES, ImportBody, PlaceBody, PlacementOut, TopologyOut
 
 router = APIRouter(prefix="/v1", tags=["placement"])
+MAX_HOST_NAME = 253
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -107,6 +108,10 @@ def _placement(raw: bytes, settings: Settings, http: Request) -> dict[str, Any]:
         hosts = None if body.nodes is None else expand_hosts(body.nodes, limit=settings.max_place_nodes)
     except ValueError as error:
         raise InvalidFields([("nodes", str(error))]) from None
+    long_name = next((h for h in hosts or () if len(h) > MAX_HOST_NAME), None)
+    if long_name is not None:
+        shown = f"{long_name[:40]!r}… ({len(long_name)} characters)"
+        raise InvalidFields([("nodes", f"host {shown} is longer than {MAX_HOST_NAME} characters (RFC 1123)")])
     if inline is not None:
         data = inline
     elif body.topology is not None:

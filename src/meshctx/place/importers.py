@@ -488,13 +488,13 @@ def import_kubectl(
         gpus, counted_by_label = _gpus(item, labels, where)
         if gpus < 1:
             if labels.get(GPU_PRESENT_LABEL) == "true":
-                uncounted.append(name)
+                uncounted.append(name[:60])
             continue
         if counted_by_label:
-            by_label.append(name)
+            by_label.append(name[:60])
         keys = _tier_labels(labels, custom)
         if not keys:
-            unlabelled.append(name)
+            unlabelled.append(name[:60])
         labels_used.update(keys)
         values = {tier: labels[key] for tier, key in keys.items()}
         nodes.append(Node(name, gpus, values.get("nvlink_domain"), values.get("leaf"), values.get("spine")))
