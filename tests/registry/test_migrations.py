@@ -37,8 +37,8 @@ def test_head_revision_constant_is_alembics_head() -> None:
     assert head_revision() == HEAD_REVISION, "bump HEAD_REVISION in migrate.py with every new migration"
 
 
-def test_ensure_schema_migrates_in_a_child_process_once(db_url: str) -> None:
-    ensure_schema(db_url)  # empty database: migrated by a spawned child
+def test_ensure_schema_migrates_in_a_child_interpreter_once(db_url: str) -> None:
+    ensure_schema(db_url)  # empty database: migrated by a child interpreter
     engine = make_engine(db_url)
     try:
         assert current_revision(engine) == HEAD_REVISION

@@ -1,17 +1,19 @@
 """Schema migrations, shipped inside the package and run programmatically (no alembic.ini needed).
 
-``upgrade`` is safe to call from every replica at start-up at once: on PostgreSQL the whole upgrade runs
+``upgrade_database`` is safe to call from every replica at start-up at once: on PostgreSQL the whole upgrade runs
 in one transaction holding a transaction-scoped advisory lock, and on SQLite under ``BEGIN IMMEDIATE``, so
 concurrent upgrades run one after the other and the later ones find nothing to do.
 
 Alembic is imported only when a migration runs: the service checks the schema's revision with one query at
-start-up (``ensure_schema``) and migrates in a short-lived child process, so Alembic's ~11 MB never stay in a
+start-up (``ensure_schema``) and migrates in a short-lived child interpreter, so Alembic's ~11 MB never stay in a
 long-running server.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,7 +79,9 @@ def upgrade_database(url: str, revision: str = "head") -> str | None:
 def ensure_schema(url: str) -> None:
     """Start-up: migrate the database at ``url`` to ``HEAD_REVISION`` unless it is there already.
 
-    The migration runs in a spawned child process (same interpreter, same ``sys.path``) that exits when done.
+    The migration runs in a child interpreter (``sys.executable -c``, the parent's ``sys.path``) that imports
+    only the service's modules, never the embedding program's ``__main__``: the app starts the same from
+    ``meshctx serve``, a script without a main guard, stdin or a notebook.
     """
     engine = make_engine(url)
     try:
@@ -85,17 +89,19 @@ def ensure_schema(url: str) -> None:
             return
     finally:
         engine.dispose()
-    if multiprocessing.current_process().daemon:  # a daemonic process may not start children: migrate here
+    if not sys.executable:  # an embedded interpreter with no program to start: migrate here
         upgrade_database(url)
         return
-    child = multiprocessing.get_context("spawn").Process(target=upgrade_database, args=(url,), name="meshctx-migrate")
-    child.start()
-    child.join()
-    if child.exitcode != 0:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(entry for entry in sys.path if entry))
+    child = subprocess.run(
+        [sys.executable, "-c", _CHILD], input=url, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    if child.returncode != 0:
         raise RuntimeError(
-            f"migrating the registry database to revision {HEAD_REVISION} failed (exit code {child.exitcode}); "
-            f"its error is printed above. Run `meshctx db upgrade` to see it on its own."
+            f"migrating the registry database to revision {HEAD_REVISION} failed (exit code {child.returncode}): "
+            f"{child.stderr.strip()[-2000:]}\nRun `meshctx db upgrade` to see it on its own."
         )
 
 
-upgrade = upgrade_database
+#: The child's program: the URL comes on stdin, so it never shows in the process list.
+_CHILD = "import sys; from meshctx_service.registry.migrate import upgrade_database; upgrade_database(sys.stdin.read())"
