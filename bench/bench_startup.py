@@ -28,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-BARE_APP = '''
+BARE_APP = """
 from fastapi import FastAPI
 
 app = FastAPI()
@@ -37,7 +37,7 @@ app = FastAPI()
 @app.get("/readyz")
 def readyz() -> dict[str, str]:
     return {"status": "ready"}
-'''
+"""
 
 
 def _free_port() -> int:
