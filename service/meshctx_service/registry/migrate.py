@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, inspect, text
 
-from .engine import SQLITE_BEGIN, make_engine
+from .engine import SQLITE_BEGIN, default_database_url, make_engine
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+    from ..settings import Settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _ADVISORY_LOCK_KEY = 0x6D657368  # "mesh"
@@ -76,32 +78,68 @@ def upgrade_database(url: str, revision: str = "head") -> str | None:
         engine.dispose()
 
 
+def start_upgrade(url: str) -> None:
+    """Begin migrating ``url`` in a child interpreter unless it is at ``HEAD_REVISION``, and return at once;
+    ``ensure_schema(url)`` later in this process waits for it. ``meshctx serve`` calls it before it loads the app,
+    so a fresh database is migrated while the app's modules load."""
+    if url not in _children and sys.executable and not _at_head(url):
+        _children[url] = _spawn(url)
+
+
+def start_settings_upgrade(settings: Settings) -> None:
+    """``start_upgrade`` for the database the app started with ``settings`` uses; any error is left for the
+    app's own ``ensure_schema`` to report."""
+    try:
+        start_upgrade(settings.database_url or default_database_url(settings.data_dir))
+    except Exception:  # the app's start-up reports it, with its context
+        return
+
+
 def ensure_schema(url: str) -> None:
     """Start-up: migrate the database at ``url`` to ``HEAD_REVISION`` unless it is there already.
 
-    The migration runs in a child interpreter (``sys.executable -c``, the parent's ``sys.path``) that imports
-    only the service's modules, never the embedding program's ``__main__``: the app starts the same from
-    ``meshctx serve``, a script without a main guard, stdin or a notebook.
+    The migration runs in a child interpreter (``sys.executable -c``, this process's ``sys.path``) that loads
+    only the registry's engine, models and migrations — never the embedding program's ``__main__``: the app
+    starts the same from ``meshctx serve``, a script without a main guard, stdin or a notebook.
     """
-    engine = make_engine(url)
-    try:
-        if current_revision(engine) == HEAD_REVISION:
+    child = _children.pop(url, None)
+    if child is None:
+        if _at_head(url):
             return
-    finally:
-        engine.dispose()
-    if not sys.executable:  # an embedded interpreter with no program to start: migrate here
-        upgrade_database(url)
-        return
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(entry for entry in sys.path if entry))
-    child = subprocess.run(
-        [sys.executable, "-c", _CHILD], input=url, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+        if not sys.executable:  # an embedded interpreter with no program to start: migrate here
+            upgrade_database(url)
+            return
+        child = _spawn(url)
+    _, errors = child.communicate()
     if child.returncode != 0:
         raise RuntimeError(
             f"migrating the registry database to revision {HEAD_REVISION} failed (exit code {child.returncode}): "
-            f"{child.stderr.strip()[-2000:]}\nRun `meshctx db upgrade` to see it on its own."
+            f"{errors.strip()[-2000:]}\nRun `meshctx db upgrade` to see it on its own."
         )
 
 
-#: The child's program: the URL comes on stdin, so it never shows in the process list.
-_CHILD = "import sys; from meshctx_service.registry.migrate import upgrade_database; upgrade_database(sys.stdin.read())"
+_children: dict[str, subprocess.Popen[str]] = {}
+
+
+def _at_head(url: str) -> bool:
+    engine = make_engine(url)
+    try:
+        return current_revision(engine) == HEAD_REVISION
+    finally:
+        engine.dispose()
+
+
+def _spawn(url: str) -> subprocess.Popen[str]:
+    """The child: this module loaded without the registry package's ``__init__`` (which loads the store and
+    FastAPI); the URL comes in its environment, never on a command line others can read."""
+    program = (
+        "import os, sys, types\n"
+        "registry = types.ModuleType('meshctx_service.registry')\n"
+        f"registry.__path__ = [{str(MIGRATIONS.parent)!r}]\n"
+        "sys.modules[registry.__name__] = registry\n"
+        "from meshctx_service.registry.migrate import upgrade_database\n"
+        "upgrade_database(os.environ.pop('MESHCTX_MIGRATE_URL'))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(entry for entry in sys.path if entry), MESHCTX_MIGRATE_URL=url)
+    command = [sys.executable, "-c", program]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
