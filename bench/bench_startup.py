@@ -8,7 +8,7 @@ loopback). Three kinds are interleaved round by round, so a machine's load drift
 - ``migrated``: ``python -m meshctx.cli serve`` on a database already at the newest revision.
 
 It prints each kind's median and min and the ratio of each ``meshctx serve`` median to the bare app's
-(the design's target: ≤ 2× for fresh and migrated databases).
+(the target in docs/contract.md: ≤ 2× for fresh and migrated databases).
 
     python bench/bench_startup.py [--rounds 7]
 """
