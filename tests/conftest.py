@@ -5,8 +5,28 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
+
+import pytest
 
 from tests.support.postgres import postgres_admin_url  # noqa: F401  (one PostgreSQL server per test run)
 from tests.support.servers import live_server  # noqa: F401  (one default live server per test run)
 
 os.environ.setdefault("MESHCTX_DATA_DIR", tempfile.mkdtemp(prefix="meshctx-tests-"))
+
+
+#: The fast tier (``./scripts/test --fast``, ``pytest -m "not slow"``) leaves out what starts processes or
+#: services: these folders (torch worlds, NeMo, Slurm, SkyPilot, the browser, live servers, docs walkthroughs,
+#: shipped deployments) and any test using one of these fixtures (a live server, PostgreSQL, a cluster).
+SLOW_FOLDERS = frozenset({"torch", "nemo", "slurm", "skypilot", "ui", "integration", "registry_http", "docs", "deploy"})
+SLOW_FIXTURES = frozenset(
+    {"live_server", "integration_server", "server", "serve", "ui_server", "postgres_admin_url", "slurm_cluster"}
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if folder in SLOW_FOLDERS or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -70,8 +70,8 @@ class InvalidFields(ServiceError):
         super().__init__(join_fields(errors))
         self.errors = list(errors)
 
-    def members(self) -> dict[str, object]:
-        return {"errors": field_errors(self.errors)}  # no ``code`` member: the type says it
+    def extras(self) -> dict[str, object]:
+        return {"errors": field_errors(self.errors)}
 
 
 def problem_response(
@@ -110,6 +110,8 @@ class ProblemDetails(BaseModel):
     status: int
     detail: str
     instance: str | None = None
+    #: The refusal's stable code (docs/problem-codes.md); absent only from refusals typed ``about:blank``.
+    code: str | None = None
     errors: list[FieldErrorOut] | None = None
 
 
@@ -158,8 +160,9 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = _validation_errors(exc)
     names = ", ".join(dict.fromkeys(f for f, _ in errors))
+    members = {"code": InvalidFields.code, "errors": field_errors(errors)}  # the shape of every 422 (InvalidFields)
     return problem_response(
-        422, f"Invalid request: {names}.", type_=INVALID_REQUEST, instance=request.url.path, errors=errors
+        422, f"Invalid request: {names}.", type_=INVALID_REQUEST, instance=request.url.path, extras=members
     )
 
 
