@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
-from .errors import MeshctxError, MissingExtra
+from .errors import ClientError, MeshctxError, MissingExtra, ProblemError, ServiceUnreachable
 from .plan.request import TopologyRequest
 
 try:
@@ -37,34 +37,26 @@ RETRY_STATUSES = frozenset({503})
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
 TOKEN_ENV = "MESHCTX_TOKEN"
 
+
+def __getattr__(name: str) -> Any:
+    if name == "ServiceError":  # the name until 0.1.0; the service has a ServiceError of its own
+        import warnings
+
+        warnings.warn("meshctx.client.ServiceError is now ClientError", DeprecationWarning, stacklevel=2)
+        return ClientError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "AsyncMeshctxClient",
+    "ClientError",
     "MeshctxClient",
     "MeshctxError",
     "ProblemError",
     "RetryPolicy",
-    "ServiceError",
     "ServiceUnreachable",
     "attest_context",
 ]
-
-
-class ServiceError(MeshctxError):
-    """The service gave no usable answer: the base of the client's own errors."""
-
-
-class ServiceUnreachable(ServiceError):
-    """No answer after every retry (connection refused, reset or timed out)."""
-
-
-class ProblemError(ServiceError):
-    """The service refused the request; ``problem`` is its ``application/problem+json`` body."""
-
-    def __init__(self, status: int, problem: Json) -> None:
-        self.status = status
-        self.problem = problem
-        self.errors: list[Json] = list(problem.get("errors") or [])
-        super().__init__(f"{status}: {problem.get('detail') or problem.get('title') or 'error'}")
 
 
 @dataclass(frozen=True)
@@ -98,7 +90,7 @@ def _json(response: httpx.Response) -> Json:
     if response.is_success:
         data = response.json()
         if not isinstance(data, dict):
-            raise ServiceError(f"expected a JSON object from {response.url}, got {type(data).__name__}")
+            raise ClientError(f"expected a JSON object from {response.url}, got {type(data).__name__}")
         return data
     try:
         problem = response.json()
