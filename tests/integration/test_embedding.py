@@ -1,6 +1,6 @@
 """The app embedded in someone else's program: a script without a main guard, run as a file and from stdin,
-against a fresh SQLite database. Start-up migrates the schema; that must neither run the script a second time
-nor need the script to be a file."""
+against a fresh SQLite database and one at an older schema revision. Start-up creates or migrates the schema;
+that must neither run the script a second time nor need the script to be a file."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from meshctx_service.registry import default_database_url, upgrade_database
+from meshctx_service.registry.engine import make_engine
+from meshctx_service.registry.migrate import HEAD_REVISION, current_revision
 from tests.support.env import REPO, checkout_env
 
 #: No ``if __name__ == "__main__":`` on purpose: every line runs whenever the module is executed.
@@ -30,8 +33,10 @@ with TestClient(create_app(Settings(data_dir=DATA))) as client:
 """
 
 
-def _run(tmp_path: Path, how: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+def _run(tmp_path: Path, how: str, database: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     data = tmp_path / "data"
+    if database == "older":  # migrated by a child interpreter at start-up
+        upgrade_database(default_database_url(data), "0001")
     script = tmp_path / "embed.py"
     script.write_text(SCRIPT.format(data=str(data)))
     if how == "file":
@@ -44,13 +49,18 @@ def _run(tmp_path: Path, how: str) -> tuple[subprocess.CompletedProcess[str], Pa
     return done, data
 
 
+@pytest.mark.parametrize("database", ["fresh", "older"])
 @pytest.mark.parametrize("how", ["file", "stdin"])
-def test_a_script_without_a_main_guard_starts_the_app_once(tmp_path: Path, how: str) -> None:
-    done, data = _run(tmp_path, how)
+def test_a_script_without_a_main_guard_starts_the_app_once(tmp_path: Path, how: str, database: str) -> None:
+    done, data = _run(tmp_path, how, database)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines() == ["readyz ready", "clusters 200"], done.stdout + done.stderr
     assert (tmp_path / "runs.log").read_text() == "ran\n"  # the script ran once, not again in a child
-    assert (data / "meshctx.db").is_file()
+    engine = make_engine(default_database_url(data))
+    try:
+        assert current_revision(engine) == HEAD_REVISION
+    finally:
+        engine.dispose()
     assert "Traceback" not in done.stderr
 
 

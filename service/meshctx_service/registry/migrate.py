@@ -4,9 +4,10 @@
 in one transaction holding a transaction-scoped advisory lock, and on SQLite under ``BEGIN IMMEDIATE``, so
 concurrent upgrades run one after the other and the later ones find nothing to do.
 
-Alembic is imported only when a migration runs: the service checks the schema's revision with one query at
-start-up (``ensure_schema``) and migrates in a short-lived child interpreter, so Alembic's ~11 MB never stay in a
-long-running server.
+Start-up (``ensure_schema``) never loads Alembic in the server, whose ~11 MB would stay for the process's life:
+a database at ``HEAD_REVISION`` is checked with one query; an empty one gets the models' tables and is stamped
+``HEAD_REVISION`` in one transaction under the same lock (what the migrations build, column order aside: a test
+compares the two); an older one is migrated by Alembic in a short-lived child interpreter.
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Column, Connection, Engine, MetaData, PrimaryKeyConstraint, String, Table, inspect, text
 
-from .engine import SQLITE_BEGIN, default_database_url, make_engine
+from .engine import SQLITE_BEGIN, make_engine
 
 if TYPE_CHECKING:
     from alembic.config import Config
-
-    from ..settings import Settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _ADVISORY_LOCK_KEY = 0x6D657368  # "mesh"
@@ -51,9 +52,7 @@ def head_revision() -> str:
 def current_revision(engine: Engine) -> str | None:
     """The schema's revision (None for an empty database), read with one query, without Alembic."""
     with engine.connect() as connection:
-        if not inspect(connection).has_table("alembic_version"):
-            return None
-        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return current_revision_of(connection)
 
 
 def upgrade_engine(engine: Engine, revision: str = "head") -> str | None:
@@ -61,9 +60,7 @@ def upgrade_engine(engine: Engine, revision: str = "head") -> str | None:
     from alembic import command
 
     config = _config()
-    with engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"}).begin() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
+    with _serialized(engine) as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
     return current_revision(engine)
@@ -78,38 +75,24 @@ def upgrade_database(url: str, revision: str = "head") -> str | None:
         engine.dispose()
 
 
-def start_upgrade(url: str) -> None:
-    """Begin migrating ``url`` in a child interpreter unless it is at ``HEAD_REVISION``, and return at once;
-    ``ensure_schema(url)`` later in this process waits for it. ``meshctx serve`` calls it before it loads the app,
-    so a fresh database is migrated while the app's modules load."""
-    if url not in _children and sys.executable and not _at_head(url):
-        _children[url] = _spawn(url)
-
-
-def start_settings_upgrade(settings: Settings) -> None:
-    """``start_upgrade`` for the database the app started with ``settings`` uses; any error is left for the
-    app's own ``ensure_schema`` to report."""
-    try:
-        start_upgrade(settings.database_url or default_database_url(settings.data_dir))
-    except Exception:  # the app's start-up reports it, with its context
-        return
-
-
 def ensure_schema(url: str) -> None:
-    """Start-up: migrate the database at ``url`` to ``HEAD_REVISION`` unless it is there already.
+    """Start-up: bring the database at ``url`` to ``HEAD_REVISION`` unless it is there already.
 
-    The migration runs in a child interpreter (``sys.executable -c``, this process's ``sys.path``) that loads
-    only the registry's engine, models and migrations — never the embedding program's ``__main__``: the app
-    starts the same from ``meshctx serve``, a script without a main guard, stdin or a notebook.
+    An empty database is created here, in this process, from the models; one at an older revision is migrated
+    by a child interpreter (``sys.executable -c``, this process's ``sys.path``) that loads only the registry's
+    engine, models and migrations — never the embedding program's ``__main__``: the app starts the same from
+    ``meshctx serve``, a script without a main guard, stdin or a notebook.
     """
-    child = _children.pop(url, None)
-    if child is None:
-        if _at_head(url):
+    engine = make_engine(url)
+    try:
+        if current_revision(engine) == HEAD_REVISION or _create_if_empty(engine):
             return
-        if not sys.executable:  # an embedded interpreter with no program to start: migrate here
-            upgrade_database(url)
-            return
-        child = _spawn(url)
+    finally:
+        engine.dispose()
+    if not sys.executable:  # an embedded interpreter with no program to start: migrate here
+        upgrade_database(url)
+        return
+    child = _spawn(url)
     _, errors = child.communicate()
     if child.returncode != 0:
         raise RuntimeError(
@@ -118,15 +101,46 @@ def ensure_schema(url: str) -> None:
         )
 
 
-_children: dict[str, subprocess.Popen[str]] = {}
+def _serialized(engine: Engine) -> AbstractContextManager[Connection]:
+    """A write transaction that concurrent schema changes (from every replica) take one after the other."""
+    transaction = engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"}).begin()
+
+    @contextmanager
+    def locked() -> Iterator[Connection]:
+        with transaction as connection:
+            if engine.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
+            yield connection
+
+    return locked()
 
 
-def _at_head(url: str) -> bool:
-    engine = make_engine(url)
-    try:
-        return current_revision(engine) == HEAD_REVISION
-    finally:
-        engine.dispose()
+def _create_if_empty(engine: Engine) -> bool:
+    """Create the models' tables and stamp ``HEAD_REVISION`` when the database has no table at all; False when
+    it has some (then the migrations decide). Checked again under the lock: another replica may have won."""
+    from .models import Base
+
+    with _serialized(engine) as connection:
+        tables = inspect(connection).get_table_names()
+        if tables:
+            return current_revision_of(connection) == HEAD_REVISION
+        Base.metadata.create_all(connection)
+        version = MetaData()
+        stamp = Table(
+            "alembic_version",
+            version,
+            Column("version_num", String(32), nullable=False),
+            PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+        )
+        version.create_all(connection)
+        connection.execute(stamp.insert().values(version_num=HEAD_REVISION))
+    return True
+
+
+def current_revision_of(connection: Connection) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def _spawn(url: str) -> subprocess.Popen[str]:

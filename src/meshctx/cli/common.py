@@ -274,8 +274,6 @@ class ServiceParts:
     upgrade_database: Callable[..., str | None] | None = None
     #: Reads the token settings (``TokenConfigError``, a ``ValueError``, when malformed) before the server starts.
     load_tokens: Callable[[Any], Any] | None = None
-    #: Begins migrating the registry's database in a child process while the app loads (``registry/migrate.py``).
-    start_upgrade: Callable[[Any], None] | None = None
 
 
 def load_service(command: str) -> ServiceParts:
@@ -291,16 +289,9 @@ def load_service(command: str) -> ServiceParts:
 
         from meshctx_service.auth.gate import load_tokens
         from meshctx_service.http.protocol import HttpProtocol
-        from meshctx_service.registry.migrate import start_settings_upgrade
         from meshctx_service.settings import Settings
 
-        return ServiceParts(
-            Settings,
-            run_server=uvicorn.run,
-            http_protocol=HttpProtocol,
-            load_tokens=load_tokens,
-            start_upgrade=start_settings_upgrade,
-        )
+        return ServiceParts(Settings, run_server=uvicorn.run, http_protocol=HttpProtocol, load_tokens=load_tokens)
     except ImportError as error:
         what = "db upgrade" if command == "db" else command
         raise UsageError(f"{what} needs the service extra (pip install 'meshctx[service]'): {error}") from None

@@ -36,8 +36,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise UsageError(str(error)) from None
     _check_port_free(settings.host, settings.port)
-    if settings.workers == 1 and service.start_upgrade is not None:
-        service.start_upgrade(settings)  # a fresh database migrates while the app loads; the app waits for it
     service.run_server(
         "meshctx_service.app:app_from_env",
         factory=True,
