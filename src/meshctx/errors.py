@@ -20,7 +20,7 @@ the values they carry and named below with their module. Errors of bad input are
     ├── UsageError                        bad command-line input: exit status 2 (meshctx.cli.common)
     └── ServerFailed                      --server could not be reached or failed: exit status 3 (meshctx.cli.common)
 
-``tests/plan/test_error_tree.py`` keeps this picture complete: every exception class of the library is in it.
+``tests/plan/test_library_error_tree.py`` keeps this picture complete: every exception class of the library is in it.
 """
 
 from __future__ import annotations
