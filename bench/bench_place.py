@@ -5,7 +5,7 @@ crossings and bounds, both baselines, launch section) and, as the baseline, the 
 (lexicographic) order only: the slot classes plus that order's crossings. It prints medians and the
 ratio. Two clusters: NVL72-like racks (18 nodes × 4 GPUs per NVLink domain, cloud hostnames, tp=8 over
 2 nodes, ep=32) and DGX-like nodes (8 GPUs, 32 per leaf, tp=8, cp=2, ep=64); every 9th node is left
-out of the allocation so racks and leaves are partial. Target (DESIGN): ≤ 100 ms at 2,048 nodes.
+out of the allocation so racks and leaves are partial. Target (docs/contract.md): ≤ 100 ms at 2,048 nodes.
 
     python bench/bench_place.py [--nodes 256,512,1024,2048] [--repeats 15] [--check]
 

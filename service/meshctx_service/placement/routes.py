@@ -140,7 +140,7 @@ def _paused(raw: bytes, settings: Settings, http: Request) -> dict[str, Any]:
     responses={
         200: {
             "model": PlacementOut | ValidationReportOut,
-            "description": "The placement (DESIGN's JSON: `order`, `gpus_per_node`, `axes`, `baselines`, "
+            "description": "The placement (as `meshctx place --json`: `order`, `gpus_per_node`, `axes`, `baselines`, "
             "`launch`), or — when the topology or the allocation has problems — a report with `valid: false` "
             "and every problem (recognize it by its `valid` key).",
         },

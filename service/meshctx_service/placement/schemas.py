@@ -1,4 +1,4 @@
-"""Wire models of the placement endpoints (DESIGN "Mesh-aware placement", docs/placement.md).
+"""Wire models of the placement endpoints (docs/placement.md).
 
 Requests are strict (unknown fields, non-integers: 422 naming the field); sizes the schema cannot know
 (the node limit, the text limit) are checked by the routes against the settings before any work.

@@ -1,4 +1,4 @@
-"""The placement result in DESIGN's JSON shape: the order, per-axis crossings, bounds and baselines."""
+"""The placement result in its JSON shape (docs/placement.md): the order, per-axis crossings, bounds and baselines."""
 
 from __future__ import annotations
 
