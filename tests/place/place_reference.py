@@ -28,11 +28,17 @@ def reference_axes(plan: MeshPlan) -> list[str]:
 
 
 def unit_of(topology: Topology, host: str, tier: str) -> str:
+    """A leaf is named by its path (spine, then leaf): equal leaf names under different spines, or under a
+    known and a missing spine, are different leaves. A missing value is a unit of its own."""
     node = topology.by_name()[host]
     if tier == "node":
         return host
     value = getattr(node, tier)
-    return value if value is not None else f"own:{host}"
+    if value is None:
+        return f"own:{host}"
+    if tier == "leaf":
+        return f"{node.spine if node.spine is not None else '(no spine)'}/{value}"
+    return str(value)
 
 
 def reference_crossing(
