@@ -122,6 +122,31 @@ def search(
     best_vector = list(incumbent[0])
     best_types: list[int] | None = None
     slot_order = _slot_order(classes, slots)
+    remaining = [0] * len(axis_of)  # unassigned slots of each class
+    for s in range(slots):
+        for c in by_slot[s]:
+            remaining[c] += 1
+    left: list[dict[int, int]] = [{} for _ in range(TIERS_UP)]  # per tier: unit -> unassigned nodes in it
+    for key, count in zip(types, counts):
+        for t in range(TIERS_UP):
+            if key[t] >= 0:
+                left[t][key[t]] = left[t].get(key[t], 0) + count
+    span = range(len(axis_of))
+
+    def bound() -> list[int]:
+        """The decided crossings plus the groups whose unit cannot hold their unassigned slots."""
+        out = list(vector)
+        for c in span:
+            r = remaining[c]
+            if not r:
+                continue
+            base = c * TIERS_UP
+            for t in range(TIERS_UP):
+                u = first[base + t]
+                if u >= 0 and left[t][u] < r:
+                    out[4 * axis_of[c] + 1 + t] += mult[c]
+        return out
+
     assigned = [0] * slots
     explored = 0
     stopped = False
@@ -168,7 +193,12 @@ def search(
                 return
             undo: list[tuple[int, int]] = []
             assign(s, y, undo)
-            if vector < best_vector:
+            for c in by_slot[s]:
+                remaining[c] -= 1
+            for t in range(TIERS_UP):
+                if key[t] >= 0:
+                    left[t][key[t]] -= 1
+            if vector < best_vector and bound() < best_vector:
                 counts[y] -= 1
                 assigned[s] = y
                 for t in range(TIERS_UP):
@@ -179,6 +209,11 @@ def search(
                     if key[t] >= 0:
                         opened[t][key[t]] -= 1
                 counts[y] += 1
+            for c in by_slot[s]:
+                remaining[c] += 1
+            for t in range(TIERS_UP):
+                if key[t] >= 0:
+                    left[t][key[t]] += 1
             unassign(undo)
             if stopped:
                 return

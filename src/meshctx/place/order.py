@@ -59,6 +59,16 @@ class Partitions:
     def _merge(self, start: Partition, axis: int) -> Partition:
         """``start`` with the blocks that a class of ``axis`` touches merged (union-find over blocks)."""
         ids = start.ids
+        axis_classes = self.classes[axis]
+        if start.count == self.slots and axis_classes.exact:  # disjoint classes: the blocks are the classes
+            fresh = list(ids)
+            for cls in axis_classes.classes:
+                low = min(cls)
+                for s in cls:
+                    fresh[s] = low
+            merged = tuple(fresh)
+            count = self.slots - sum(len(cls) - 1 for cls in axis_classes.classes)
+            return Partition(count, merged, len(set(Counter(merged).values())) == 1)
         parent: dict[int, int] = {}
 
         def find(x: int) -> int:
@@ -164,8 +174,9 @@ def _block_tree(levels: Sequence[Sequence[int]], slots: int) -> list[object]:
 
 
 def nested_path(node: Node) -> Path:
-    """spine → leaf → NVLink domain (a missing domain: the node alone); leaves are keyed by their spine."""
-    return (node.spine, node.leaf, node.nvlink_domain if node.nvlink_domain is not None else ("node", node.name))
+    """spine → leaf → NVLink domain; leaves are keyed by their spine. Nodes of a leaf without a domain
+    share one bucket (each is a domain of its own: they are pooled in the leaf either way)."""
+    return (node.spine, node.leaf, node.nvlink_domain)
 
 
 def domain_path(node: Node) -> Path:

@@ -115,10 +115,11 @@ def check_allocation(plan: MeshPlan, topology: Topology, allocation: Sequence[st
 
 
 #: Default mode: the exact search runs when the allocation has at most this many nodes, for at most this
-#: many assignments; the improvement loop builds at most this many hierarchical orders.
+#: many assignments; the improvement loop builds hierarchical orders while orders × nodes stays below
+#: ``ORDER_WORK`` (4 orders at 2,048 nodes, 32 at 256; the first is always built).
 EXACT_NODES = 16
 EXACT_BUDGET = 20_000
-ORDER_BUDGET = 12
+ORDER_WORK = 8_192
 #: Exhaustive mode: every sequence of the axes (up to this many axes with classes; beyond, every single
 #: move), and the exact search up to this many nodes with this budget.
 EXHAUSTIVE_AXES = 7
@@ -212,17 +213,23 @@ def place(
     paths: tuple[Callable[[Node], Path], ...] = (nested_path,) if is_nested else (nested_path, domain_path)
     tried: set[tuple[object, ...]] = set()
     best: tuple[list[int], list[int], tuple[int, ...], Callable[[Node], Path]] | None = None
-    budget = 10**9 if exhaustive else ORDER_BUDGET
+    work = 10**12 if exhaustive else ORDER_WORK
+    deferred: list[tuple[tuple[int, ...], Callable[[Node], Path]]] = []
 
-    def attempt(sequence: tuple[int, ...], path: Callable[[Node], Path], keep: Sequence[int] = ()) -> None:
-        """Build and evaluate the order of ``sequence``'s chain, unless it was tried or it loses the level
-        of an axis in ``keep`` (an axis at its bound whose classes are a level of the best chain)."""
+    def attempt(
+        sequence: tuple[int, ...], path: Callable[[Node], Path], keep: Sequence[int] = (), later: bool = True
+    ) -> None:
+        """Build and evaluate the order of ``sequence``'s chain unless it was tried or the work budget is
+        spent. One that loses the level of an axis in ``keep`` (at its bound, with a level in the best
+        chain) is put off to a second round (``later``), tried while budget remains."""
         nonlocal best
         chain = parts.chain(sequence)
         key = (tuple(id(p) for p in chain), path)
-        if key in tried or len(tried) >= budget:
+        if key in tried or (tried and len(tried) * slots >= work):
             return
         if any(not parts.covers(chain, parts.own(b)) for b in keep):
+            if later:
+                deferred.append((sequence, path))
             return
         tried.add(key)
         order = orders.order(chain, path)
@@ -257,11 +264,14 @@ def place(
                 for b in movable
                 if b < a
                 and best[0][4 * b : 4 * b + 4] == bound_vector[4 * b : 4 * b + 4]
+                and min(bound_vector[4 * b + 1 : 4 * b + 4]) < bound_vector[4 * b]  # something to lose
                 and parts.covers(chain, parts.own(b))
             ]
             at = sequence.index(a)
             for to in range(at - 1, -1, -1):
                 attempt(_moved(sequence, a, to), path, keep)
+        for sequence, path in deferred:
+            attempt(sequence, path, later=False)
     assert best is not None
     vector, order_ix = best[0], best[1]
     for name, candidate in baselines.items():
