@@ -64,8 +64,8 @@ def test_text_shows_the_table_and_the_launch_lines(topo_json: Path, capsys: pyte
     tp_row = next(line for line in out.splitlines() if line.strip().startswith("tp "))
     assert tp_row.split()[:2] == ["tp", "4"]
     assert "4 / 4 / 4 / 0" in tp_row and "4 / 0 / 0 / 0" in tp_row  # lexicographic leaves; meshctx none
-    assert "srun --nodes=8 --ntasks=8 --ntasks-per-node=1 --distribution=arbitrary" in out
-    assert "export SLURM_HOSTFILE=" in out and "--rdzv-backend=static" in out
+    assert "srun --nodes=8 --ntasks=8 --ntasks-per-node=1 bash -c" in out and "--distribution" not in out
+    assert "export MESHCTX_ORDER=" in out and "--rdzv-backend=static" in out
 
 
 def test_yaml_topology_gives_the_same_placement(

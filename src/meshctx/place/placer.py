@@ -16,7 +16,7 @@ from ..plan.problems import Code, Problem
 from . import exact
 from .crossings import PRIORITY, AxisClasses, crossings, lower_bounds, nested, plan_classes, unit_ids
 from .hostlist import expand_hosts, natural_key
-from .launch import MASTER_PORT, build_launch
+from .launch import MASTER_PORT, build_launch, valid_host_name
 from .order import Orders, Partitions, Path, domain_path, nested_path
 from .problems import PlacementError, place_error, sample
 from .report import BASELINES, AxisPlacement, Crossing, Gap, Placement, Search
@@ -65,6 +65,18 @@ def check_allocation(plan: MeshPlan, topology: Topology, allocation: Sequence[st
                 ("nodes",),
                 f"{len(unknown)} allocated hosts are not in the topology: {sample(unknown)}.",
                 "Fix the host names, or re-import the topology so that it lists them.",
+            )
+        )
+    bad_names = [h for h in dict.fromkeys(allocation) if h in known and not valid_host_name(h)]
+    if bad_names:
+        problems.append(
+            place_error(
+                Code.INVALID_HOST_NAME,
+                ("nodes",),
+                f"{len(bad_names)} allocated host names are not RFC 1123 host names: "
+                f"{sample([repr(h) for h in bad_names])}; they would reach the launch lines' shell.",
+                "Use the nodes' host names (letters, digits, '-' and '.'; labels of 1-63 characters, "
+                "starting and ending with a letter or digit).",
             )
         )
     nodes = [known[h] for h in dict.fromkeys(allocation) if h in known]
