@@ -307,14 +307,12 @@ def chunk_tree(
     natural: Sequence[int],
     path: Callable[[Node], Path] = nested_path,
     align: bool = True,
+    start: tuple[dict[Path, list[Item]], dict[Path, list[Path]]] | None = None,
 ) -> Item:
     """The root chunk: nodes cut level by level (``fanouts[ℓ]`` items per chunk) through the unit tree.
     It depends on the levels' sizes only, not on which slots form their blocks, so candidates with the
-    same sizes share it."""
-    items_at: dict[Path, list[Item]] = {}
-    for index in natural:
-        items_at.setdefault(path(nodes[index]), []).append(index)
-    children = _unit_tree(list(items_at))
+    same sizes share it. ``start`` is the nodes by unit and the unit tree, when the caller has them."""
+    items_at, children = start if start is not None else _start(nodes, natural, path)
     for fanout in fanouts:
         items_at = _cut(items_at, fanout, children)
     (root_chunk,) = [chunk for chunks in items_at.values() for chunk in chunks]
@@ -332,6 +330,15 @@ def chunk_tree(
 
         _align([root_chunk], units)
     return root_chunk
+
+
+def _start(
+    nodes: Sequence[Node], natural: Sequence[int], path: Callable[[Node], Path]
+) -> tuple[dict[Path, list[Item]], dict[Path, list[Path]]]:
+    items_at: dict[Path, list[Item]] = {}
+    for index in natural:
+        items_at.setdefault(path(nodes[index]), []).append(index)
+    return items_at, _unit_tree(list(items_at))
 
 
 def lay_out(chain: Sequence[Partition], root_chunk: Item, slots: int) -> list[int]:
@@ -359,6 +366,7 @@ class Orders:
         self.nodes = nodes
         self.natural = natural
         self._trees: dict[tuple[object, ...], Item] = {}
+        self._starts: dict[object, tuple[dict[Path, list[Item]], dict[Path, list[Path]]]] = {}
 
     def order(self, chain: Sequence[Partition], path: Callable[[Node], Path] = nested_path) -> list[int]:
         slots = len(self.nodes)
@@ -366,7 +374,10 @@ class Orders:
         key = (path, fanouts)
         tree = self._trees.get(key)
         if tree is None:
-            tree = self._trees[key] = chunk_tree(self.nodes, fanouts, self.natural, path)
+            start = self._starts.get(path)
+            if start is None:
+                start = self._starts[path] = _start(self.nodes, self.natural, path)
+            tree = self._trees[key] = chunk_tree(self.nodes, fanouts, self.natural, path, start=start)
         return lay_out(chain, tree, slots)
 
 

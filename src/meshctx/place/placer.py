@@ -128,10 +128,10 @@ def check_allocation(plan: MeshPlan, topology: Topology, allocation: Sequence[st
 
 #: Default mode: the exact search runs when the allocation has at most this many nodes, for at most this
 #: many assignments; the improvement loop builds hierarchical orders while orders × nodes stays below
-#: ``ORDER_WORK`` (4 orders at 2,048 nodes, 32 at 256; the first is always built).
+#: ``ORDER_WORK`` (3 orders at 2,048 nodes, 24 at 256; the first is always built).
 EXACT_NODES = 16
 EXACT_BUDGET = 20_000
-ORDER_WORK = 8_192
+ORDER_WORK = 6_144
 #: Exhaustive mode: every sequence of the axes (up to this many axes with classes; beyond, every single
 #: move), and the exact search up to this many nodes with this budget.
 EXHAUSTIVE_AXES = 7
@@ -215,7 +215,10 @@ def place(
         "natural": natural,
         "topology": topology_sorted(nodes, names),
     }
-    rows = {name: crossings(classes, units, order) for name, order in baselines.items()}
+    rows: dict[str, list[list[int]]] = {}
+    for name, baseline in baselines.items():  # equal orders (names that follow the racks) are counted once
+        same = next((other for other, seen in baselines.items() if other in rows and seen == baseline), None)
+        rows[name] = rows[same] if same is not None else crossings(classes, units, baseline)
 
     def flat(r: list[list[int]]) -> list[int]:
         return [c for row in r for c in row]
@@ -235,9 +238,11 @@ def place(
         spent. One that loses the level of an axis in ``keep`` (at its bound, with a level in the best
         chain) is put off to a second round (``later``), tried while budget remains."""
         nonlocal best
+        if tried and (len(tried) + 1) * slots > work:
+            return
         chain = parts.chain(sequence)
         key = (tuple(id(p) for p in chain), path)
-        if key in tried or (tried and len(tried) * slots >= work):
+        if key in tried:
             return
         if any(not parts.covers(chain, parts.own(b)) for b in keep):
             if later:
@@ -265,6 +270,8 @@ def place(
         # objective. A move that loses the level of a higher-priority axis at its bound is not built.
         for a in movable:
             assert best is not None
+            if (len(tried) + 1) * slots > work:
+                break
             if classes[a].axis not in MOVED_AXES and not exhaustive:
                 continue
             if best[0][4 * a : 4 * a + 4] == bound_vector[4 * a : 4 * a + 4]:
