@@ -5,6 +5,8 @@ report says ``optimal`` where it is proven (bound reached or exact search finish
 
 from __future__ import annotations
 
+import pytest
+
 from meshctx import ParallelismSizes, plan_mesh
 from meshctx.place import Node, Topology, place
 from meshctx.place.examples import dgx, nvl72
@@ -117,3 +119,15 @@ def test_leaves_of_one_name_under_two_spines_are_two_leaves() -> None:
     tp = placement.axes["tp"]
     assert tp.crossing.spine == 1 and tp.crossing.leaf == 1  # was leaf 0 with spine 1
     assert tp.lower_bound.leaf == 1
+
+
+def test_exhaustive_mode_is_never_worse_and_says_so() -> None:
+    example = dgx()
+    default = example.placement()
+    deep = place(example.plan, example.topology, example.allocation, search="exhaustive")
+    assert deep.search.mode == "exhaustive" and default.search.mode == "default"
+    assert deep.vector() <= default.vector()
+    assert deep.search.orders >= default.search.orders
+    assert deep.to_dict()["search"]["mode"] == "exhaustive"
+    with pytest.raises(ValueError, match="default, exhaustive"):
+        place(example.plan, example.topology, example.allocation, search="fast")
