@@ -36,7 +36,6 @@ from .hostlist import format_hostlist
 from .problems import place_error, sample
 from .topology import TIER_NAMES, Node, Topology
 
-HOSTFILE = "meshctx-hosts.txt"
 MASTER_PORT = 29500
 SLICE_TOPOLOGY = "kueue.x-k8s.io/podset-slice-required-topology"
 SLICE_SIZE = "kueue.x-k8s.io/podset-slice-size"
