@@ -45,7 +45,8 @@ def test_json_keeps_every_tp_group_in_one_nvlink_domain(topo_json: Path, capsys:
     body = json.loads(out)
     assert sorted(body["order"]) == sorted(n.name for n in NODES)
     assert body["gpus_per_node"] == 4
-    assert set(body) == {"order", "gpus_per_node", "axes", "baselines", "launch"}
+    keys = {"order", "gpus_per_node", "axes", "baselines", "launch", "optimal", "gap", "search", "warnings"}
+    assert set(body) == keys
     tp = body["axes"]["tp"]
     assert tp["groups"] == 4 and tp["crossing"] == {"node": 4, "nvlink_domain": 0, "leaf": 0, "spine": 0}
     for baseline in ("lexicographic", "natural"):
@@ -59,12 +60,12 @@ def test_text_shows_the_table_and_the_launch_lines(topo_json: Path, capsys: pyte
     assert status == 0
     assert "placed 8 nodes × 4 GPUs" in out
     header = next(line for line in out.splitlines() if line.strip().startswith("axis"))
-    assert header.split() == ["axis", "groups", "lexicographic", "natural", "meshctx", "lower", "bound"]
+    assert header.split() == ["axis", "groups", "lexicographic", "natural", "topology", "meshctx", "lower", "bound"]
     tp_row = next(line for line in out.splitlines() if line.strip().startswith("tp "))
     assert tp_row.split()[:2] == ["tp", "4"]
     assert "4 / 4 / 4 / 0" in tp_row and "4 / 0 / 0 / 0" in tp_row  # lexicographic leaves; meshctx none
-    assert "srun --nodes=8 --ntasks=8 --ntasks-per-node=1 --distribution=arbitrary" in out
-    assert "export SLURM_HOSTFILE=" in out and "--rdzv-backend=static" in out
+    assert "srun --nodes=8 --ntasks=8 --ntasks-per-node=1 bash -c" in out and "--distribution" not in out
+    assert "export MESHCTX_ORDER=" in out and "--rdzv-backend=static" in out
 
 
 def test_yaml_topology_gives_the_same_placement(
