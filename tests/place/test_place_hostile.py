@@ -22,7 +22,7 @@ from tests.support.servers import LiveServer, start_server
 
 #: Growth of the server's peak RSS a refused request may cause (the issue measured 315 MB to 1.9 GB).
 PEAK_GROWTH_KB = 40_000
-#: Answer time of a refused hostile request (DESIGN: a 4xx within 2 s).
+#: Answer time of a refused hostile request (docs/contract.md: a 4xx within 2 s).
 REFUSED_WITHIN_S = 2.0
 NODE_LIMIT = 16384
 
