@@ -33,15 +33,16 @@ def test_slurm_hostfile_is_the_order_and_srun_uses_it() -> None:
     assert slurm.hostfile == placement.order
     assert sorted(parse_hostlist(slurm.nodelist)) == sorted(placement.order)
     script = "\n".join(slurm.script)
-    assert "export SLURM_HOSTFILE=meshctx-hosts.txt" in script
+    assert 'export SLURM_HOSTFILE="meshctx-hosts-${SLURM_JOB_ID:-$$}.txt"' in script  # one file per job
     assert "--distribution=arbitrary" in script and "--ntasks-per-node=1" in script
     # The printf line really writes the host file, one host per line, in node-rank order.
     out = subprocess.run(
-        ["bash", "-c", slurm.script[0] + " && cat meshctx-hosts.txt && rm meshctx-hosts.txt"],
+        ["bash", "-c", slurm.script[0] + " && cat meshctx-hosts-4242.txt && rm meshctx-hosts-4242.txt"],
         capture_output=True,
         text=True,
         check=True,
         cwd="/tmp",
+        env={"SLURM_JOB_ID": "4242", "PATH": "/usr/bin:/bin"},
     )
     assert out.stdout.splitlines() == list(placement.order)
     # The per-task command keeps $SLURM_PROCID for bash inside the task, not for the submitting shell.

@@ -29,9 +29,17 @@ class Cluster:
     bypass_conf: Path  # a user's own slurm.conf for the same cluster, without the CLI filter
     env: dict[str, str]  # SLURM_CONF and a PATH whose meshctx and torchrun are this checkout's
 
-    def run(self, *argv: str, bypass: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        env = self.env | {"SLURM_CONF": str(self.bypass_conf if bypass else self.conf)}
+    def run(
+        self, *argv: str, bypass: bool = False, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = self.env | (env or {}) | {"SLURM_CONF": str(self.bypass_conf if bypass else self.conf)}
         return subprocess.run(list(argv), env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def restart_controller(self) -> subprocess.CompletedProcess[str]:
+        """Restart slurmctld with its state (jobs survive), as an admin does; answers when it is up again."""
+        return subprocess.run(
+            [str(SLURM_UP), "--restart-ctld", str(self.dir)], capture_output=True, text=True, timeout=60, check=False
+        )
 
 
 def _answers(conf: Path) -> bool:

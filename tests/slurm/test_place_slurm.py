@@ -56,14 +56,23 @@ def test_place_slurm_lines_put_each_rank_on_its_host_file_line(slurm_cluster: Cl
         "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --ntasks=1\nset -e\n" + "\n".join(slurm["script"]) + "\n"
     )
     done = slurm_cluster.run(
-        "sbatch", "--wait", f"--chdir={tmp_path}", f"--output={tmp_path}/out.txt", str(script), timeout=240
+        "sbatch",
+        "--wait",
+        "--parsable",
+        f"--chdir={tmp_path}",
+        f"--output={tmp_path}/out.txt",
+        str(script),
+        timeout=240,
     )
     deadline = time.monotonic() + 10
     while not (tmp_path / "out.txt").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     output = (tmp_path / "out.txt").read_text() if (tmp_path / "out.txt").exists() else ""
     assert done.returncode == 0, (done.stderr, output)
-    assert (tmp_path / "meshctx-hosts.txt").read_text().split() == slurm["hostfile"]  # the script wrote it
+    job = done.stdout.split(";")[0].strip()
+    # the script wrote it, named after the job: jobs submitted from one directory do not share one host file
+    assert [p.name for p in tmp_path.glob("meshctx-hosts*")] == [f"meshctx-hosts-{job}.txt"]
+    assert (tmp_path / f"meshctx-hosts-{job}.txt").read_text().split() == slurm["hostfile"]
     # the workers share one output file: read every report wherever it is, their lines may interleave
     landed = [
         match.groupdict()

@@ -27,7 +27,8 @@ from .hostlist import format_hostlist
 from .problems import place_error, sample
 from .topology import TIER_NAMES, Node, Topology
 
-HOSTFILE = "meshctx-hosts.txt"
+#: Named per job (the batch script's shell fills it in), so jobs submitted from one directory keep their own.
+HOSTFILE = '"meshctx-hosts-${SLURM_JOB_ID:-$$}.txt"'
 MASTER_PORT = 29500
 INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 SLICE_TOPOLOGY = "kueue.x-k8s.io/podset-slice-required-topology"
