@@ -210,7 +210,13 @@ def cmd_jobs_reconcile(args: argparse.Namespace) -> int:
                 try:
                     if target == "finished" and job["state"] == "registered":
                         client.set_state(job["job_id"], "running")  # finished follows running
-                    client.set_state(job["job_id"], target)
+                    try:
+                        client.set_state(job["job_id"], target)
+                    except ProblemError:
+                        if target != "lost":
+                            raise
+                        row["to"] = "failed"  # a registry where only leases lead to lost
+                        client.set_state(job["job_id"], "failed")
                 except ProblemError as error:  # e.g. the epilog settled it meanwhile
                     row["to"], row["refused"] = job["state"], str(error.problem.get("detail"))
             settled.append(row)
