@@ -53,10 +53,12 @@ def hooked(slurm_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> 
     env_file = slurm_cluster.dir / "meshctx-slurm.env"
     log = slurm_cluster.dir / "meshctx-hooks.log"
 
-    def configure(server_url: str = server.url, timeout: float = 30) -> None:
+    def configure(
+        server_url: str = server.url, timeout: float = 30, cli: str = f"{sys.executable} -m meshctx.cli"
+    ) -> None:
         env_file.write_text(
             f"MESHCTX_SERVER={server_url}\nMESHCTX_CLUSTER={CLUSTER}\n"
-            f"MESHCTX_CLI='{sys.executable} -m meshctx.cli'\nPYTHONPATH={ROOT / 'src'}:{ROOT / 'service'}\n"
+            f"MESHCTX_CLI='{cli}'\nPYTHONPATH={ROOT / 'src'}:{ROOT / 'service'}\n"
             f"MESHCTX_HOOK_TIMEOUT={timeout}\nMESHCTX_SLURM_LOG={log}\n"
         )
 
@@ -125,6 +127,7 @@ def test_a_crashed_job_is_failed(hooked: Hooked) -> None:
 def test_a_cancelled_job_is_failed(hooked: Hooked) -> None:
     job = _submit(hooked.cluster, *JOB, wrap="sleep 300")
     _until(lambda: _state(hooked.client, f"slurm-{job}") == "registered", message="registered while it runs")
+    _until(lambda: _slurm_state(hooked.cluster, job) == "RUNNING", message="its prolog is done")  # not CONFIGURING
     assert hooked.cluster.run("scancel", job).returncode == 0
     _until(
         lambda: _state(hooked.client, f"slurm-{job}") == "failed",
@@ -142,6 +145,24 @@ def test_jobs_that_did_not_opt_in_are_not_registered(hooked: Hooked) -> None:
     _until(lambda: _slurm_state(hooked.cluster, job) == "COMPLETED", message="the job completes")
     time.sleep(2)  # the epilog runs after the job completes
     assert _job(hooked.client, f"slurm-{job}") is None
+
+
+def test_a_job_cancelled_while_it_is_being_registered_is_not_left_registered(hooked: Hooked, tmp_path: Path) -> None:
+    """Slurm kills the prolog of a job cancelled while it is CONFIGURING: the registration must die with it
+    rather than land after the epilog (a job registered forever)."""
+    slow = tmp_path / "meshctx"
+    slow.write_text(f'#!/bin/sh\ncase "$2" in register) sleep 4 ;; esac\nexec {sys.executable} -m meshctx.cli "$@"\n')
+    slow.chmod(0o755)
+    hooked.configure(cli=str(slow))
+    try:
+        job = _submit(hooked.cluster, *JOB, wrap="sleep 300")
+        _until(lambda: _slurm_state(hooked.cluster, job) == "CONFIGURING", message="its prolog runs")
+        assert hooked.cluster.run("scancel", job).returncode == 0
+        _until(lambda: _slurm_state(hooked.cluster, job) == "CANCELLED")
+        time.sleep(8)  # past the slow registration
+        assert _state(hooked.client, f"slurm-{job}") in (None, "failed")
+    finally:
+        hooked.configure()
 
 
 def _log_lines(hooked: Hooked, job: str) -> list[str]:
@@ -243,6 +264,15 @@ def test_reconcile_changes_nothing_when_slurm_does_not_answer(hooked: Hooked, tm
 def test_a_job_running_across_a_slurmctld_restart_is_finished(hooked: Hooked) -> None:
     job = _submit(hooked.cluster, *JOB, wrap="sleep 8")
     _until(lambda: _state(hooked.client, f"slurm-{job}") == "registered")
+    _until(lambda: _slurm_state(hooked.cluster, job) == "RUNNING", message="its prolog is done")
     restarted = hooked.cluster.restart_controller()
     assert restarted.returncode == 0, restarted.stderr[-3000:]
-    _until(lambda: _state(hooked.client, f"slurm-{job}") == "finished", message="the epilog after the restart")
+    _until(
+        lambda: _state(hooked.client, f"slurm-{job}") == "finished",
+        message="the epilog after the restart",
+        show=lambda: (
+            _state(hooked.client, f"slurm-{job}"),
+            _slurm_state(hooked.cluster, job),
+            _log_lines(hooked, job),
+        ),
+    )
