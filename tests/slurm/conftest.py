@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -42,6 +43,16 @@ class Cluster:
         )
 
 
+def _free_port() -> int:
+    """A free port below 60000 (.ci/slurm-up gives the DOWN nodes the slurmd port + 1000)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port < 60000:
+            return port
+
+
 def _answers(conf: Path) -> bool:
     if not conf.is_file() or shutil.which("sinfo") is None:
         return False
@@ -58,7 +69,16 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
     if not _answers(directory / "slurm.conf"):
         if os.geteuid() != 0:
             pytest.skip("SLURM CLUSTER CANNOT START: .ci/slurm-up needs root (slurmd runs jobs as their users)")
-        done = subprocess.run([str(SLURM_UP), str(directory)], capture_output=True, text=True, timeout=180, check=False)
+        # its own ports: a cluster another run started (.ci/run's) keeps 6817/6818
+        ports = {"MESHCTX_SLURMCTLD_PORT": str(_free_port()), "MESHCTX_SLURMD_PORT": str(_free_port())}
+        done = subprocess.run(
+            [str(SLURM_UP), str(directory)],
+            env=os.environ | ports,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
         if done.returncode != 0:
             pytest.skip(f"SLURM CLUSTER DID NOT START (.ci/slurm-up exited {done.returncode}):\n{done.stderr[-3000:]}")
         started = True
