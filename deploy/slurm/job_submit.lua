@@ -14,7 +14,14 @@ and nproc (processes per node). How nodes and processes are counted when the com
 meshctx_job.lua's shape(). Unset sizes count as 1 and dp is inferred; every node count of a range must
 work. Jobs without "meshctx:" in the comment are not touched. slurm_job_modify re-checks a job when
 `scontrol update` changes its comment, node count or GPUs. The rules are the arithmetic subset of the
-meshctx planner (meshctx validate gives the full report and the fixes). Lua 5.1 to 5.4.
+meshctx planner, plus no more processes per node than GPUs per node (meshctx validate gives the full report
+and the fixes). Lua 5.1 to 5.4.
+
+A missing or broken meshctx_job.lua never takes slurmctld down (Slurm exits when this script fails to
+load): the script logs one line, keeps running, passes every job that did not opt in and refuses the
+jobs that did (their comment has "meshctx:") with the reason, so the gate does not open unchecked. An
+error while checking one job refuses that job with the error. Once the file is fixed, `touch` this
+script (Slurm reloads a script whose time changed) or run `scontrol reconfigure`.
 --]]
 
 -- This script's directory (Slurm loads it by path, so the chunk's source is "@/etc/slurm/job_submit.lua").
@@ -23,86 +30,30 @@ local function script_dir()
 	return string.match(source, "^@(.*/)") or "./"
 end
 
-local job = dofile(script_dir() .. "meshctx_job.lua")
+local HELPER = script_dir() .. "meshctx_job.lua"
+local NEEDS = { "parse_comment", "count", "gpu_count", "verdict" }
 
--- Axes each strategy cannot use beyond 1.
-local UNSUPPORTED = {
-	fsdp2 = {},
-	megatron_fsdp = { "pp", "ep", "dp_replicate" },
-	ddp = { "tp", "pp", "cp", "ep", "dp_replicate" },
-}
-local MAX_RANGE = 4096
-
--- Every problem of one world size, as a list of messages (empty when valid).
-function meshctx_check(strategy, s, world)
-	local problems = {}
-	local size = {}
-	for _, name in ipairs({ "tp", "pp", "cp", "ep", "dp_replicate" }) do
-		size[name] = s[name] or 1
+-- meshctx_job.lua, or nil and why it cannot be used.
+local function load_helper()
+	local loaded, helper = pcall(dofile, HELPER)
+	if not loaded then
+		return nil, tostring(helper)
 	end
-	for _, name in ipairs(UNSUPPORTED[strategy]) do
-		if size[name] > 1 then
-			table.insert(problems, string.format("%s does not support %s_size %d (use 1)", strategy, name, size[name]))
-			size[name] = 1
+	if type(helper) ~= "table" then
+		return nil, "it returned " .. type(helper) .. ", not meshctx's job reader"
+	end
+	for _, name in ipairs(NEEDS) do
+		if type(helper[name]) ~= "function" then
+			return nil, "it has no function " .. name
 		end
 	end
-	local tp, pp, cp, ep, rep = size.tp, size.pp, size.cp, size.ep, size.dp_replicate
-	local dp = s.dp
-	if dp ~= nil then
-		if pp * dp * cp * tp ~= world then
-			table.insert(problems, string.format(
-				"pp·dp·cp·tp = %d·%d·%d·%d = %d, but the job has %d ranks", pp, dp, cp, tp, pp * dp * cp * tp, world))
-			return problems
-		end
-	else
-		if world % (tp * cp * pp) ~= 0 then
-			table.insert(problems, string.format(
-				"%d ranks are not divisible by tp·cp·pp = %d, so dp cannot be inferred", world, tp * cp * pp))
-			return problems
-		end
-		dp = math.floor(world / (tp * cp * pp))
-	end
-	if dp % rep ~= 0 then
-		table.insert(problems, string.format("dp %d is not divisible by dp_replicate %d", dp, rep))
-	elseif strategy == "fsdp2" and rep > 1 and rep == dp then
-		table.insert(problems, string.format("dp_replicate %d equals dp: pure replication is ddp", rep))
-	end
-	if ep > 1 and (dp * cp * tp) % ep ~= 0 then
-		table.insert(problems, string.format("dp·cp·tp = %d is not divisible by ep %d", dp * cp * tp, ep))
-	end
-	return problems
+	return helper
 end
 
--- nil when the job is fine, else the message for the user. `request` holds the job's counts (meshctx_job.shape).
-function meshctx_verdict(fields, request)
-	local sizes, bad = job.sizes(fields)
-	if sizes == nil then
-		return bad
-	end
-	local shape, missing = job.shape(sizes, request)
-	if shape == nil then
-		return missing
-	end
-	if shape.world ~= nil then
-		local problems = meshctx_check(sizes.strategy, sizes, shape.world)
-		if #problems > 0 then
-			return string.format("meshctx: %d ranks (--gpus=%d): %s. Run `meshctx validate` for fixes.",
-				shape.world, shape.world, table.concat(problems, "; "))
-		end
-		return nil
-	end
-	local low, high = shape.min_nodes, shape.max_nodes
-	if high - low > MAX_RANGE then
-		high = low + MAX_RANGE
-	end
-	for nodes = low, high do
-		local problems = meshctx_check(sizes.strategy, sizes, nodes * shape.nproc)
-		if #problems > 0 then
-			return string.format("meshctx: %d nodes x %d processes: %s. Run `meshctx validate` for fixes.",
-				nodes, shape.nproc, table.concat(problems, "; "))
-		end
-	end
-	return nil
+local job, unusable = load_helper()
+if job == nil then
+	slurm.log_error("meshctx: job_submit.lua cannot use %s (%s): jobs with meshctx: in their comment are "
+		.. "refused until it is fixed, other jobs pass", HELPER, unusable)
 end
 
 -- The counts of a job description (submission) or of a stored job record (modification).
@@ -123,30 +74,59 @@ local function refuse(message)
 	return slurm.ERROR
 end
 
-function slurm_job_submit(job_desc, part_list, submit_uid)
+-- Without a usable meshctx_job.lua: nil for a job that did not opt in, else the refusal.
+local function unchecked(comment)
+	if type(comment) == "string" and string.find(comment, "meshctx:", 1, true) then
+		return "meshctx: this job cannot be checked (" .. HELPER .. " on the controller: " .. unusable
+			.. "), so it is refused; ask the cluster's admin to reinstall meshctx's Slurm scripts"
+	end
+	return nil
+end
+
+-- The message for a new job, or nil when it may run.
+local function submit_verdict(job_desc)
 	local fields = job.parse_comment(job_desc.comment)
 	if fields == nil then
-		return slurm.SUCCESS
+		return nil
 	end
-	local message = meshctx_verdict(fields, counts(job_desc))
+	return (job.verdict(fields, counts(job_desc)))
+end
+
+-- An error inside a check refuses the job (with the error) rather than failing in Slurm's words.
+local function guarded(check, ...)
+	local ran, message = pcall(check, ...)
+	if not ran then
+		slurm.log_error("meshctx: job_submit.lua failed checking a job: %s", tostring(message))
+		return "meshctx: this job could not be checked (" .. tostring(message) .. "), so it is refused"
+	end
+	return message
+end
+
+function slurm_job_submit(job_desc, part_list, submit_uid)
+	local message
+	if job == nil then
+		message = unchecked(job_desc.comment)
+	else
+		message = guarded(submit_verdict, job_desc)
+	end
 	if message ~= nil then
 		return refuse(message)
 	end
 	return slurm.SUCCESS
 end
 
--- `scontrol update`: job_desc holds only what changes, job_ptr the job as it is. Re-check the job as it would
--- become when the update touches the comment, the nodes or the GPUs.
-function slurm_job_modify(job_desc, job_ptr, part_list, modify_uid)
+-- The message for an update, or nil when it may be applied: job_desc holds only what changes, job_ptr the job as
+-- it is. The job is re-checked as it would become when the update touches the comment, the nodes or the GPUs.
+local function modify_verdict(job_desc, job_ptr)
 	local changed = counts(job_desc)
 	local touches = job_desc.comment ~= nil or changed.min_nodes ~= nil or changed.max_nodes ~= nil
 		or job_desc.tres_per_node ~= nil or job_desc.tres_per_job ~= nil or changed.ntasks_per_node ~= nil
 	if not touches then
-		return slurm.SUCCESS
+		return nil
 	end
 	local fields = job.parse_comment(job_desc.comment or job_ptr.comment)
 	if fields == nil then
-		return slurm.SUCCESS
+		return nil
 	end
 	local request = counts(job_ptr)
 	if changed.min_nodes ~= nil then
@@ -162,9 +142,19 @@ function slurm_job_modify(job_desc, job_ptr, part_list, modify_uid)
 	end
 	request.ntasks = changed.ntasks or request.ntasks
 	request.ntasks_per_node = changed.ntasks_per_node or request.ntasks_per_node
-	local message = meshctx_verdict(fields, request)
+	return (job.verdict(fields, request))
+end
+
+-- `scontrol update` (`scontrol` shows only Slurm's generic error for a refused update: the reason goes to
+-- slurmctld's log too).
+function slurm_job_modify(job_desc, job_ptr, part_list, modify_uid)
+	local message
+	if job == nil then
+		message = unchecked(job_desc.comment or job_ptr.comment)
+	else
+		message = guarded(modify_verdict, job_desc, job_ptr)
+	end
 	if message ~= nil then
-		-- scontrol shows only Slurm's generic error for a refused update: the reason goes to slurmctld's log too.
 		slurm.log_info("meshctx: refused the update of job %s: %s", tostring(job_ptr.job_id), message)
 		return refuse(message)
 	end

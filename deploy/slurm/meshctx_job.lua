@@ -10,8 +10,11 @@ so install the three files side by side. No package.path, no module search on th
   gpu_count(text)         the GPU count of "gres:gpu:8", "gres/gpu:h100:8", "h100:8", "8"
   count(value)            a positive count, or nil for Slurm's "unset" values (NO_VAL, NO_VAL16, ...)
   shape(sizes, request)   the node range and processes per node (or the world size) to check
+  verdict(fields, request) nil for a good job, else the message (and, for a job that breaks a rule, its
+                          sizes and shape): the planner's divisibility rules and no more processes per
+                          node than GPUs per node
 
-Works with Lua 5.1 to 5.4 and uses no library beyond string and math.
+Works with Lua 5.1 to 5.4 and uses no library beyond string, math and table.
 --]]
 
 local M = {}
@@ -147,6 +150,96 @@ function M.shape(sizes, request)
 	end
 	return nil, "meshctx: the job's comment gives sizes but the job gives no process count: add nproc=N to the "
 		.. "comment (processes per node), or ask for GPUs (--gpus-per-node, --gres=gpu:N, --gpus) or --ntasks-per-node"
+end
+
+-- Axes each strategy cannot use beyond 1.
+local UNSUPPORTED = {
+	fsdp2 = {},
+	megatron_fsdp = { "pp", "ep", "dp_replicate" },
+	ddp = { "tp", "pp", "cp", "ep", "dp_replicate" },
+}
+local MAX_RANGE = 4096
+
+-- Every problem of one world size, as a list of messages (empty when valid).
+local function check(strategy, s, world)
+	local problems = {}
+	local size = {}
+	for _, name in ipairs({ "tp", "pp", "cp", "ep", "dp_replicate" }) do
+		size[name] = s[name] or 1
+	end
+	for _, name in ipairs(UNSUPPORTED[strategy]) do
+		if size[name] > 1 then
+			table.insert(problems, string.format("%s does not support %s_size %d (use 1)", strategy, name, size[name]))
+			size[name] = 1
+		end
+	end
+	local tp, pp, cp, ep, rep = size.tp, size.pp, size.cp, size.ep, size.dp_replicate
+	local dp = s.dp
+	if dp ~= nil then
+		if pp * dp * cp * tp ~= world then
+			table.insert(problems, string.format(
+				"pp·dp·cp·tp = %d·%d·%d·%d = %d, but the job has %d ranks", pp, dp, cp, tp, pp * dp * cp * tp, world))
+			return problems
+		end
+	else
+		if world % (tp * cp * pp) ~= 0 then
+			table.insert(problems, string.format(
+				"%d ranks are not divisible by tp·cp·pp = %d, so dp cannot be inferred", world, tp * cp * pp))
+			return problems
+		end
+		dp = math.floor(world / (tp * cp * pp))
+	end
+	if dp % rep ~= 0 then
+		table.insert(problems, string.format("dp %d is not divisible by dp_replicate %d", dp, rep))
+	elseif strategy == "fsdp2" and rep > 1 and rep == dp then
+		table.insert(problems, string.format("dp_replicate %d equals dp: pure replication is ddp", rep))
+	end
+	if ep > 1 and (dp * cp * tp) % ep ~= 0 then
+		table.insert(problems, string.format("dp·cp·tp = %d is not divisible by ep %d", dp * cp * tp, ep))
+	end
+	return problems
+end
+
+--[[
+The verdict on a job: nil when it is fine, else the message for the user. `request` holds the job's counts
+(see shape()). A job that cannot be read (a bad comment, no process count) gives only the message; a job
+that was read but breaks a rule also gives its sizes and shape, from which `meshctx validate` can explain it.
+--]]
+function M.verdict(fields, request)
+	local sizes, bad = M.sizes(fields)
+	if sizes == nil then
+		return bad
+	end
+	local shape, missing = M.shape(sizes, request)
+	if shape == nil then
+		return missing
+	end
+	local gpus = request.gpus_per_node
+	if shape.nproc ~= nil and gpus ~= nil and shape.nproc > gpus then
+		return string.format("meshctx: %d processes per node on %d GPUs per node: each process drives one GPU "
+			.. "(use nproc=%d or fewer on more nodes, or ask for %d GPUs per node). Run `meshctx validate` for fixes.",
+			shape.nproc, gpus, gpus, shape.nproc), sizes, shape
+	end
+	if shape.world ~= nil then
+		local problems = check(sizes.strategy, sizes, shape.world)
+		if #problems > 0 then
+			return string.format("meshctx: %d ranks (--gpus=%d): %s. Run `meshctx validate` for fixes.",
+				shape.world, shape.world, table.concat(problems, "; ")), sizes, shape
+		end
+		return nil
+	end
+	local low, high = shape.min_nodes, shape.max_nodes
+	if high - low > MAX_RANGE then
+		high = low + MAX_RANGE
+	end
+	for nodes = low, high do
+		local problems = check(sizes.strategy, sizes, nodes * shape.nproc)
+		if #problems > 0 then
+			return string.format("meshctx: %d nodes x %d processes: %s. Run `meshctx validate` for fixes.",
+				nodes, shape.nproc, table.concat(problems, "; ")), sizes, shape
+		end
+	end
+	return nil
 end
 
 return M

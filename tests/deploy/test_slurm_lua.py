@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,18 @@ SUBMIT_CASES = [
     ('comment = "meshctx:strategy=zero3,nproc=8", min_nodes = 2', -1, "unknown strategy zero3"),
     # sizes but no process count anywhere: refused with the fix
     ('comment = "meshctx:tp=8", min_nodes = 2, max_nodes = 2', -1, "add nproc=N"),
+    # more processes per node than GPUs per node (-N1 --gpus-per-node=4, nproc=8): each process drives one GPU
+    (
+        'comment = "meshctx:tp=8,nproc=8", min_nodes = 1, max_nodes = 1, tres_per_node = "gres:gpu:4"',
+        -1,
+        "8 processes per node on 4 GPUs per node",
+    ),
+    (
+        'comment = "meshctx:tp=4", min_nodes = 1, max_nodes = 1, ntasks_per_node = 8, tres_per_node = "gres/gpu:4"',
+        -1,
+        "8 processes per node on 4 GPUs per node",
+    ),
+    ('comment = "meshctx:tp=4,nproc=4", min_nodes = 2, max_nodes = 2, tres_per_node = "gres:gpu:8"', 0, ""),
 ]
 
 
@@ -203,13 +216,13 @@ def test_both_scripts_read_the_job_through_the_one_meshctx_job_lua_next_to_them(
     dofile({lua_string(str(tmp_path / "cli_filter.lua"))})
     slurm_job_submit({{comment = "meshctx:tp=8,nproc=8", min_nodes = 1, max_nodes = 1}}, {{}}, 0)
     print(PARSED)
-    meshctx_command({{comment = "meshctx:tp=8,nproc=8", nodes = "1"}})
+    slurm_cli_pre_submit({{comment = "meshctx:tp=8,nproc=8", nodes = "1"}}, 0)
     print(PARSED)
     """
     assert run_lua(lua, program) == ["1", "2"]
     for name in ("job_submit.lua", "cli_filter.lua"):
         text = (SLURM / name).read_text()
-        assert 'dofile(script_dir() .. "meshctx_job.lua")' in text
+        assert 'local HELPER = script_dir() .. "meshctx_job.lua"' in text and "pcall(dofile, HELPER)" in text
         assert "meshctx:(%S*)" not in text and "gmatch(spec" not in text, f"{name} has a comment parser of its own"
 
 
@@ -277,3 +290,125 @@ def test_cli_filter_refuses_unreadable_comments_and_shell_metacharacters(lua: st
     assert hostile[0] == "RC=-1" and "tp in the job's comment must be an integer" in hostile[1]
     no_count = cli_filter_run(lua, '{type = "sbatch", nodes = "2", comment = "meshctx:tp=8"}')
     assert no_count[0] == "RC=-1" and "add nproc=N" in no_count[1]
+
+
+def test_cli_filter_refuses_more_processes_than_gpus_per_node_with_the_planners_report(lua: str) -> None:
+    lines = cli_filter_run(
+        lua, '{type = "sbatch", nodes = "1", ["gpus-per-node"] = "4", comment = "meshctx:tp=8,nproc=8"}'
+    )
+    assert lines[0] == "RC=-1", lines
+    assert "nproc_exceeds_gpus_per_node" in "\n".join(lines)
+
+
+def _script(path: Path, body: str) -> str:
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return str(path)
+
+
+BAD = '{type = "sbatch", nodes = "1", ["gpus-per-node"] = "8", comment = "meshctx:tp=3"}'
+GOOD = '{type = "sbatch", nodes = "1", ["gpus-per-node"] = "8", comment = "meshctx:tp=8"}'
+
+
+def test_cli_filter_runs_the_cli_only_for_jobs_the_rules_refuse(lua: str, tmp_path: Path) -> None:
+    """A job that passes the shared rules costs no subprocess (the CLI start-up was 0.25-1 s per sbatch); a job
+    that breaks them gets the CLI's report."""
+    marker = tmp_path / "ran"
+    cli = _script(tmp_path / "meshctx", f'echo "$@" >> {marker}\nexec {sys.executable} -m meshctx.cli "$@"\n')
+    assert cli_filter_run(lua, GOOD, cli=cli)[0] == "RC=0"
+    assert not marker.exists()
+    refused = cli_filter_run(lua, BAD, cli=cli)
+    assert refused[0] == "RC=-1" and "INVALID" in "\n".join(refused), refused
+    assert marker.read_text().startswith("validate --strategy fsdp2 --nnodes 1 --nproc-per-node 8 --gpus-per-node 8")
+
+
+def test_cli_filter_passes_a_usage_error_to_job_submit(lua: str, tmp_path: Path) -> None:
+    """Exit 2 (argparse's usage error: an older CLI, a missing extra) is not a verdict: the job goes on to
+    job_submit.lua, as the docs say, instead of being refused."""
+    cli = _script(
+        tmp_path / "meshctx", 'echo "usage: meshctx validate [-h]" >&2\necho "meshctx: error: no" >&2\nexit 2\n'
+    )
+    lines = cli_filter_run(lua, BAD, cli=cli)
+    assert lines[0] == "RC=0", lines
+    assert "exited with 2" in lines[1] and "not checked here (job_submit.lua still checks it)" in lines[1], lines
+
+
+def test_cli_filter_gives_up_on_a_hung_cli_after_its_timeout(lua: str, tmp_path: Path) -> None:
+    cli = _script(tmp_path / "meshctx", "sleep 60\n")
+    env = os.environ | {"MESHCTX_CLI": cli, "MESHCTX_CLI_TIMEOUT": "1"}
+    program = f"""
+    dofile({lua_string(str(SLURM / "cli_filter.lua"))})
+    print("RC=" .. slurm_cli_pre_submit({BAD}, 0))
+    print(table.concat(slurm.messages, "\\n"))
+    """
+    started = time.monotonic()
+    lines = run_lua(lua, program, env=env)
+    assert time.monotonic() - started < 10
+    assert lines[0] == "RC=0" and "took longer than 1 s (MESHCTX_CLI_TIMEOUT)" in lines[1], lines
+
+
+# meshctx_job.lua as an admin might leave it: gone, half-written, failing, or another file.
+BROKEN_HELPERS = {
+    "missing": None,
+    "syntax error": "local M = {\nfunction M.parse_comment(",
+    "error when loaded": "error('disk full')\n",
+    "not a module": "return 42\n",
+    "an old version": "return { parse_comment = function() return {} end }\n",
+}
+
+
+@pytest.mark.parametrize("helper", BROKEN_HELPERS.values(), ids=BROKEN_HELPERS.keys())
+def test_a_missing_or_broken_meshctx_job_lua_never_stops_slurm_and_never_opens_the_gate(
+    lua: str, tmp_path: Path, helper: str | None
+) -> None:
+    """slurmctld exits when job_submit.lua fails to load (every sbatch on the cluster fails). Both scripts load
+    their helper defensively: one log line; job_submit passes jobs that did not opt in and refuses those that did
+    (it cannot check them); cli_filter lets every job on to job_submit."""
+    for name in ("job_submit.lua", "cli_filter.lua"):
+        shutil.copy(SLURM / name, tmp_path / name)
+    if helper is not None:
+        (tmp_path / "meshctx_job.lua").write_text(helper)
+    program = f"""
+    dofile({lua_string(str(tmp_path / "job_submit.lua"))})
+    print(#slurm.messages, slurm.messages[1])
+    local function run(fn, ...)
+      slurm.messages = {{}}
+      print(fn(...), slurm.messages[1] or "")
+    end
+    run(slurm_job_submit, {{comment = "nightly", min_nodes = 1, max_nodes = 1}}, {{}}, 0)
+    run(slurm_job_submit, {{comment = "meshctx:tp=8", min_nodes = 1, max_nodes = 1, tres_per_node = "gres:gpu:8"}},
+        {{}}, 0)
+    run(slurm_job_modify, {{min_nodes = 2}}, {{comment = "meshctx:tp=8", job_id = 7}}, {{}}, 0)
+    slurm.messages = {{}}
+    dofile({lua_string(str(tmp_path / "cli_filter.lua"))})
+    run(slurm_cli_pre_submit, {GOOD}, 0)
+    """
+    lines = [line.split("\t") for line in run_lua(lua, program)]
+    assert lines[0][0] == "1" and "job_submit.lua cannot use" in lines[0][1], lines
+    assert lines[1] == ["0", ""]
+    assert lines[2][0] == "-1" and "this job cannot be checked" in lines[2][1], lines
+    assert lines[3][0] == "-1" and "this job cannot be checked" in lines[3][1], lines
+    assert lines[4][0] == "0" and "cli_filter.lua cannot use" in lines[4][1], lines
+    assert "not checked here (job_submit.lua still checks it)" in lines[4][1]
+
+
+def test_an_error_while_checking_one_job_refuses_that_job_in_job_submit_and_passes_it_in_cli_filter(
+    lua: str, tmp_path: Path
+) -> None:
+    for name in ("job_submit.lua", "cli_filter.lua"):
+        shutil.copy(SLURM / name, tmp_path / name)
+    real = (SLURM / "meshctx_job.lua").read_text()
+    (tmp_path / "meshctx_job.lua").write_text(
+        real.replace("return M\n", "function M.verdict() error('a bug') end\nreturn M\n")
+    )
+    program = f"""
+    dofile({lua_string(str(tmp_path / "job_submit.lua"))})
+    dofile({lua_string(str(tmp_path / "cli_filter.lua"))})
+    print(slurm_job_submit({{comment = "meshctx:tp=8,nproc=8", min_nodes = 1}}, {{}}, 0), #slurm.messages)
+    print(slurm.messages[#slurm.messages])
+    print(slurm_cli_pre_submit({GOOD}, 0), slurm.messages[#slurm.messages])
+    """
+    lines = run_lua(lua, program)
+    assert lines[0] == "-1\t2"  # one line for the log, one for the user
+    assert "could not be checked" in lines[1] and "a bug" in lines[1]
+    assert lines[2].startswith("0\tmeshctx: cli_filter.lua failed") and "a bug" in lines[2]

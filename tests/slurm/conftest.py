@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,9 +30,27 @@ class Cluster:
     bypass_conf: Path  # a user's own slurm.conf for the same cluster, without the CLI filter
     env: dict[str, str]  # SLURM_CONF and a PATH whose meshctx and torchrun are this checkout's
 
-    def run(self, *argv: str, bypass: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        env = self.env | {"SLURM_CONF": str(self.bypass_conf if bypass else self.conf)}
+    def run(
+        self, *argv: str, bypass: bool = False, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = self.env | (env or {}) | {"SLURM_CONF": str(self.bypass_conf if bypass else self.conf)}
         return subprocess.run(list(argv), env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def restart_controller(self) -> subprocess.CompletedProcess[str]:
+        """Restart slurmctld with its state (jobs survive), as an admin does; answers when it is up again."""
+        return subprocess.run(
+            [str(SLURM_UP), "--restart-ctld", str(self.dir)], capture_output=True, text=True, timeout=60, check=False
+        )
+
+
+def _free_port() -> int:
+    """A free port below 60000 (.ci/slurm-up gives the DOWN nodes the slurmd port + 1000)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port < 60000:
+            return port
 
 
 def _answers(conf: Path) -> bool:
@@ -50,7 +69,16 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
     if not _answers(directory / "slurm.conf"):
         if os.geteuid() != 0:
             pytest.skip("SLURM CLUSTER CANNOT START: .ci/slurm-up needs root (slurmd runs jobs as their users)")
-        done = subprocess.run([str(SLURM_UP), str(directory)], capture_output=True, text=True, timeout=180, check=False)
+        # its own ports: a cluster another run started (.ci/run's) keeps 6817/6818
+        ports = {"MESHCTX_SLURMCTLD_PORT": str(_free_port()), "MESHCTX_SLURMD_PORT": str(_free_port())}
+        done = subprocess.run(
+            [str(SLURM_UP), str(directory)],
+            env=os.environ | ports,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
         if done.returncode != 0:
             pytest.skip(f"SLURM CLUSTER DID NOT START (.ci/slurm-up exited {done.returncode}):\n{done.stderr[-3000:]}")
         started = True

@@ -56,7 +56,13 @@ def test_place_slurm_lines_put_each_rank_on_its_host_file_line(slurm_cluster: Cl
         "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --ntasks=1\nset -e\n" + "\n".join(slurm["script"]) + "\n"
     )
     done = slurm_cluster.run(
-        "sbatch", "--wait", f"--chdir={tmp_path}", f"--output={tmp_path}/out.txt", str(script), timeout=240
+        "sbatch",
+        "--wait",
+        "--parsable",
+        f"--chdir={tmp_path}",
+        f"--output={tmp_path}/out.txt",
+        str(script),
+        timeout=240,
     )
     deadline = time.monotonic() + 10
     while not (tmp_path / "out.txt").exists() and time.monotonic() < deadline:

@@ -34,6 +34,8 @@ SUBMISSIONS = [
     (["--nodes=2", "--comment=meshctx:tp=8,nproc=3"], False),
     (["--nodes=2", "--comment=meshctx:tp=eight,nproc=8"], False),
     (["--nodes=2", "--gpus-per-node=3", "--comment=nightly build"], True),  # not a meshctx job
+    (["-N1", "--gpus-per-node=4", "--comment=meshctx:tp=8,nproc=8"], False),  # 8 processes on 4 GPUs
+    (["-N1", "--gpus-per-node=8", "--comment=meshctx:tp=4,nproc=4"], True),  # fewer processes than GPUs
 ]
 
 

@@ -1,4 +1,5 @@
-"""``meshctx jobs register|get|list|delete|state|attest``: jobs in a meshctx registry (``--server``, ``--token``).
+"""``meshctx jobs register|get|list|delete|state|attest|reconcile``: jobs in a meshctx registry (``--server``,
+``--token``).
 
 Exit status: 0 done, 1 the registry refused (the problem is printed: not found, conflict, invalid topology, no
 permission), 2 usage error, 3 the server could not answer.
@@ -7,9 +8,22 @@ permission), 2 usage error, 3 the server could not answer.
 from __future__ import annotations
 
 import argparse
+import subprocess
 from typing import TYPE_CHECKING, Any
 
-from .common import Json, add_topology_args, connection_args, emit, page_args, registry_call, request_from_args, table
+from ..job_states import NAMES
+from .common import (
+    Json,
+    ServerFailed,
+    add_topology_args,
+    client_module,
+    connection_args,
+    emit,
+    page_args,
+    registry_call,
+    request_from_args,
+    table,
+)
 
 if TYPE_CHECKING:
     from ..client import MeshctxClient
@@ -100,6 +114,130 @@ def cmd_jobs_attest(args: argparse.Namespace) -> int:
     return emit(args, outcome, lambda a: f"job {a['job_id']}: fingerprint {a['reported']} matches the registration")
 
 
+# -- reconcile --slurm ------------------------------------------------------------------------------------------
+
+SLURM_PREFIX = "slurm-"  # what deploy/slurm/meshctx-slurmctld registers: slurm-<jobid>
+#: Slurm states of a job that still holds (or will hold) its nodes; any other end state but COMPLETED is a failure.
+SLURM_ALIVE = frozenset(
+    [
+        "PENDING",
+        "CONFIGURING",
+        "RUNNING",
+        "COMPLETING",
+        "SUSPENDED",
+        "REQUEUED",
+        "REQUEUE_FED",
+        "REQUEUE_HOLD",
+        "RESIZING",
+        "SIGNALING",
+        "STAGE_OUT",
+        "STOPPED",
+        "RESV_DEL_HOLD",
+    ]
+)
+#: Where a job Slurm no longer knows at all goes: ``lost`` where the registry has that state, else ``failed``.
+UNKNOWN_TO_SLURM = "lost" if "lost" in NAMES else "failed"
+
+
+def _run_slurm(argv: list[str]) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def slurm_states(job_ids: list[str]) -> dict[str, str]:
+    """Slurm's state of each of ``job_ids`` that it still knows: ``squeue`` (every job in slurmctld's memory,
+    ended ones for MinJobAge), then ``sacct`` for the rest when the cluster keeps accounting. A job in neither is
+    missing from the answer. ``ServerFailed`` when squeue cannot answer: then nothing may be settled."""
+    done = _run_slurm(["squeue", "-h", "-a", "--states=all", "-o", "%A %T"])
+    if done is None or done.returncode != 0:
+        reason = "squeue is not installed or hung" if done is None else done.stderr.strip()[-300:]
+        raise ServerFailed(f"Slurm did not answer ({reason}); nothing was changed")
+    wanted = set(job_ids)
+    states: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        job, _, state = line.strip().partition(" ")
+        if job in wanted:
+            states[job] = state.strip()
+    rest = [job for job in job_ids if job not in states]
+    if rest:
+        accounted = _run_slurm(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(rest)])
+        if accounted is not None and accounted.returncode == 0:  # no accounting: sacct fails; the rest are unknown
+            for line in accounted.stdout.splitlines():
+                job, _, state = line.strip().partition("|")
+                if job in wanted and state:
+                    states[job] = state.split()[0]  # "CANCELLED by 1000"
+    return states
+
+
+def _settled(state: str | None) -> str | None:
+    """The registry state for a job Slurm reports in ``state`` (None: it does not know the job); None to leave it."""
+    if state is None:
+        return UNKNOWN_TO_SLURM
+    if state in SLURM_ALIVE:
+        return None
+    return "finished" if state == "COMPLETED" else "failed"
+
+
+def _active_jobs(client: MeshctxClient, cluster: str | None) -> list[Json]:
+    jobs: list[Json] = []
+    for state in ("registered", "running"):
+        cursor = None
+        while True:
+            page = client.list_jobs(cluster=cluster, state=state, limit=1000, cursor=cursor)
+            jobs += [job for job in page["items"] if job["job_id"].startswith(SLURM_PREFIX)]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+    return jobs
+
+
+def cmd_jobs_reconcile(args: argparse.Namespace) -> int:
+    ProblemError = client_module("meshctx jobs reconcile").ProblemError
+
+    def reconcile(client: MeshctxClient) -> list[Json]:
+        jobs = _active_jobs(client, args.cluster)
+        known = slurm_states([job["job_id"][len(SLURM_PREFIX) :] for job in jobs])
+        settled = []
+        for job in jobs:
+            slurm = known.get(job["job_id"][len(SLURM_PREFIX) :])
+            target = _settled(slurm)
+            if target is None:
+                continue
+            row: Json = {"job_id": job["job_id"], "from": job["state"], "to": target, "slurm": slurm}
+            if not args.dry_run:
+                try:
+                    if target == "finished" and job["state"] == "registered":
+                        client.set_state(job["job_id"], "running")  # finished follows running
+                    try:
+                        client.set_state(job["job_id"], target)
+                    except ProblemError:
+                        if target != "lost":
+                            raise
+                        row["to"] = "failed"  # a registry where only leases lead to lost
+                        client.set_state(job["job_id"], "failed")
+                except ProblemError as error:  # e.g. the epilog settled it meanwhile
+                    row["to"], row["refused"] = job["state"], str(error.problem.get("detail"))
+            settled.append(row)
+        return settled
+
+    def text(rows: list[Json]) -> str:
+        if not rows:
+            return "every active slurm- job is still known to Slurm"
+        verb = "would move" if args.dry_run else "moved"
+        lines = []
+        for row in rows:
+            why = f"Slurm says {row['slurm']}" if row["slurm"] else "unknown to Slurm"
+            if "refused" in row:
+                lines.append(f"{row['job_id']}: left {row['from']} ({why}): {row['refused']}")
+            else:
+                lines.append(f"{row['job_id']}: {verb} {row['from']} → {row['to']} ({why})")
+        return "\n".join(lines)
+
+    return emit(args, registry_call(args, reconcile), text)
+
+
 def add_jobs_commands(commands: Any) -> None:
     jobs = commands.add_parser("jobs", help="register, inspect and attest jobs in a meshctx registry")
     job_commands = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -149,3 +287,17 @@ def add_jobs_commands(commands: Any) -> None:
     attest.add_argument("--fingerprint", required=True, help="sha256:… from MeshContext.to_plan().fingerprint()")
     connection_args(attest)
     attest.set_defaults(handler=cmd_jobs_attest)
+
+    reconcile = job_commands.add_parser(
+        "reconcile",
+        help="settle the registry's active slurm-<jobid> jobs that Slurm has ended or no longer knows",
+        description="Asks Slurm (squeue, then sacct when the cluster keeps accounting) about every registered or "
+        "running job named slurm-<jobid>: COMPLETED → finished, any other end → failed, unknown to Slurm → "
+        f"{UNKNOWN_TO_SLURM}; jobs Slurm still runs or queues are left alone. Run it where squeue works "
+        "(SLURM_CONF), e.g. from cron next to the shipped PrologSlurmctld/EpilogSlurmctld script.",
+    )
+    reconcile.add_argument("--slurm", action="store_true", required=True, help="ask Slurm (the one source today)")
+    reconcile.add_argument("--cluster", help="only jobs registered on this cluster")
+    reconcile.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    connection_args(reconcile)
+    reconcile.set_defaults(handler=cmd_jobs_reconcile)
