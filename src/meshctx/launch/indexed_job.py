@@ -14,6 +14,7 @@ from .annotations import plan_annotations
 from .kubeflow import DNS_1035, QUEUE_LABEL
 from .spec import LaunchError, LaunchSpec, Rendering, check_launch, job_env
 from .text import yaml_text
+from .torchrun import torchrun_command
 
 MASTER_PORT = 29500
 JOBSET_API = "jobset.x-k8s.io/v1alpha2"
@@ -58,7 +59,7 @@ def _pod_spec(plan: MeshPlan, launch: LaunchSpec, master: tuple[str, str]) -> di
         "--node-rank=$(JOB_COMPLETION_INDEX)",
         f"--master-addr={master[0]}",
         f"--master-port={master[1]}",
-        *launch.command,
+        *torchrun_command(launch.command),
     ]
     container: dict[str, object] = {"name": "trainer"}
     if launch.image:

@@ -9,6 +9,7 @@ from ..plan import MeshPlan
 from .annotations import plan_annotations
 from .spec import LaunchError, LaunchSpec, Rendering, check_launch, job_env
 from .text import yaml_text
+from .torchrun import torchrun_command
 
 API_VERSION = "trainer.kubeflow.org/v1alpha1"
 #: TrainJob names must be RFC 1035 labels (the CRD enforces it).
@@ -31,7 +32,7 @@ def render_trainjob(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
     trainer: dict[str, object] = {
         "numNodes": launch.node_range[0],
         "numProcPerNode": launch.nproc_per_node,
-        "command": ["torchrun", *launch.command],
+        "command": ["torchrun", *torchrun_command(launch.command)],
         "env": [{"name": k, "value": v} for k, v in env.items()],
         "resourcesPerNode": {"limits": {"nvidia.com/gpu": launch.nproc_per_node}},
     }
