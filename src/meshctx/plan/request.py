@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from .arith import is_integer, is_size
 from .cluster import ClusterShape, cluster_warnings
 from .cp_degrees import cp_degree_problems
+from .hints import advised
 from .mesh_plan import MeshPlan
 from .model import ModelShape, model_problems
 from .problems import Code, Problem, Severity
@@ -239,9 +240,16 @@ def _check_one(
         sizes_ok = all(p.code is not Code.INVALID_SIZE for p in errors)
         # Problems of the world itself (nodes × processes, GPUs per node) are not fixed by other sizes.
         if suggest and sizes_ok and not world_problems and is_size(world):
+            cluster = request.cluster
             suggestions = suggest_sizes(
-                strategy, request.sizes, world, model=request.model, accept=lambda s: _fixes(request, strategy, s)
+                strategy,
+                request.sizes,
+                world,
+                model=request.model,
+                accept=lambda s: _fit(request, strategy, s),
+                local=(cluster.ranks_per_nvlink_domain or cluster.ranks_per_node) if cluster is not None else None,
             )
+            errors = tuple(advised(p, request.sizes, world, request.model, suggestions) for p in errors)
         return ValidationReport(False, errors, tuple(warnings), tuple(suggestions))
     plan = MeshPlan.build(
         strategy,
@@ -255,9 +263,11 @@ def _check_one(
     return ValidationReport(True, (), tuple(warnings), (), plan)
 
 
-def _fixes(request: TopologyRequest, strategy: Strategy, sizes: ParallelismSizes) -> bool:
-    """Whether ``sizes`` in place of the request's sizes give a valid topology: a suggestion must fix every problem."""
-    return _check_one(replace(request, sizes=sizes), strategy, [], suggest=False).valid
+def _fit(request: TopologyRequest, strategy: Strategy, sizes: ParallelismSizes) -> int | None:
+    """``None`` unless ``sizes`` in place of the request's sizes give a valid topology (a suggestion must fix every
+    problem); else the warnings that topology still gets (0: its groups fit the hardware)."""
+    report = _check_one(replace(request, sizes=sizes), strategy, [], suggest=False)
+    return len(report.warnings) if report.valid else None
 
 
 def _check_range(
