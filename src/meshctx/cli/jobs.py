@@ -7,6 +7,7 @@ permission), 2 usage error, 3 the server could not answer.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any
 
 from .common import Json, add_topology_args, connection_args, emit, page_args, registry_call, request_from_args, table
@@ -64,6 +65,10 @@ def cmd_jobs_register(args: argparse.Namespace) -> int:
             args.job_id, request, cluster=args.cluster, labels=labels, if_match=args.if_match, nodes=args.nodes
         ),
     )
+    job = outcome[1]
+    if not args.json and isinstance(job, dict):  # as validate prints them; --json carries them in the answer
+        for warning in job.get("warnings") or ():
+            print(f"warning: {warning['code']}: {warning['message']}", file=sys.stderr)
     return emit(args, outcome, _job_line)
 
 
