@@ -59,8 +59,11 @@ class TopologyRequest:
         out: dict[str, object] = {"strategy": self.strategy, "sizes": self.sizes.to_dict()}
         if self.world_size is not None:
             out["world_size"] = self.world_size
-        if self.nnodes is not None:
-            out["nnodes"] = self.nnodes
+        if self.nnodes is not None:  # a (MIN, MAX) pair travels as the range string "MIN:MAX"
+            nnodes = self.nnodes
+            out["nnodes"] = (
+                f"{nnodes[0]}:{nnodes[1]}" if isinstance(nnodes, (tuple, list)) and len(nnodes) == 2 else nnodes
+            )
         if self.nproc_per_node is not None:
             out["nproc_per_node"] = self.nproc_per_node
         if self.ranks is not None:
