@@ -26,6 +26,16 @@ def render_trainjob(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
         errors.append(
             ("job_name", f"a TrainJob name must be an RFC 1035 label (≤ 63 of a-z 0-9 -), got {launch.job_name!r}")
         )
+    for name in ("slice_topology", "podset_topology"):
+        if getattr(launch, name):
+            errors.append(
+                (
+                    name,
+                    "a TrainJob's pods come from its TrainingRuntime: put Kueue's topology annotations on the "
+                    "runtime's pod template (meshctx render kueue prints them), or render job or jobset, which "
+                    "apply them",
+                )
+            )
     if errors:
         raise LaunchError(errors)
     env = job_env(plan, launch)
