@@ -145,7 +145,7 @@ def _span(plan: PlacedAxes, layout: AxisLayout, unit: int) -> int:
 
 def groups_crossing(plan: PlacedAxes, axis: str, unit: int) -> int | None:
     """How many groups of ``axis`` touch more than one unit (node or NVLink domain); ``None`` when counting them
-    would take more than ``4 × SPAN_BUDGET`` steps (then only the most units one group touches is known)."""
+    would take more than about ``SPAN_BUDGET`` steps (then only the most units one group touches is known)."""
     layout = plan.layout(axis)
     if plan.ranks is not None:  # listed in the request: walking it is linear in what the client sent
         groups = layout.all_groups(plan.world_size)
@@ -157,7 +157,7 @@ def groups_crossing(plan: PlacedAxes, axis: str, unit: int) -> int | None:
     if aligned is not None:  # every group spans the same number of units
         return total if aligned > 1 else 0
     offsets = layout.offsets() if layout.size <= SPAN_BUDGET else None
-    if offsets is None or total > SPAN_BUDGET:
+    if offsets is None or total > SPAN_BUDGET // 4:
         return None
     crossing_at: dict[int, bool] = {}  # a group's count depends only on its base modulo the unit
     crossing = spent = 0
@@ -166,7 +166,7 @@ def groups_crossing(plan: PlacedAxes, axis: str, unit: int) -> int | None:
         known = crossing_at.get(residue)
         if known is None:
             spent += len(offsets)
-            if spent > 4 * SPAN_BUDGET:
+            if spent > SPAN_BUDGET:
                 return None
             known = crossing_at[residue] = len({(residue + offset) // unit for offset in offsets}) > 1
         crossing += known
@@ -227,7 +227,7 @@ def cluster_warnings(plan: PlacedAxes, report: Mapping[str, object] | None = Non
                 f"{spanned} {what} of {unit} ranks, so their"
             )
         else:
-            which = f"Some {axis} groups of {size} ranks span up to {spanned} {what} of {unit} ranks, so their"
+            which = f"The {axis} groups of {size} ranks span up to {spanned} {what} of {unit} ranks, so their"
         warnings.append(
             Problem.warning(
                 code,

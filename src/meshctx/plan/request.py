@@ -227,8 +227,10 @@ def _model_check(request: TopologyRequest, resolved: ResolvedSizes | None) -> li
 
 
 def _check_one(
-    request: TopologyRequest, strategy: Strategy, problems: list[Problem], suggest: bool
+    request: TopologyRequest, strategy: Strategy, problems: list[Problem], suggest: bool, *, report: bool = True
 ) -> ValidationReport:
+    """One world size. ``report=False`` (a suggestion's check) warns from the tp and ep spans alone, without
+    counting every axis's spans for the plan's cluster report."""
     ranks = request.ranks
     resolved, size_problems = check_sizes(strategy, request.sizes, request.world_size, ranks)
     known_cp = resolved.cp if resolved else request.sizes.cp_size if is_size(request.sizes.cp_size) else None
@@ -262,15 +264,15 @@ def _check_one(
         request.cluster,
         cp_degrees if resolved.cp > 1 else None,
     )
-    warnings += cluster_warnings(plan, plan._cluster_report() if plan.cluster is not None else None)
+    warnings += cluster_warnings(plan, plan._cluster_report() if plan.cluster is not None and report else None)
     return ValidationReport(True, (), tuple(warnings), (), plan)
 
 
 def _fit(request: TopologyRequest, strategy: Strategy, sizes: ParallelismSizes) -> int | None:
     """``None`` unless ``sizes`` in place of the request's sizes give a valid topology (a suggestion must fix every
     problem); else the warnings that topology still gets (0: its groups fit the hardware)."""
-    report = _check_one(replace(request, sizes=sizes), strategy, [], suggest=False)
-    return len(report.warnings) if report.valid else None
+    checked = _check_one(replace(request, sizes=sizes), strategy, [], suggest=False, report=False)
+    return len(checked.warnings) if checked.valid else None
 
 
 def _check_range(

@@ -13,6 +13,7 @@ never proposes a size the rules refuse.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from itertools import combinations
@@ -84,7 +85,7 @@ def _reason(request: ParallelismSizes, candidate: ParallelismSizes, resolved: Re
 #: leave their node or NVLink domain); 0 is a perfect fit.
 Fit = Callable[[ParallelismSizes], "int | None"]
 #: Candidates checked past the first ``limit`` that fit perfectly, to find the ones that fit better (bounded work).
-EXTRA_CHECKS = 48
+EXTRA_CHECKS = 16
 #: Values of one degree the last-resort search tries (every divisor, up to this many nearest).
 LAST_RESORT = 64
 
@@ -160,10 +161,17 @@ class _Search:
     world: int
     model: ModelShape | None
     local: int | None
+    _options: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
     def options(self, field: str) -> list[int]:
         """The divisors of the world that ``field`` may take with this model (tp divides the heads, ep the
-        experts, pp at most the layers)."""
+        experts, pp at most the layers); computed once a field."""
+        known = self._options.get(field)
+        if known is None:
+            known = self._options[field] = self._allowed(field)
+        return known
+
+    def _allowed(self, field: str) -> list[int]:
         model = self.model
         bounds: list[int | None] = []
         if model is not None and field == "tp_size":
@@ -206,9 +214,13 @@ def _by_cost(
 ) -> list[Suggestion]:
 
     best: dict[ResolvedSizes, tuple[float, str, Suggestion]] = {}
-    for candidate in candidates:
+    for candidate in dict.fromkeys(candidates):
         if candidate.dp_replicate_size == 1 and request.dp_replicate_size is None:
             candidate = replace(candidate, dp_replicate_size=None)
+        non_dp = _degree(candidate.tp_size) * _degree(candidate.cp_size) * _degree(candidate.pp_size)
+        dp = candidate.dp_size
+        if (world % non_dp) if dp is None else (dp * non_dp != world):  # refused by check_sizes: skip its words
+            continue
         resolved, _ = check_sizes(strategy, candidate, world)
         if resolved is None:
             continue
