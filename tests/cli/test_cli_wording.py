@@ -3,6 +3,9 @@ listing limit applied offline too."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from meshctx.config import ParallelismSizes as P
@@ -37,3 +40,12 @@ def test_the_kueue_note_counts_pods_in_words() -> None:
     one = render("kueue", plan, LaunchSpec(nnodes=2, nproc_per_node=8, slice_topology="rack")).notes[0]
     two = render("kueue", plan, LaunchSpec(nnodes=4, nproc_per_node=4, slice_topology="rack")).notes[0]
     assert "= 1 pod of 8 processes" in one and "= 2 pods of 4 processes" in two
+
+
+def test_place_without_a_world_names_the_unknown_host(tmp_path: Path) -> None:
+    nodes = [{"name": f"gb{i:03d}", "gpus": 4, "nvlink_domain": f"r{(i - 1) // 18}"} for i in range(1, 37)]
+    topology = tmp_path / "topology.json"
+    topology.write_text(json.dumps({"nodes": nodes}))
+    done = run("place", "--topology", str(topology), "--nodes", "gb[001-015],gb999", "--tp", "4")
+    assert done.returncode == 1, done.stderr
+    assert "unknown_node" in done.stdout and "gb999" in done.stdout and "--world-size" not in done.stderr

@@ -1,6 +1,7 @@
 """One owner of the request shape: the service's body models are made from the library's ``TopologyRequest`` (and its
 sizes, cluster and model), so every request the library's client sends parses on the service side, as the same
-request, for every route that takes a topology (validate and layout, a registration's ``request``, ``/v1/place``)."""
+request, for every route that takes a topology (validate and layout, a registration's ``request``, ``/v1/place``,
+``/v1/render/{target}``)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from meshctx.cli.render import render_body
 from meshctx.client import MeshctxClient
 from meshctx.config import ParallelismSizes
+from meshctx.launch import LaunchSpec
 from meshctx.plan import ClusterShape, ModelShape
 from meshctx.plan.model import MODEL_FIELDS
 from meshctx.plan.request import TopologyRequest
 from meshctx.plan.strategies import Strategy
+from meshctx_service.integrations.render import RenderBody
 from meshctx_service.placement.schemas import PlaceBody
 from meshctx_service.registry.schemas import JobIn
 from meshctx_service.topology.schemas import TopologyBody
@@ -73,6 +77,19 @@ def test_every_request_the_library_sends_parses_as_the_same_request(request: Top
     assert JobIn.model_validate({"request": data}).request.to_request() == parsed
     place = PlaceBody.model_validate(data | {"topology": {"nodes": [{"name": "n0", "gpus": 8}]}})
     assert place.to_request() == parsed
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests())
+def test_every_render_body_the_cli_sends_parses(request: TopologyRequest) -> None:
+    """``meshctx render --server`` sends the request's strategy, sizes, model and cluster with the launch settings."""
+    if request.nnodes is None or request.nproc_per_node is None or request.ranks is not None:
+        return
+    nnodes = request.to_dict()["nnodes"]
+    assert isinstance(nnodes, (int, str))
+    launch = LaunchSpec(nnodes=nnodes, nproc_per_node=request.nproc_per_node)
+    body = RenderBody.model_validate_json(json.dumps(render_body(request, launch)))
+    assert body.topology().to_request().sizes == request.sizes
 
 
 def test_every_field_of_the_library_request_is_a_field_of_the_body() -> None:
