@@ -1,4 +1,4 @@
-"""Head-of-line latency: ``/livez`` while the largest allowed requests run (DESIGN "Targets": p99 ≤ 20 ms).
+"""Head-of-line latency: ``/livez`` while the largest allowed requests run (docs/contract.md "Targets": p99 ≤ 20 ms).
 
 One server (``meshctx serve``, shipped defaults) on loopback. A probe process sends ``GET /livez`` on one
 keep-alive connection every 5 ms for the whole run and records each latency; meanwhile this process sends each

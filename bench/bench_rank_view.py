@@ -1,5 +1,5 @@
 """One rank's view at W = 2^10 … 2^24: time and size in the library (what the CLI prints) and over HTTP
-(``POST /v1/layout?rank=N`` on one uvicorn worker). Target (DESIGN "Targets"): ≤ 5 ms and ≤ 16 kB at W = 2^24.
+(``POST /v1/layout?rank=N`` on one uvicorn worker). Target (docs/contract.md "Targets"): ≤ 5 ms and ≤ 16 kB at W = 2^24.
 
     PYTHONPATH=src:service python bench/bench_rank_view.py [--samples 200]
 """

@@ -121,7 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(integration.router)
     mount_ui(app)  # topology viewer at /ui
     install_docs_pages(app)  # /docs and /redoc with local assets (offline clusters)
-    app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes)
+    place_limit = {"/v1/place": (settings.max_place_body_bytes, "MESHCTX_MAX_PLACE_BODY_BYTES")}
+    app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes, per_path=place_limit)
     # The access log lines are INFO: written when enabled and the log level lets INFO through.
     app.state.access_log = AccessLog() if settings.access_log and settings.log_level in ("info", "debug") else None
     app.add_middleware(ObserveRequests, metrics=app.state.metrics, access_log=app.state.access_log)  # outermost

@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     max_place_nodes: Annotated[int, Field(ge=1)] = 16384
     #: Longest topology text (Slurm ``topology.conf`` / ``topology.yaml``) ``POST /v1/topology/import`` reads.
     max_topology_text_bytes: Annotated[int, Field(ge=1)] = 1 << 20
+    #: Largest ``POST /v1/place`` body (other routes: ``max_body_bytes``): a 16,384-node topology is 2.2–2.5 MB.
+    max_place_body_bytes: Annotated[int, Field(ge=1)] = 4 << 20
     #: Serve HTTPS with this certificate (PEM; may hold the key too) and key; Kubernetes calls webhooks over HTTPS only.
     tls_cert_file: str | None = None
     tls_key_file: str | None = None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
-from .errors import MeshctxError, MissingExtra
+from .errors import ClientError, MeshctxError, MissingExtra, ProblemError, ServiceUnreachable
 from .plan.request import TopologyRequest
 
 try:
@@ -37,34 +37,26 @@ RETRY_STATUSES = frozenset({503})
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
 TOKEN_ENV = "MESHCTX_TOKEN"
 
+
+def __getattr__(name: str) -> Any:
+    if name == "ServiceError":  # the name until 0.1.0; the service has a ServiceError of its own
+        import warnings
+
+        warnings.warn("meshctx.client.ServiceError is now ClientError", DeprecationWarning, stacklevel=2)
+        return ClientError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "AsyncMeshctxClient",
+    "ClientError",
     "MeshctxClient",
     "MeshctxError",
     "ProblemError",
     "RetryPolicy",
-    "ServiceError",
     "ServiceUnreachable",
     "attest_context",
 ]
-
-
-class ServiceError(MeshctxError):
-    """The service gave no usable answer: the base of the client's own errors."""
-
-
-class ServiceUnreachable(ServiceError):
-    """No answer after every retry (connection refused, reset or timed out)."""
-
-
-class ProblemError(ServiceError):
-    """The service refused the request; ``problem`` is its ``application/problem+json`` body."""
-
-    def __init__(self, status: int, problem: Json) -> None:
-        self.status = status
-        self.problem = problem
-        self.errors: list[Json] = list(problem.get("errors") or [])
-        super().__init__(f"{status}: {problem.get('detail') or problem.get('title') or 'error'}")
 
 
 @dataclass(frozen=True)
@@ -98,7 +90,7 @@ def _json(response: httpx.Response) -> Json:
     if response.is_success:
         data = response.json()
         if not isinstance(data, dict):
-            raise ServiceError(f"expected a JSON object from {response.url}, got {type(data).__name__}")
+            raise ClientError(f"expected a JSON object from {response.url}, got {type(data).__name__}")
         return data
     try:
         problem = response.json()
@@ -178,29 +170,71 @@ R = TypeVar("R")
 
 class _Api(Generic[R]):
     """Every request of the API, built once for both clients: ``R`` is ``Json`` for ``MeshctxClient`` and an
-    awaitable of it for ``AsyncMeshctxClient``, whose ``_do`` is a coroutine (only sending differs)."""
+    awaitable of it for ``AsyncMeshctxClient``, whose ``_do`` is a coroutine (only sending differs).
+
+    Every method raises ``ProblemError`` when the service refuses the request (its problem+json body) and
+    ``ServiceUnreachable`` when no answer came after every retry."""
 
     def _do(self, call: _Call) -> R:
         raise NotImplementedError
 
     def validate(self, request: TopologyLike) -> R:
-        """``ValidationReport.to_dict()`` of the request (an invalid topology is an answer, not an error)."""
+        """``POST /v1/validate``: check a topology (an invalid one is an answer, not an error).
+
+        Args:
+            request: a ``TopologyRequest`` or its ``to_dict()`` form.
+
+        Returns:
+            ``ValidationReport.to_dict()``: ``valid``, ``problems``, ``warnings``, ``suggestions``, ``plan``.
+        """
         return self._do(_Call("POST", "/v1/validate", json=_body(request)))
 
     def layout(self, request: TopologyLike, *, groups: bool = False, rank: int | None = None) -> R:
-        """The plan (``groups``: with every group list), one ``rank``'s view, or the report if invalid."""
+        """``POST /v1/layout``: the plan of a valid topology.
+
+        Args:
+            request: a ``TopologyRequest`` or its ``to_dict()`` form.
+            groups: list every group of every axis (refused above the service's listed-world limit).
+            rank: answer only this rank's coordinates and groups.
+
+        Returns:
+            The plan dict, or ``{"rank", "coordinates", "groups"}`` with ``rank``; the validation report
+            (``valid: false``) when the topology is invalid.
+        """
         return self._do(_Call("POST", "/v1/layout", json=_body(request), params=_layout_params(groups, rank)))
 
     def render(self, target: str, body: Mapping[str, Any]) -> R:
-        """``POST /v1/render/{target}``: the validate report plus ``rendering`` (null when invalid)."""
+        """``POST /v1/render/{target}``: what a launcher needs to run the topology.
+
+        Args:
+            target: ``torchrun``, ``slurm``, ``trainjob``, ``kueue`` or ``skypilot``.
+            body: the topology request's fields plus the render options (docs/launch.md).
+
+        Returns:
+            The validation report plus ``rendering`` (null when the topology is invalid).
+        """
         return self._do(_Call("POST", f"/v1/render/{target}", json=dict(body)))
 
     def place(self, body: Mapping[str, Any]) -> R:
-        """``POST /v1/place``: the placement (docs/placement.md), or a report with ``valid: false``."""
+        """``POST /v1/place``: which allocated node runs which node rank.
+
+        Args:
+            body: the topology request's fields plus ``topology`` (or ``cluster_name``) and ``nodes``.
+
+        Returns:
+            The placement (docs/placement.md), or a report with ``valid: false`` and every problem.
+        """
         return self._do(_Call("POST", "/v1/place", json=dict(body)))
 
     def import_topology(self, body: Mapping[str, Any]) -> R:
-        """``POST /v1/topology/import``: a Slurm or kubectl description as meshctx topology JSON."""
+        """``POST /v1/topology/import``: a Slurm or kubectl description as meshctx topology JSON.
+
+        Args:
+            body: the source's ``format`` and its text or document (docs/placement.md, "Importers").
+
+        Returns:
+            ``{"nodes": [...]}``, the topology ``place`` and ``put_cluster`` take.
+        """
         return self._do(_Call("POST", "/v1/topology/import", json=dict(body)))
 
     # -- registry (docs/registry.md); every call acts for the token's tenant --------------------------------
@@ -214,17 +248,34 @@ class _Api(Generic[R]):
         nvlink_domain: int | None = None,
         topology: Mapping[str, Any] | None = None,
     ) -> R:
-        """Create or replace a cluster; ``topology`` (meshctx topology JSON) lists its nodes."""
+        """``PUT /v1/clusters/{name}``: create or replace a cluster of the token's tenant.
+
+        Args:
+            name: the cluster's name (letters, digits, ``.``, ``_``, ``-``).
+            nodes: its node count; gpus_per_node, nvlink_domain: its shape.
+            topology: meshctx topology JSON listing its nodes (for placement of its jobs).
+
+        Returns:
+            The stored cluster.
+        """
         body: dict[str, Any] = {"nodes": nodes, "gpus_per_node": gpus_per_node, "nvlink_domain": nvlink_domain}
         if topology is not None:
             body["topology"] = dict(topology)
         return self._do(_Call("PUT", f"/v1/clusters/{_seg(name)}", json=body))
 
     def get_cluster(self, name: str) -> R:
+        """``GET /v1/clusters/{name}``: the stored cluster, with its held GPUs; ``ProblemError`` 404 if none."""
         return self._do(_Call("GET", f"/v1/clusters/{_seg(name)}"))
 
     def list_clusters(self, *, limit: int | None = None, cursor: str | None = None) -> R:
-        """``{"items": [...], "next_cursor": str | None}``."""
+        """``GET /v1/clusters``: one page of the tenant's clusters.
+
+        Args:
+            limit: the page size; cursor: the previous page's ``next_cursor``.
+
+        Returns:
+            ``{"items": [...], "next_cursor": str | None}``.
+        """
         return self._do(_Call("GET", "/v1/clusters", params=_page(limit, cursor)))
 
     def register_job(
@@ -237,14 +288,24 @@ class _Api(Generic[R]):
         if_match: str | None = None,
         nodes: str | Sequence[str] | None = None,
     ) -> R:
-        """The stored job (``etag`` included). Repeating the same registration is a no-op. ``nodes`` (hostlist
-        or list) is the job's allocation, placed on the cluster's topology (the job's ``placement``)."""
+        """``PUT /v1/jobs/{job_id}``: register a job's validated plan. Repeating the same registration is a no-op.
+
+        Args:
+            job_id: the job's name; request: its topology (a ``TopologyRequest`` or its dict).
+            cluster: the cluster whose GPUs it holds; labels: key/value labels to filter by.
+            if_match: the job's current ETag, to replace a registered job.
+            nodes: its allocation (hostlist or list), placed on the cluster's topology (the job's ``placement``).
+
+        Returns:
+            The stored job, ``etag`` included; an invalid topology or no capacity raises ``ProblemError``.
+        """
         body: dict[str, Any] = {"request": dict(_body(request)), "cluster": cluster, "labels": dict(labels or {})}
         if nodes is not None:
             body["nodes"] = nodes if isinstance(nodes, str) else list(nodes)
         return self._do(_Call("PUT", f"/v1/jobs/{_seg(job_id)}", json=body, headers=_if_match(if_match)))
 
     def get_job(self, job_id: str) -> R:
+        """``GET /v1/jobs/{job_id}``: the stored job (``etag`` included); ``ProblemError`` 404 if none."""
         return self._do(_Call("GET", f"/v1/jobs/{_seg(job_id)}"))
 
     def list_jobs(
@@ -256,17 +317,41 @@ class _Api(Generic[R]):
         limit: int | None = None,
         cursor: str | None = None,
     ) -> R:
+        """``GET /v1/jobs``: one page of the tenant's jobs.
+
+        Args:
+            cluster, state, labels: filters (all must match); limit, cursor: as for ``list_clusters``.
+
+        Returns:
+            ``{"items": [...], "next_cursor": str | None}``.
+        """
         params = _page(limit, cursor, cluster=cluster, state=state)
         if labels:
             params["label"] = [f"{k}={v}" for k, v in labels.items()]
         return self._do(_Call("GET", "/v1/jobs", params=params))
 
     def set_state(self, job_id: str, state: str, *, if_match: str | None = None) -> R:
+        """``PUT /v1/jobs/{job_id}/state``: move a job along its life (``running``, ``finished``, ``failed``).
+
+        Args:
+            job_id: the job; state: the new state; if_match: the job's current ETag, if the change must be
+                conditional.
+
+        Returns:
+            The stored job; a move its life does not allow raises ``ProblemError`` (409).
+        """
         body = {"state": state}
         return self._do(_Call("PUT", f"/v1/jobs/{_seg(job_id)}/state", json=body, headers=_if_match(if_match)))
 
     def attest(self, job_id: str, fingerprint: str) -> R:
-        """Report the fingerprint the job built; a mismatch raises ``ProblemError`` (409, both fingerprints)."""
+        """``POST /v1/jobs/{job_id}/attestations``: report the fingerprint the job built.
+
+        Args:
+            job_id: the job; fingerprint: ``MeshPlan.fingerprint()`` of the meshes it built.
+
+        Returns:
+            The attestation; a mismatch raises ``ProblemError`` (409, both fingerprints).
+        """
         return self._do(_Call("POST", f"/v1/jobs/{_seg(job_id)}/attestations", json={"fingerprint": fingerprint}))
 
     @staticmethod

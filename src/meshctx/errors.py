@@ -1,13 +1,32 @@
-"""The one base of meshctx's errors, so ``except MeshctxError`` catches whatever the library raises on purpose.
+"""Every error meshctx raises on purpose, in one tree under ``MeshctxError`` (so ``except MeshctxError`` catches
+them all). The classes that need nothing but the standard library are defined here; the rest are defined beside
+the values they carry and named below with their module. Errors of bad input are also ``ValueError``s.
 
-Errors about input carry every problem found, not only the first: ``TopologyError`` its planner ``problems``,
-``FieldErrors`` (launch settings, recipes) its ``(field, detail)`` pairs. Errors of bad input are also
-``ValueError``s, as they always were.
+    MeshctxError
+    ├── FieldErrors (ValueError)          input that cannot be used: a (field, detail) pair for every problem
+    │   ├── LaunchError                   launch settings a render target cannot express (meshctx.launch.spec)
+    │   ├── LaunchEnvError                a job's MESHCTX_* environment (meshctx.runtime.launch_env)
+    │   └── RecipeError                   a recipe's distributed: section (meshctx.recipe)
+    ├── FieldProblem (ValueError)         one unreadable annotation or env value (read by meshctx.integrations)
+    ├── TaskRejected (ValueError)         a SkyPilot task the admin policy refuses (meshctx.integrations)
+    ├── TopologyError (ValueError)        every problem of a topology that cannot be built (meshctx.plan.problems)
+    │   ├── PlacementError                an allocation or topology placement refuses (meshctx.place.problems)
+    │   └── MeshBuildError                a mesh NeMo would build wrong (meshctx.runtime.nemo_rules)
+    │       └── MeshBuildRuntimeError (RuntimeError)
+    ├── MissingExtra (ModuleNotFoundError) an optional dependency is not installed; names the extra
+    ├── ClientError                       meshctx.client got no usable answer from the service
+    │   ├── ServiceUnreachable            no answer after every retry
+    │   └── ProblemError                  the service refused the request (its problem+json body)
+    ├── UsageError                        bad command-line input: exit status 2 (meshctx.cli.common)
+    └── ServerFailed                      --server could not be reached or failed: exit status 3 (meshctx.cli.common)
+
+``tests/plan/test_library_error_tree.py`` keeps this picture complete: every exception class of the library is in it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 
 class MeshctxError(Exception):
@@ -23,6 +42,36 @@ class FieldErrors(MeshctxError, ValueError):
 
     def describe(self) -> str:
         return "; ".join(f"{field}: {detail}" for field, detail in self.errors)
+
+
+class FieldProblem(MeshctxError, ValueError):
+    """One unreadable value, named by the field (annotation, env, spec path) it was read from."""
+
+    def __init__(self, name: str, detail: str) -> None:
+        self.name, self.detail = name, detail
+        super().__init__(f"{name} {detail}")
+
+
+class TaskRejected(MeshctxError, ValueError):
+    """The task is refused; the message (every reason, each naming its field) is what SkyPilot shows the user."""
+
+
+class ClientError(MeshctxError):
+    """``meshctx.client`` got no usable answer from the service: the base of the client's own errors."""
+
+
+class ServiceUnreachable(ClientError):
+    """No answer after every retry (connection refused, reset or timed out)."""
+
+
+class ProblemError(ClientError):
+    """The service refused the request; ``problem`` is its ``application/problem+json`` body."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        self.status = status
+        self.problem = problem
+        self.errors: list[dict[str, Any]] = list(problem.get("errors") or [])
+        super().__init__(f"{status}: {problem.get('detail') or problem.get('title') or 'error'}")
 
 
 class MissingExtra(MeshctxError, ModuleNotFoundError):

@@ -28,11 +28,17 @@ def reference_axes(plan: MeshPlan) -> list[str]:
 
 
 def unit_of(topology: Topology, host: str, tier: str) -> str:
+    """A leaf is named by its path (spine, then leaf): equal leaf names under different spines, or under a
+    known and a missing spine, are different leaves. A missing value is a unit of its own."""
     node = topology.by_name()[host]
     if tier == "node":
         return host
     value = getattr(node, tier)
-    return value if value is not None else f"own:{host}"
+    if value is None:
+        return f"own:{host}"
+    if tier == "leaf":
+        return f"{node.spine if node.spine is not None else '(no spine)'}/{value}"
+    return str(value)
 
 
 def reference_crossing(
@@ -97,3 +103,44 @@ def nested(topology: Topology, hosts: Sequence[str]) -> bool:
             if parent.setdefault((tier, value), unit_of(topology, host, up)) != unit_of(topology, host, up):
                 return False
     return True
+
+
+def distinct_vectors(
+    plan: MeshPlan, topology: Topology, hosts: Sequence[str], gpus_per_node: int
+) -> list[tuple[tuple[str, ...], tuple[int, ...]]]:
+    """(order, objective vector) for every order of ``hosts`` up to swapping hosts that sit in the same
+    unit at every tier (such swaps change no count): a brute force over the distinct unit sequences."""
+    axes = reference_axes(plan)
+    slot_sets = {axis: [sorted({r // gpus_per_node for r in g}) for g in reference_groups(plan, axis)] for axis in axes}
+    kinds: dict[tuple[str, ...], list[str]] = {}
+    for host in hosts:
+        kinds.setdefault(tuple(unit_of(topology, host, t) for t in TIERS[1:]), []).append(host)
+    keys = list(kinds)
+    left = [len(kinds[k]) for k in keys]
+    out: list[tuple[tuple[str, ...], tuple[int, ...]]] = []
+    sequence: list[int] = []
+
+    def emit() -> None:
+        pools = {k: list(kinds[k]) for k in keys}
+        order = tuple(pools[keys[i]].pop() for i in sequence)
+        vector = []
+        for axis in axes:
+            vector.append(sum(len(s) > 1 for s in slot_sets[axis]))
+            for t in range(len(TIERS) - 1):
+                vector.append(sum(len({keys[sequence[s]][t] for s in slots}) > 1 for slots in slot_sets[axis]))
+        out.append((order, tuple(vector)))
+
+    def walk() -> None:
+        if len(sequence) == len(hosts):
+            emit()
+            return
+        for i in range(len(keys)):
+            if left[i]:
+                left[i] -= 1
+                sequence.append(i)
+                walk()
+                sequence.pop()
+                left[i] += 1
+
+    walk()
+    return out

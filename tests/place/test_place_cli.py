@@ -45,7 +45,8 @@ def test_json_keeps_every_tp_group_in_one_nvlink_domain(topo_json: Path, capsys:
     body = json.loads(out)
     assert sorted(body["order"]) == sorted(n.name for n in NODES)
     assert body["gpus_per_node"] == 4
-    assert set(body) == {"order", "gpus_per_node", "axes", "baselines", "launch"}
+    keys = {"order", "gpus_per_node", "axes", "baselines", "launch", "optimal", "gap", "search", "warnings"}
+    assert set(body) == keys
     tp = body["axes"]["tp"]
     assert tp["groups"] == 4 and tp["crossing"] == {"node": 4, "nvlink_domain": 0, "leaf": 0, "spine": 0}
     for baseline in ("lexicographic", "natural"):
@@ -59,12 +60,12 @@ def test_text_shows_the_table_and_the_launch_lines(topo_json: Path, capsys: pyte
     assert status == 0
     assert "placed 8 nodes × 4 GPUs" in out
     header = next(line for line in out.splitlines() if line.strip().startswith("axis"))
-    assert header.split() == ["axis", "groups", "lexicographic", "natural", "meshctx", "lower", "bound"]
+    assert header.split() == ["axis", "groups", "lexicographic", "natural", "topology", "meshctx", "lower", "bound"]
     tp_row = next(line for line in out.splitlines() if line.strip().startswith("tp "))
     assert tp_row.split()[:2] == ["tp", "4"]
     assert "4 / 4 / 4 / 0" in tp_row and "4 / 0 / 0 / 0" in tp_row  # lexicographic leaves; meshctx none
-    assert "srun --nodes=8 --ntasks=8 --ntasks-per-node=1 --distribution=arbitrary" in out
-    assert "export SLURM_HOSTFILE=" in out and "--rdzv-backend=static" in out
+    assert "srun --nodes=8 --ntasks=8 --ntasks-per-node=1 bash -c" in out and "--distribution" not in out
+    assert "export MESHCTX_ORDER=" in out and "--rdzv-backend=static" in out
 
 
 def test_yaml_topology_gives_the_same_placement(
@@ -192,3 +193,42 @@ def test_a_topology_source_is_required(capsys: pytest.CaptureFixture[str]) -> No
         main(["place", "--world-size", "8"])
     assert exit_info.value.code == 2
     assert "--topology" in capsys.readouterr().err
+
+
+def test_label_map_reads_custom_keys_and_unlabelled_nodes_are_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items: list[dict[str, Any]] = [
+        {
+            "metadata": {"name": f"k{i}", "labels": {"example.com/nvl": f"nvl{i % 2}"}},
+            "status": {"allocatable": {"nvidia.com/gpu": "4"}},
+        }
+        for i in range(4)
+    ]
+    path = tmp_path / "nodes.json"
+    path.write_text(json.dumps({"items": items}))
+    argv = ["place", "--kubectl-nodes", str(path), "--tp", "8", "--json"]
+    status, out, err = run(argv, capsys)
+    assert status == 0 and "warning: 4 of 4 GPU node(s) carry none of" in err, err
+    assert json.loads(out)["axes"]["tp"]["crossing"]["nvlink_domain"] == 2  # nothing known: every node its own
+    status, out, err = run([*argv, "--label-map", "nvlink_domain=example.com/nvl"], capsys)
+    assert status == 0 and err == "", err
+    assert json.loads(out)["axes"]["tp"]["crossing"]["nvlink_domain"] == 0
+    status, _, err = run([*argv, "--label-map", "nvlink_domain"], capsys)
+    assert status == 2 and "is not TIER=KEY" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("nodes:\n  - &n {name: a, gpus: 4}\n  - *n\n", "YAML aliases (*n) are refused"),
+        ("[" * 100_000 + "]" * 100_000, "nested deeper"),
+    ],
+)
+def test_hostile_topology_files_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, needle: str
+) -> None:
+    path = tmp_path / "topology.yaml"
+    path.write_text(text)
+    status, _, err = run(["place", "--topology", str(path), "--world-size", "8"], capsys)
+    assert status == 2 and needle in err, err

@@ -3,6 +3,7 @@ the CLI's JSON, ``--server`` printing what the offline command prints, limits an
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from tests.support.servers import LiveServer, start_server
 
 MAX_NODES = 16
 MAX_TEXT = 4000
+MAX_BODY = 1 << 20
+MAX_PLACE_BODY = 2 << 20
 NODES = [Node(f"node{i}", 4, f"nvl{i % 2}", f"leaf{i % 2}", "spine0") for i in range(1, 9)]
 TOPOLOGY = Topology.of(NODES)
 BODY: dict[str, Any] = {"strategy": "fsdp2", "world_size": 32, "sizes": {"tp_size": 8}, "topology": TOPOLOGY.to_dict()}
@@ -32,6 +35,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         tmp_path_factory.mktemp("place"),
         MESHCTX_MAX_PLACE_NODES=str(MAX_NODES),
         MESHCTX_MAX_TOPOLOGY_TEXT_BYTES=str(MAX_TEXT),
+        MESHCTX_MAX_BODY_BYTES=str(MAX_BODY),
+        MESHCTX_MAX_PLACE_BODY_BYTES=str(MAX_PLACE_BODY),
     )
     yield live
     live.stop()
@@ -86,6 +91,7 @@ def test_problems_are_a_200_with_valid_false(http: httpx.Client) -> None:
         ({"topology": None}, "topology", "required"),
         ({"nodes": "node[1-"}, "nodes", "never closed"),
         ({"nodes": "node[1-100000]"}, "nodes", f"more than {MAX_NODES}"),
+        ({"nodes": "a" * 300 + ",node1"}, "nodes", "(300 characters) is longer than 253 characters"),
         ({"nodes": [f"n{i}" for i in range(MAX_NODES + 1)]}, "nodes", f"{MAX_NODES + 1} nodes exceed the {MAX_NODES}"),
         (
             {"topology": {"nodes": [{"name": f"n{i}", "gpus": 4} for i in range(MAX_NODES + 1)]}},
@@ -187,7 +193,11 @@ def test_import_kubectl_object(http: httpx.Client) -> None:
         ({"format": "slurm-conf", "gpus_per_node": 8}, "text", "contents as text"),
         ({"format": "slurm-conf", "text": "SwitchName=s0 Nodes\n", "gpus_per_node": 8}, "text", "line 1"),
         ({"format": "slurm-conf", "text": "#" * (MAX_TEXT + 1), "gpus_per_node": 8}, "text", f"{MAX_TEXT + 1} bytes"),
-        ({"format": "slurm-conf", "text": "SwitchName=s Nodes=n[1-100]", "gpus_per_node": 8}, "text", "100 nodes"),
+        (
+            {"format": "slurm-conf", "text": "SwitchName=s Nodes=n[1-100]", "gpus_per_node": 8},
+            "text",
+            "more than 16 nodes",
+        ),
         ({"format": "slurm-yaml", "text": "- topology: x\n  flat: true\n", "gpus_per_node": 8}, "text", "flat"),
         ({"format": "kubectl", "object": {"kind": "List"}}, "object", "items"),
         ({"format": "kubectl", "object": {"items": [5]}}, "object", "items[0]: expected a mapping"),
@@ -244,3 +254,68 @@ def test_livez_answers_while_the_largest_placement_runs(tmp_path: Path) -> None:
     assert len(answer["r"].json()["order"]) == 16384
     print(f"placement {took * 1000:.0f} ms; /livez worst {max(waits) * 1000:.1f} ms over {len(waits)} calls")
     assert max(waits) < max(0.15, took / 3), (took, sorted(waits)[-5:])
+
+
+# -- the allocation counts, not the topology; /v1/place has its own body limit; the CLI trims (issue 24) ----------
+
+WIDE = Topology.of([Node(f"w{i}", 4, f"nvl{i // 4}", f"leaf{i // 8}", "spine0") for i in range(MAX_NODES + 8)])
+
+
+def test_the_node_limit_counts_the_allocation_not_the_topology(http: httpx.Client) -> None:
+    body = {"strategy": "fsdp2", "world_size": 32, "sizes": {"tp_size": 4}, "topology": WIDE.to_dict()}
+    answer = http.post("/v1/place", json={**body, "nodes": "w[8-15]"})
+    assert answer.status_code == 200, answer.text
+    assert sorted(answer.json()["order"]) == sorted(f"w{i}" for i in range(8, 16))
+    every = {**body, "world_size": 4 * len(WIDE.nodes)}  # no allocation: every node of the topology is placed
+    assert (
+        f"{len(WIDE.nodes)} nodes exceed the {MAX_NODES}"
+        in errors_of(http.post("/v1/place", json=every))["topology.nodes"]
+    )
+
+
+def test_place_has_a_body_limit_of_its_own(http: httpx.Client) -> None:
+    """1.5 MB is over the general limit (413 on /v1/validate) but within /v1/place's; 2.5 MB is over both."""
+    padding = {"strategy": "fsdp2", "world_size": 8, "command": ["x" * 1000] * 1, "topology": {"nodes": []}}
+    mid = json.dumps({**padding, "nodes": [f"n{i:08d}" for i in range(110_000)]}).encode()
+    assert MAX_BODY < len(mid) < MAX_PLACE_BODY
+    assert http.post("/v1/validate", content=mid, headers={"content-type": "application/json"}).status_code == 413
+    within = http.post("/v1/place", content=mid, headers={"content-type": "application/json"})
+    assert within.status_code == 422 and "nodes" in within.json()["errors"][0]["field"], within.text[:300]
+    big = mid + b" " * MAX_PLACE_BODY
+    over = http.post("/v1/place", content=big, headers={"content-type": "application/json"})
+    assert over.status_code == 413 and "MESHCTX_MAX_PLACE_BODY_BYTES" in over.json()["detail"]
+
+
+def test_server_sends_the_topology_trimmed_to_the_allocation(
+    server: LiveServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The cluster has more nodes than the service places; the job's 8 do not: the CLI sends only those."""
+    topo = tmp_path / "wide.json"
+    topo.write_text(json.dumps(WIDE.to_dict()))
+    argv = ["place", "--topology", str(topo), "--tp", "4", "--nodes", "w[4-11]", "--json"]
+    local = main(argv), capsys.readouterr()
+    remote = main([*argv, "--server", server.url]), capsys.readouterr()
+    assert local[0] == 0 and remote == local, remote
+
+
+def test_import_kubectl_label_map_and_warnings(http: httpx.Client) -> None:
+    items = [
+        {
+            "metadata": {"name": f"k{i}", "labels": {"example.com/rack": f"r{i // 2}"}},
+            "status": {"allocatable": {"nvidia.com/gpu": "4"}},
+        }
+        for i in range(4)
+    ]
+    plain = http.post("/v1/topology/import", json={"format": "kubectl", "object": {"items": items}})
+    assert plain.status_code == 200, plain.text
+    assert "4 of 4 GPU node(s) carry none of" in plain.json()["warnings"][0]
+    mapped = http.post(
+        "/v1/topology/import",
+        json={"format": "kubectl", "object": {"items": items}, "label_map": {"leaf": "example.com/rack"}},
+    )
+    assert mapped.status_code == 200, mapped.text
+    assert "warnings" not in mapped.json()
+    assert [n["leaf"] for n in mapped.json()["nodes"]] == ["r0", "r0", "r1", "r1"]
+    assert mapped.json()["labels"] == {"leaf": "example.com/rack"}
+    refused = {"format": "slurm-conf", "text": CONF, "gpus_per_node": 8, "label_map": {"leaf": "x"}}
+    assert "kubectl" in errors_of(http.post("/v1/topology/import", json=refused))["label_map"]

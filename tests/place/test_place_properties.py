@@ -8,7 +8,9 @@ Guarantees tested (and stated in docs/placement.md):
 - the top-priority axis reaches its lower bound at every tier, hence is optimal, whenever its groups
   partition the node slots evenly and the tiers nest;
 - with power-of-two sizes and node counts on nested tiers, the whole vector equals the brute-force
-  lexicographic optimum.
+  lexicographic optimum;
+- on 8 and 9 nodes (every distinct order enumerated), the default search is exact: it reports
+  ``optimal`` and its vector is the brute-force minimum, nested tiers or not, powers of two or not.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from hypothesis import strategies as st
 from meshctx import ParallelismSizes, plan_mesh
 from meshctx.place import Node, Placement, Topology, natural_key, place
 from meshctx.plan import MeshPlan, TopologyError
-from tests.place.place_reference import all_vectors, exact_partition, nested, reference_axes, reference_crossing
+from tests.place.place_reference import (
+    all_vectors,
+    distinct_vectors,
+    exact_partition,
+    nested,
+    reference_axes,
+    reference_crossing,
+)
 
 
 @dataclass(frozen=True)
@@ -39,8 +48,18 @@ def _divisors(n: int, powers_only: bool) -> list[int]:
 
 
 @st.composite
-def cases(draw: st.DrawFn, max_nodes: int = 7, nodes: int | None = None) -> Case:
-    powers = draw(st.booleans()) if nodes is None else False
+def cases(
+    draw: st.DrawFn,
+    max_nodes: int = 7,
+    nodes: int | None = None,
+    powers: bool | None = None,
+    spare: int = 3,
+    few_units: bool = False,
+) -> Case:
+    """A plan and a cluster; ``few_units`` draws from 2 leaves × 2 NVLink domain names under one spine
+    (missing values rare), so that many nodes share their units and the distinct orders stay few."""
+    if powers is None:
+        powers = draw(st.booleans()) if nodes is None else False
     nodes_n = nodes or draw(st.sampled_from([1, 2, 4]) if powers else st.integers(1, max_nodes))
     gpus = draw(st.sampled_from([1, 2, 4]) if powers else st.sampled_from([1, 2, 3, 4]))
     world = nodes_n * gpus
@@ -66,7 +85,7 @@ def cases(draw: st.DrawFn, max_nodes: int = 7, nodes: int | None = None) -> Case
         assume(False)
         raise
     is_nested = draw(st.booleans()) or powers
-    total = nodes_n + draw(st.integers(0, 3))
+    total = nodes_n + draw(st.integers(0, spare))
     names = draw(
         st.lists(
             st.from_regex(r"(gke-[a-f0-9]{3}|node[1-9][0-9]?|n[0-9]{2})", fullmatch=True),
@@ -76,21 +95,24 @@ def cases(draw: st.DrawFn, max_nodes: int = 7, nodes: int | None = None) -> Case
         )
     )
     members = []
+    spines, leaves, domains, missing = (
+        (["s0"], ["a", "b"], ["x", "y"], 29) if few_units else (["s0", "s1"], ["a", "b", "c"], ["x", "y", "z"], 9)
+    )
     for name in names:
-        spine = draw(st.sampled_from(["s0", "s1"]))
+        spine = draw(st.sampled_from(spines))
         if is_nested:
-            leaf = spine + draw(st.sampled_from(["a", "b"]))
-            nvl = leaf + draw(st.sampled_from(["x", "y", "z"]))
+            leaf = spine + draw(st.sampled_from(leaves[:2]))
+            nvl = leaf + draw(st.sampled_from(domains))
         else:
-            leaf = draw(st.sampled_from(["la", "lb", "lc"]))
-            nvl = draw(st.sampled_from(["x", "y", "z"]))
+            leaf = "l" + draw(st.sampled_from(leaves))
+            nvl = draw(st.sampled_from(domains))
         members.append(
             Node(
                 name,
                 gpus,
-                nvl if draw(st.integers(0, 9)) else None,
-                leaf if draw(st.integers(0, 9)) else None,
-                spine if draw(st.integers(0, 9)) else None,
+                nvl if draw(st.integers(0, missing)) else None,
+                leaf if draw(st.integers(0, missing)) else None,
+                spine if draw(st.integers(0, missing)) else None,
             )
         )
     allocation = tuple(draw(st.permutations(names))[:nodes_n])
@@ -138,6 +160,7 @@ def test_against_brute_force_over_every_order(case: Case) -> None:
         assert all(b <= c for b, c in zip(bound, vector))
     best = min(vectors, default=())
     assert best <= placement.vector()
+    assert placement.search.optimal and placement.vector() == best  # exact on every brute-forceable case
     if not placement.axes:
         return
     top, entry = next(iter(placement.axes.items()))
@@ -162,7 +185,33 @@ def test_seven_nodes_every_bound_holds_and_no_order_beats_the_top_axis(case: Cas
     bound = tuple(c for entry in placement.axes.values() for c in entry.lower_bound.as_tuple())
     assert all(all(b <= c for b, c in zip(bound, v)) for v in vectors)
     assert min(vectors) <= placement.vector()
+    assert placement.search.optimal and placement.vector() == min(vectors)
     if placement.axes and nested(case.topology, case.allocation):
         top = next(iter(placement.axes))
         if exact_partition(case.plan, top, case.gpus, 7):
             assert placement.vector()[:4] == min(v[:4] for v in vectors)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.one_of(
+        cases(nodes=8, powers=True, spare=2, few_units=True),
+        cases(nodes=8, spare=2, few_units=True),
+        cases(nodes=9, spare=1, few_units=True),
+    )
+)
+def test_eight_and_nine_nodes_reach_the_brute_force_optimum(case: Case) -> None:
+    """Every distinct order of 8 or 9 nodes (power-of-two sizes and not, nested tiers and not): the
+    default search proves its order optimal, and it is — the brute-force lexicographic minimum."""
+    note(f"{case.plan.strategy} {case.plan.sizes} gpus={case.gpus} allocation={case.allocation}")
+    note(f"{case.topology.nodes}")
+    placement = place(case.plan, case.topology, case.allocation)
+    note(f"order={placement.order} vector={placement.vector()} search={placement.search}")
+    vectors = [v for _, v in distinct_vectors(case.plan, case.topology, case.allocation, case.gpus)]
+    best = min(vectors)
+    bound = tuple(c for entry in placement.axes.values() for c in entry.lower_bound.as_tuple())
+    assert all(all(b <= c for b, c in zip(bound, v)) for v in vectors)
+    reported = {axis: entry.crossing.as_tuple() for axis, entry in placement.axes.items()}
+    assert reported == reference_crossing(case.plan, case.topology, placement.order, case.gpus)
+    assert placement.search.optimal
+    assert placement.vector() == best

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -11,6 +14,7 @@ from sqlalchemy import inspect
 from meshctx_service.registry import make_engine, upgrade_database
 from meshctx_service.registry.migrate import HEAD_REVISION, current_revision, ensure_schema, head_revision
 from meshctx_service.registry.models import Base
+from tests.support.env import checkout_env
 
 
 def test_upgrade_from_empty_then_idempotent(db_url: str) -> None:
@@ -37,8 +41,32 @@ def test_head_revision_constant_is_alembics_head() -> None:
     assert head_revision() == HEAD_REVISION, "bump HEAD_REVISION in migrate.py with every new migration"
 
 
-def test_ensure_schema_migrates_in_a_child_process_once(db_url: str) -> None:
-    ensure_schema(db_url)  # empty database: migrated by a spawned child
+def _schema(url: str) -> dict[str, object]:
+    """Everything a schema is made of, table by table, column order aside."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            found = inspect(connection)
+            schema: dict[str, object] = {}
+            for table in sorted(found.get_table_names()):
+                columns = sorted(
+                    (c["name"], str(c["type"]), c["nullable"], str(c.get("default"))) for c in found.get_columns(table)
+                )
+                schema[table] = {
+                    "columns": columns,
+                    "primary_key": found.get_pk_constraint(table),
+                    "indexes": sorted(found.get_indexes(table), key=lambda index: str(index["name"])),
+                    "unique": sorted(found.get_unique_constraints(table), key=lambda unique: str(unique["name"])),
+                    "foreign_keys": found.get_foreign_keys(table),
+                    "checks": sorted(found.get_check_constraints(table), key=lambda check: str(check["name"])),
+                }
+            return schema
+    finally:
+        engine.dispose()
+
+
+def test_ensure_schema_creates_an_empty_database_as_the_migrations_would(db_url: str, tmp_path: Path) -> None:
+    ensure_schema(db_url)  # empty database: the models' tables, stamped at the head revision, in this process
     engine = make_engine(db_url)
     try:
         assert current_revision(engine) == HEAD_REVISION
@@ -46,4 +74,47 @@ def test_ensure_schema_migrates_in_a_child_process_once(db_url: str) -> None:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     finally:
         engine.dispose()
+    migrated = f"sqlite:///{tmp_path / 'migrated.db'}" if db_url.startswith("sqlite") else None
+    if migrated is not None:  # the same schema as Alembic builds (PostgreSQL: compare_metadata above)
+        upgrade_database(migrated)
+        assert _schema(db_url) == _schema(migrated)
+    assert upgrade_database(db_url) == HEAD_REVISION  # Alembic agrees: nothing to do
     ensure_schema(db_url)  # already current: one query, nothing else
+
+
+def test_concurrent_start_ups_on_an_empty_database_create_it_once(db_url: str) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: ensure_schema(db_url), range(4)))
+    engine = make_engine(db_url)
+    try:
+        assert current_revision(engine) == HEAD_REVISION
+    finally:
+        engine.dispose()
+
+
+def test_ensure_schema_migrates_an_older_database_in_a_child_interpreter(db_url: str) -> None:
+    assert upgrade_database(db_url, "0001") == "0001"
+    ensure_schema(db_url)
+    engine = make_engine(db_url)
+    try:
+        assert current_revision(engine) == HEAD_REVISION
+        with engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_start_up_never_loads_alembic_into_the_server(tmp_path: Path) -> None:
+    """Fresh and outdated databases alike: Alembic (11 MB) runs, if at all, in a child that exits."""
+    older = f"sqlite:///{tmp_path / 'older.db'}"
+    upgrade_database(older, "0002")
+    probe = (
+        "import sys\n"
+        "from meshctx_service.registry.migrate import ensure_schema\n"
+        f"ensure_schema({'sqlite:///' + str(tmp_path / 'fresh.db')!r})\n"
+        f"ensure_schema({older!r})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], env=checkout_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -208,7 +208,7 @@ def test_listing_every_group_streams_and_memory_returns(server: LiveServer) -> N
     listing = json.loads(data)
     assert [len(g) for g in listing["groups"]["tp"][:2]] == [8, 8] and len(listing["groups"]["tp"]) == 16384
     assert listing["groups"]["dp"][0][:3] == [0, 8, 16] and listing["fingerprint"].startswith("sha256:")
-    assert _rss_mb(server.process.pid) < 90.0  # DESIGN "Targets": RSS ≤ 90 MB after any allowed request
+    assert _rss_mb(server.process.pid) < 90.0  # docs/contract.md "Targets": RSS ≤ 90 MB after any allowed request
 
 
 def test_streamed_listing_equals_the_library(server: LiveServer) -> None:

@@ -60,3 +60,22 @@ def test_job_states_form_one_table() -> None:
     assert set(ACTIVE) | set(ENDED) == set(JobState) and not set(ACTIVE) & set(ENDED)
     assert all(state.active != state.ended for state in JobState)
     assert all(following in TRANSITIONS for targets in TRANSITIONS.values() for following in targets)
+
+
+def test_every_422_naming_fields_has_one_shape(tmp_path: Path) -> None:
+    """A body FastAPI cannot parse, a request the service refuses itself and a registry name it refuses: the same
+    members in the same order, each with its ``code`` (before, FastAPI's 422 had no ``code`` and put ``errors``
+    after ``instance``)."""
+    shape = ["type", "title", "status", "detail", "code", "errors", "instance"]
+    with TestClient(create_app(Settings(data_dir=tmp_path)), raise_server_exceptions=False) as client:
+        unparsed = client.post("/v1/validate", json={**BODY, "tp": 8})
+        refused = client.post("/v1/layout?rank=64", json=BODY)
+        registry = client.put("/v1/clusters/-dash-first", json={"nodes": 4, "gpus_per_node": 8})
+    for answer, code in ((unparsed, "invalid_request"), (refused, "invalid_request"), (registry, "invalid_input")):
+        assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+        assert list(answer.json()) == shape, answer.text
+        assert answer.json()["code"] == code
+        assert answer.json()["type"] == "urn:meshctx:problem:" + code.replace("_", "-")
+    assert unparsed.json()["errors"] == [{"field": "tp", "detail": "unknown field"}]
+    assert [e["field"] for e in refused.json()["errors"]] == ["rank"]
+    assert [e["field"] for e in registry.json()["errors"]] == ["name"]

@@ -1,7 +1,36 @@
 """Every error leaves the service as RFC 9457 ``application/problem+json``; never as a traceback.
 
 ``ServiceError`` is the one base of every refusal the service raises (bad fields, auth, the registry): it
-carries its HTTP status, a stable ``code`` (docs/problem-codes.md) and the facts a client needs.
+carries its HTTP status, a stable ``code`` (docs/problem-codes.md) and the facts a client needs. The whole
+tree, each class with its status and code (defined beside what raises it, module in brackets):
+
+    ServiceError                          500 internal_error
+    ├── InvalidFields                     422 invalid_request
+    │   ├── AdmissionReviewError          422 invalid_request  [integrations.kubernetes]
+    │   └── PolicyRequestError            422 invalid_request  [integrations.skypilot]
+    ├── Busy                              503 service_busy     [http.work]
+    ├── AuthError                     401 unauthenticated  [auth.principals]
+    │   ├── UnauthenticatedError          401 unauthenticated
+    │   └── ForbiddenError                403 forbidden
+    └── RegistryError                     500 registry_error   [registry.errors]
+        ├── InvalidInputError             422 invalid_input
+        ├── InvalidTopologyError          422 invalid_topology
+        │   └── InvalidPlacementError     422 invalid_placement
+        ├── NotFoundError                 404 not_found
+        ├── ConflictError                 409 conflict
+        │   ├── JobExistsError            409 job_exists
+        │   ├── PreconditionFailedError   412 precondition_failed
+        │   ├── IllegalTransitionError    409 illegal_transition
+        │   ├── JobNotUpdatableError      409 job_not_updatable
+        │   ├── CapacityError             409 capacity_exceeded
+        │   ├── ClusterInUseError         409 cluster_in_use
+        │   └── FingerprintMismatchError  409 fingerprint_mismatch
+        └── RegistryBusyError             503 registry_busy
+
+Never answered over HTTP: ``SettingsError`` [settings] and ``TokenConfigError`` [auth.tokens] (``ValueError``s
+that stop start-up with exit status 2) and ``TooSlow`` [integrations.checks] (a check past its deadline, which
+the admission routes answer in their schedulers' own form). ``tests/service/test_problems.py`` keeps this
+picture complete and true.
 ``install_error_handlers`` installs every exception handler of the app, so each route answers the same way
 whichever routers an app includes.
 """
@@ -70,8 +99,8 @@ class InvalidFields(ServiceError):
         super().__init__(join_fields(errors))
         self.errors = list(errors)
 
-    def members(self) -> dict[str, object]:
-        return {"errors": field_errors(self.errors)}  # no ``code`` member: the type says it
+    def extras(self) -> dict[str, object]:
+        return {"errors": field_errors(self.errors)}
 
 
 def problem_response(
@@ -110,6 +139,8 @@ class ProblemDetails(BaseModel):
     status: int
     detail: str
     instance: str | None = None
+    #: The refusal's stable code (docs/problem-codes.md); absent only from refusals typed ``about:blank``.
+    code: str | None = None
     errors: list[FieldErrorOut] | None = None
 
 
@@ -158,8 +189,9 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = _validation_errors(exc)
     names = ", ".join(dict.fromkeys(f for f, _ in errors))
+    members = {"code": InvalidFields.code, "errors": field_errors(errors)}  # the shape of every 422 (InvalidFields)
     return problem_response(
-        422, f"Invalid request: {names}.", type_=INVALID_REQUEST, instance=request.url.path, errors=errors
+        422, f"Invalid request: {names}.", type_=INVALID_REQUEST, instance=request.url.path, extras=members
     )
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -14,22 +15,26 @@ from .metrics import Metrics
 
 
 class LimitBody:
-    """Refuse request bodies over ``max_bytes`` (413), by their declared length or as they arrive."""
+    """Refuse request bodies over ``max_bytes`` (413), by their declared length or as they arrive; ``per_path``
+    gives some paths a limit (and the setting that names it) of their own."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, per_path: Mapping[str, tuple[int, str]] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.per_path = dict(per_path or {})
 
-    def _too_large(self) -> str:
-        return f"Request body exceeds {self.max_bytes} bytes (MESHCTX_MAX_BODY_BYTES)."
+    def _too_large(self, limit: int, setting: str) -> str:
+        return f"Request body exceeds {limit} bytes ({setting})."
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, setting = self.per_path.get(scope["path"], (self.max_bytes, "MESHCTX_MAX_BODY_BYTES"))
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await problem_response(413, self._too_large(), instance=scope["path"])(scope, receive, send)
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                message = self._too_large(limit, setting)
+                await problem_response(413, message, instance=scope["path"])(scope, receive, send)
                 return
         received = 0
 
@@ -39,8 +44,8 @@ class LimitBody:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise HTTPException(413, self._too_large())
+                if received > limit:
+                    raise HTTPException(413, self._too_large(limit, setting))
             return message
 
         await self.app(scope, receive_limited, send)

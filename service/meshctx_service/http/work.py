@@ -1,6 +1,6 @@
 """The work pool: planning that may take more than a millisecond runs here, off the event loop.
 
-A fixed number of threads, a bounded queue and a deadline (DESIGN "Bounded work"): the event loop keeps
+A fixed number of threads, a bounded queue and a deadline (docs/contract.md "Bounded work"): the event loop keeps
 answering ``/livez`` and ``/readyz`` while the largest allowed requests run; a request arriving when every
 thread is busy and the queue is full is refused at once (503 + ``Retry-After``), and one that waits or runs
 past the deadline gets a 503 too. A thread cannot be stopped, so a task past its deadline keeps its thread

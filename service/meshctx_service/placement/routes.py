@@ -9,22 +9,18 @@ placement.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.background import BackgroundTask
 
-from meshctx.place import (
-    Topology,
-    topology_from_kubectl,
-    topology_from_slurm_conf,
-    topology_from_slurm_yaml,
-)
+from meshctx.place import Topology
 from meshctx.place.answer import place_answer
 from meshctx.place.hostlist import expand_hosts
+from meshctx.place.importers import import_kubectl, import_slurm_conf, import_slurm_yaml, load_json
 from meshctx.place.launch import MASTER_PORT
 
 from ..auth import Role
@@ -36,9 +32,12 @@ from ..http.work import WorkPool
 from ..registry.store import Registry
 from ..settings import Settings
 from ..topology.schemas import ValidationReportOut
+from .fastbody import parse_place_body
+from .memory import TRIM_AFTER_BYTES, gc_paused, give_back_memory
 from .schemas import IMPORT_EXAMPLES, PLACE_EXAMPLES, ImportBody, PlaceBody, PlacementOut, TopologyOut
 
 router = APIRouter(prefix="/v1", tags=["placement"])
+MAX_HOST_NAME = 253
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -91,16 +90,15 @@ def _registered_topology(request: Request, name: str) -> dict[str, Any]:
 
 
 def _placement(raw: bytes, settings: Settings, http: Request) -> dict[str, Any]:
-    """The whole placement, in a worker thread: the body, its limits, hosts, topology, plan, order — or 422
-    naming the field."""
-    body = _parse(PlaceBody, raw)
+    """The whole placement, in a worker thread: the body (``fastbody``: orjson and plain checks, so the GIL is
+    never held for long), its limits, hosts, topology, plan, order — or 422 naming the field. The node limit
+    counts the allocation (the nodes placed), not the topology they are picked from."""
+    body, inline = parse_place_body(raw)
     errors = []
     if isinstance(body.nnodes, str):
         errors.append(("nnodes", "placement needs one node count, not an elastic range MIN:MAX"))
-    if (body.topology is None) == (body.cluster_name is None):
+    if (inline is not None or body.topology is not None) == (body.cluster_name is not None):
         errors.append(("topology", "required: the cluster's topology inline or a registered cluster_name, not both"))
-    if body.topology is not None and len(body.topology.nodes) > settings.max_place_nodes:
-        errors.append(_too_many("topology.nodes", len(body.topology.nodes), settings))
     if isinstance(body.nodes, list) and len(body.nodes) > settings.max_place_nodes:
         errors.append(_too_many("nodes", len(body.nodes), settings))
     if errors:
@@ -110,11 +108,19 @@ def _placement(raw: bytes, settings: Settings, http: Request) -> dict[str, Any]:
         hosts = None if body.nodes is None else expand_hosts(body.nodes, limit=settings.max_place_nodes)
     except ValueError as error:
         raise InvalidFields([("nodes", str(error))]) from None
-    if body.topology is not None:
+    long_name = next((h for h in hosts or () if len(h) > MAX_HOST_NAME), None)
+    if long_name is not None:
+        shown = f"{long_name[:40]!r}… ({len(long_name)} characters)"
+        raise InvalidFields([("nodes", f"host {shown} is longer than {MAX_HOST_NAME} characters (RFC 1123)")])
+    if inline is not None:
+        data = inline
+    elif body.topology is not None:
         data = body.topology.model_dump(exclude_none=False)
     else:
         assert body.cluster_name is not None  # checked above
         data = _registered_topology(http, body.cluster_name)
+    if hosts is None and len(data["nodes"]) > settings.max_place_nodes:
+        raise InvalidFields([_too_many("topology.nodes", len(data["nodes"]), settings)])
     try:
         topology = Topology.from_dict(data)
     except ValueError as error:
@@ -123,13 +129,18 @@ def _placement(raw: bytes, settings: Settings, http: Request) -> dict[str, Any]:
     return place_answer(request, topology, hosts, command=command, master_port=body.master_port or MASTER_PORT)
 
 
+def _paused(raw: bytes, settings: Settings, http: Request) -> dict[str, Any]:
+    with gc_paused():
+        return _placement(raw, settings, http)
+
+
 @router.post(
     "/place",
     response_model=None,
     responses={
         200: {
             "model": PlacementOut | ValidationReportOut,
-            "description": "The placement (DESIGN's JSON: `order`, `gpus_per_node`, `axes`, `baselines`, "
+            "description": "The placement (as `meshctx place --json`: `order`, `gpus_per_node`, `axes`, `baselines`, "
             "`launch`), or — when the topology or the allocation has problems — a report with `valid: false` "
             "and every problem (recognize it by its `valid` key).",
         },
@@ -147,32 +158,42 @@ async def place_route(request: Request) -> FastJSONResponse:
     or ``cluster_name`` names a registered cluster whose stored topology is used (tenant-scoped like
     ``GET /v1/clusters/{name}``)."""
     settings: Settings = request.app.state.settings
-    raw = await request.body()  # bounded by MESHCTX_MAX_BODY_BYTES (413 above)
-    return FastJSONResponse(await _off_loop(request, lambda: _placement(raw, settings, request)))
+    raw = await request.body()  # bounded by MESHCTX_MAX_PLACE_BODY_BYTES (413 above)
+    answer = await _off_loop(request, lambda: _paused(raw, settings, request))
+    # A big placement leaves its parse and answer in freed heap the allocator keeps: hand it back once sent.
+    trim = BackgroundTask(give_back_memory) if len(raw) > TRIM_AFTER_BYTES else None
+    return FastJSONResponse(answer, background=trim)
 
 
 def _imported(raw: bytes, settings: Settings) -> dict[str, Any]:
-    """The importer, in a worker thread; a malformed file is a 422 naming ``text`` or ``object``."""
+    """The importer, in a worker thread; a malformed file is a 422 naming ``text`` or ``object``. Every importer
+    reads at most the service's node limit (all hostlists of a file, or kubectl items, counted together)."""
     body = _parse(ImportBody, raw)
     _check_import(body, settings)
     field = "object" if body.object is not None else "text"
+    limit = settings.max_place_nodes
     try:
         if body.format == "kubectl":
-            data = body.object if body.object is not None else json.loads(body.text or "")
-            topology = topology_from_kubectl(data)
+            data = body.object if body.object is not None else load_json(body.text or "", "kubectl nodes")
+            label_map = {str(tier): key for tier, key in body.label_map.items()} if body.label_map else None
+            imported = import_kubectl(data, label_map=label_map, limit=limit)
         elif body.format == "slurm-yaml":
             assert body.text is not None and body.gpus_per_node is not None  # checked before
-            topology = topology_from_slurm_yaml(body.text, gpus_per_node=body.gpus_per_node, name=body.name)
+            imported = import_slurm_yaml(body.text, gpus_per_node=body.gpus_per_node, name=body.name, limit=limit)
         else:
             assert body.text is not None and body.gpus_per_node is not None
-            topology = topology_from_slurm_conf(body.text, gpus_per_node=body.gpus_per_node)
+            imported = import_slurm_conf(body.text, gpus_per_node=body.gpus_per_node, limit=limit)
     except ValueError as error:  # json.JSONDecodeError is one
         raise InvalidFields([(field, str(error))]) from None
+    topology = imported.topology
     if not topology.nodes:
         raise InvalidFields([(field, f"{body.format}: lists no nodes (kubectl: none with nvidia.com/gpu)")])
-    if len(topology.nodes) > settings.max_place_nodes:
+    if len(topology.nodes) > limit:
         raise InvalidFields([_too_many(field, len(topology.nodes), settings)])
-    return topology.to_dict()
+    answer = topology.to_dict()
+    if imported.warnings:
+        answer["warnings"] = list(imported.warnings)
+    return answer
 
 
 @router.post(
@@ -184,7 +205,8 @@ def _imported(raw: bytes, settings: Settings) -> dict[str, Any]:
 )
 async def import_topology(request: Request) -> FastJSONResponse:
     """Slurm's files carry no GPU counts, hence ``gpus_per_node``; kubectl's nodes carry
-    ``status.allocatable["nvidia.com/gpu"]`` (nodes without GPUs are left out)."""
+    ``status.allocatable["nvidia.com/gpu"]`` (nodes without GPUs are left out). ``warnings`` (when present) says
+    what the import could not see: GPU nodes without topology labels, GPUs counted from a label."""
     settings: Settings = request.app.state.settings
     raw = await request.body()  # bounded by MESHCTX_MAX_BODY_BYTES (413 above)
     return FastJSONResponse(await _off_loop(request, lambda: _imported(raw, settings)))
@@ -206,6 +228,8 @@ def _check_import(body: ImportBody, settings: Settings) -> None:
             errors.append(("object", f"{body.format}: takes text, not object"))
         if body.gpus_per_node is None:
             errors.append(("gpus_per_node", f"{body.format}: Slurm's topology files carry no GPU counts; give one"))
+        if body.label_map is not None:
+            errors.append(("label_map", f"{body.format}: label_map names Kubernetes node labels (format kubectl)"))
     size = len(body.text.encode("utf-8", "surrogatepass")) if body.text is not None else 0
     if size > settings.max_topology_text_bytes:
         limit = settings.max_topology_text_bytes

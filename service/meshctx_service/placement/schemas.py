@@ -1,4 +1,4 @@
-"""Wire models of the placement endpoints (DESIGN "Mesh-aware placement", docs/placement.md).
+"""Wire models of the placement endpoints (docs/placement.md).
 
 Requests are strict (unknown fields, non-integers: 422 naming the field); sizes the schema cannot know
 (the node limit, the text limit) are checked by the routes against the settings before any work.
@@ -74,6 +74,13 @@ class ImportBody(Strict):
     name: Annotated[str, Field(min_length=1, max_length=253)] | None = Field(
         default=None, description="slurm-yaml: which topology of the file (default: cluster_default, else the first)"
     )
+    label_map: (
+        dict[Literal["nvlink_domain", "leaf", "spine"], Annotated[str, Field(min_length=1, max_length=317)]] | None
+    ) = Field(
+        default=None,
+        description="kubectl: the node label key of a tier when the cluster uses its own "
+        '(`{"leaf": "example.com/rack"}`); it replaces the known keys for that tier (leaf and spine together).',
+    )
 
 
 PLACE_EXAMPLES: dict[str, dict[str, Any]] = {
@@ -145,3 +152,6 @@ class NodeOut(BaseModel):
 class TopologyOut(BaseModel):
     nodes: list[NodeOut]
     labels: dict[str, str] | None = None
+    warnings: list[str] | None = Field(
+        default=None, description="What the import could not see (nodes without topology labels, …); absent: none."
+    )

@@ -30,10 +30,6 @@ def default_database_url(data_dir: str | Path) -> str:
     return f"sqlite:///{path / DEFAULT_FILENAME}"
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://user@host/db``)."""
     parsed = make_url(url)

@@ -1,21 +1,26 @@
 """Schema migrations, shipped inside the package and run programmatically (no alembic.ini needed).
 
-``upgrade`` is safe to call from every replica at start-up at once: on PostgreSQL the whole upgrade runs
+``upgrade_database`` is safe to call from every replica at start-up at once: on PostgreSQL the whole upgrade runs
 in one transaction holding a transaction-scoped advisory lock, and on SQLite under ``BEGIN IMMEDIATE``, so
 concurrent upgrades run one after the other and the later ones find nothing to do.
 
-Alembic is imported only when a migration runs: the service checks the schema's revision with one query at
-start-up (``ensure_schema``) and migrates in a short-lived child process, so Alembic's ~11 MB never stay in a
-long-running server.
+Start-up (``ensure_schema``) never loads Alembic in the server, whose ~11 MB would stay for the process's life:
+a database at ``HEAD_REVISION`` is checked with one query; an empty one gets the models' tables and is stamped
+``HEAD_REVISION`` in one transaction under the same lock (what the migrations build, column order aside: a test
+compares the two); an older one is migrated by Alembic in a short-lived child interpreter.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Column, Connection, Engine, MetaData, PrimaryKeyConstraint, String, Table, inspect, text
 
 from .engine import SQLITE_BEGIN, make_engine
 
@@ -47,9 +52,7 @@ def head_revision() -> str:
 def current_revision(engine: Engine) -> str | None:
     """The schema's revision (None for an empty database), read with one query, without Alembic."""
     with engine.connect() as connection:
-        if not inspect(connection).has_table("alembic_version"):
-            return None
-        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return current_revision_of(connection)
 
 
 def upgrade_engine(engine: Engine, revision: str = "head") -> str | None:
@@ -57,9 +60,7 @@ def upgrade_engine(engine: Engine, revision: str = "head") -> str | None:
     from alembic import command
 
     config = _config()
-    with engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"}).begin() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
+    with _serialized(engine) as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
     return current_revision(engine)
@@ -75,27 +76,84 @@ def upgrade_database(url: str, revision: str = "head") -> str | None:
 
 
 def ensure_schema(url: str) -> None:
-    """Start-up: migrate the database at ``url`` to ``HEAD_REVISION`` unless it is there already.
+    """Start-up: bring the database at ``url`` to ``HEAD_REVISION`` unless it is there already.
 
-    The migration runs in a spawned child process (same interpreter, same ``sys.path``) that exits when done.
+    An empty database is created here, in this process, from the models; one at an older revision is migrated
+    by a child interpreter (``sys.executable -c``, this process's ``sys.path``) that loads only the registry's
+    engine, models and migrations — never the embedding program's ``__main__``: the app starts the same from
+    ``meshctx serve``, a script without a main guard, stdin or a notebook.
     """
     engine = make_engine(url)
     try:
-        if current_revision(engine) == HEAD_REVISION:
+        if current_revision(engine) == HEAD_REVISION or _create_if_empty(engine):
             return
     finally:
         engine.dispose()
-    if multiprocessing.current_process().daemon:  # a daemonic process may not start children: migrate here
+    if not sys.executable:  # an embedded interpreter with no program to start: migrate here
         upgrade_database(url)
         return
-    child = multiprocessing.get_context("spawn").Process(target=upgrade_database, args=(url,), name="meshctx-migrate")
-    child.start()
-    child.join()
-    if child.exitcode != 0:
+    child = _spawn(url)
+    _, errors = child.communicate()
+    if child.returncode != 0:
         raise RuntimeError(
-            f"migrating the registry database to revision {HEAD_REVISION} failed (exit code {child.exitcode}); "
-            f"its error is printed above. Run `meshctx db upgrade` to see it on its own."
+            f"migrating the registry database to revision {HEAD_REVISION} failed (exit code {child.returncode}): "
+            f"{errors.strip()[-2000:]}\nRun `meshctx db upgrade` to see it on its own."
         )
 
 
-upgrade = upgrade_database
+def _serialized(engine: Engine) -> AbstractContextManager[Connection]:
+    """A write transaction that concurrent schema changes (from every replica) take one after the other."""
+    transaction = engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"}).begin()
+
+    @contextmanager
+    def locked() -> Iterator[Connection]:
+        with transaction as connection:
+            if engine.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
+            yield connection
+
+    return locked()
+
+
+def _create_if_empty(engine: Engine) -> bool:
+    """Create the models' tables and stamp ``HEAD_REVISION`` when the database has no table at all; False when
+    it has some (then the migrations decide). Checked again under the lock: another replica may have won."""
+    from .models import Base
+
+    with _serialized(engine) as connection:
+        tables = inspect(connection).get_table_names()
+        if tables:
+            return current_revision_of(connection) == HEAD_REVISION
+        Base.metadata.create_all(connection)
+        version = MetaData()
+        stamp = Table(
+            "alembic_version",
+            version,
+            Column("version_num", String(32), nullable=False),
+            PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+        )
+        version.create_all(connection)
+        connection.execute(stamp.insert().values(version_num=HEAD_REVISION))
+    return True
+
+
+def current_revision_of(connection: Connection) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _spawn(url: str) -> subprocess.Popen[str]:
+    """The child: this module loaded without the registry package's ``__init__`` (which loads the store and
+    FastAPI); the URL comes in its environment, never on a command line others can read."""
+    program = (
+        "import os, sys, types\n"
+        "registry = types.ModuleType('meshctx_service.registry')\n"
+        f"registry.__path__ = [{str(MIGRATIONS.parent)!r}]\n"
+        "sys.modules[registry.__name__] = registry\n"
+        "from meshctx_service.registry.migrate import upgrade_database\n"
+        "upgrade_database(os.environ.pop('MESHCTX_MIGRATE_URL'))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(entry for entry in sys.path if entry), MESHCTX_MIGRATE_URL=url)
+    command = [sys.executable, "-c", program]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

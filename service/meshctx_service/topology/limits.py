@@ -1,4 +1,4 @@
-"""The limits every route that plans applies before any arithmetic (DESIGN "Bounded work"), and which requests
+"""The limits every route that plans applies before any arithmetic (docs/contract.md "Bounded work"), and which requests
 leave the event loop. One ``Limits`` value (``meshctx.integrations.limits``, ``Settings.limits``) answers for
 validate, layout, render, job registration, the Kubernetes webhook and the SkyPilot policy alike."""
 

@@ -1,4 +1,4 @@
-"""Wire models of the topology endpoints (DESIGN.md "Wire format"), shared by every route that takes a topology.
+"""Wire models of the topology endpoints (docs/contract.md "Wire format"), shared by every route that takes a topology.
 
 Requests are parsed strictly (unknown fields and non-integers are malformed, 422) and turned into a
 ``TopologyRequest`` by ``TopologyBody.to_request`` — the one place HTTP input becomes planner input.

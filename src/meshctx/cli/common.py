@@ -173,7 +173,7 @@ def with_client(
     status below 500) is left to the caller."""
     server = checked_server_url(server)
     client = client_module(command)
-    MeshctxClient, ProblemError, ServiceError = client.MeshctxClient, client.ProblemError, client.ServiceError
+    MeshctxClient, ProblemError, ClientError = client.MeshctxClient, client.ProblemError, client.ClientError
 
     try:
         with MeshctxClient(server, token=token) as client:
@@ -182,7 +182,7 @@ def with_client(
         if error.status < 500:
             raise
         raise ServerFailed(f"{server}: {error}") from None
-    except ServiceError as error:
+    except ClientError as error:
         raise ServerFailed(str(error)) from None
 
 

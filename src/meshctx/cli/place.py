@@ -9,20 +9,15 @@ Exit status: 0 placed, 1 the topology or the placement has problems, 2 usage err
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..place import (
-    Topology,
-    parse_hostlist,
-    topology_from_kubectl,
-    topology_from_slurm_conf,
-    topology_from_slurm_yaml,
-)
+from ..place import Topology, parse_hostlist
 from ..place.answer import place_answer
+from ..place.importers import import_kubectl, import_slurm_conf, import_slurm_yaml, load_json, load_yaml
 from ..place.launch import MASTER_PORT
 from ..place.report import BASELINES
 from ..place.topology import TIER_NAMES
@@ -56,6 +51,13 @@ def add_place_command(commands: Any) -> None:
         "--slurm-topology", metavar="FILE", help="Slurm topology.conf or topology.yaml (needs --gpus-per-node)"
     )
     source.add_argument("--kubectl-nodes", metavar="FILE", help="the output of `kubectl get nodes -o json`")
+    where.add_argument(
+        "--label-map",
+        metavar="TIER=KEY[,TIER=KEY]",
+        help="--kubectl-nodes: the node label key of a tier (nvlink_domain, leaf, spine) when the cluster uses "
+        "its own, e.g. leaf=example.com/rack,spine=example.com/row (default: the GPU operator's, GKE's, "
+        "Topograph's, OKE's and AWS's keys)",
+    )
     source.add_argument(
         "--cluster",
         metavar="NAME",
@@ -86,19 +88,35 @@ def _read(path: str, flag: str) -> str:
 
 
 def _load_structured(text: str, path: str, flag: str) -> Any:
-    """JSON, else YAML (a superset, but JSON's errors are clearer for JSON files)."""
+    """JSON, else YAML without aliases (a superset, but JSON's errors are clearer for JSON files)."""
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            return load_json(text, f"{flag} {path}")
+        except ValueError as error:
+            if "nested deeper" in str(error):
+                raise UsageError(str(error)) from None
     try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        import yaml
-    except ImportError:  # pragma: no cover - PyYAML is a dependency of meshctx
-        raise UsageError(f"{flag} {path}: not JSON, and reading YAML needs PyYAML") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise UsageError(f"{flag} {path}: neither JSON nor YAML ({error})") from None
+        return load_yaml(text, f"{flag} {path}")
+    except ValueError as error:
+        raise UsageError(f"neither JSON nor YAML: {error}") from None
+
+
+def parse_label_map(value: str | None) -> dict[str, str] | None:
+    """``--label-map leaf=example.com/rack,spine=example.com/row`` as ``{tier: key}``."""
+    if not value:
+        return None
+    pairs: dict[str, str] = {}
+    for item in value.split(","):
+        tier, eq, key = item.strip().partition("=")
+        if not eq or not key.strip():
+            raise UsageError(f"--label-map: {item.strip()!r} is not TIER=KEY (e.g. leaf=example.com/rack)")
+        pairs[tier.strip()] = key.strip()
+    return pairs
+
+
+def _warn(warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        print(f"meshctx place: warning: {warning}", file=sys.stderr)
 
 
 def load_topology(args: argparse.Namespace) -> Topology:
@@ -106,16 +124,22 @@ def load_topology(args: argparse.Namespace) -> Topology:
     try:
         if args.topology:
             return Topology.from_dict(_load_structured(_read(args.topology, "--topology"), args.topology, "--topology"))
+        label_map = parse_label_map(getattr(args, "label_map", None))
         if args.kubectl_nodes:
             path = args.kubectl_nodes
-            return topology_from_kubectl(_load_structured(_read(path, "--kubectl-nodes"), path, "--kubectl-nodes"))
+            data = _load_structured(_read(path, "--kubectl-nodes"), path, "--kubectl-nodes")
+            imported = import_kubectl(data, label_map=label_map)
+            _warn(imported.warnings)
+            return imported.topology
+        if label_map is not None:
+            raise UsageError("--label-map names Kubernetes node labels; it goes with --kubectl-nodes")
         path = args.slurm_topology
         if args.gpus_per_node is None:
             raise UsageError("--slurm-topology needs --gpus-per-node: Slurm's topology files carry no GPU counts")
         text = _read(path, "--slurm-topology")
         if _looks_like_yaml(text):
-            return topology_from_slurm_yaml(text, gpus_per_node=args.gpus_per_node)
-        return topology_from_slurm_conf(text, gpus_per_node=args.gpus_per_node)
+            return import_slurm_yaml(text, gpus_per_node=args.gpus_per_node).topology
+        return import_slurm_conf(text, gpus_per_node=args.gpus_per_node).topology
     except ValueError as error:
         flag = "--topology" if args.topology else "--kubectl-nodes" if args.kubectl_nodes else "--slurm-topology"
         raise UsageError(f"{flag}: {error}") from None
@@ -182,9 +206,19 @@ def _fill_world(args: argparse.Namespace, topology: Topology, allocation: Sequen
 # -- placing ------------------------------------------------------------------------------------------------
 
 
+def trimmed(topology: Topology, allocation: Sequence[str] | None) -> Topology:
+    """The topology's allocated nodes only (the service needs no others, and the node limit and the body limit
+    count what is sent): a 16,384-node job on a larger cluster sends 16,384 nodes. Names the topology lacks stay
+    out, so the service reports them as unknown just as the whole topology would."""
+    if allocation is None:
+        return topology
+    wanted = set(allocation)
+    return Topology.of([node for node in topology.nodes if node.name in wanted], topology.labels)
+
+
 def place_body(request: TopologyRequest, topology: Topology, allocation: Sequence[str] | None) -> Json:
-    """The ``POST /v1/place`` body of one CLI call."""
-    body: Json = {**request.to_dict(), "topology": topology.to_dict()}
+    """The ``POST /v1/place`` body of one CLI call: the topology trimmed to the allocation."""
+    body: Json = {**request.to_dict(), "topology": trimmed(topology, allocation).to_dict()}
     if allocation is not None:
         body["nodes"] = list(allocation)
     return body

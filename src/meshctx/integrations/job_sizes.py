@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..errors import FieldProblem
 from ..plan.model import MODEL_FIELDS, ModelShape
 from ..plan.sizes import SIZE_FIELDS, ParallelismSizes
 from .limits import MAX_INT as MAX_COUNT  # the largest count read from a document: nothing bigger reaches arithmetic
@@ -14,14 +15,6 @@ from .limits import MAX_INT as MAX_COUNT  # the largest count read from a docume
 #: ASCII digits only: ``str.isdigit()`` also accepts ``"²"``, which ``int()`` then refuses.
 _DIGITS = re.compile(r"[0-9]{1,10}")
 _SHOWN = 40
-
-
-class FieldProblem(ValueError):
-    """One unreadable value, named by the field (annotation, env, spec path) it was read from."""
-
-    def __init__(self, name: str, detail: str) -> None:
-        self.name, self.detail = name, detail
-        super().__init__(f"{name} {detail}")
 
 
 def shown(value: object) -> str:

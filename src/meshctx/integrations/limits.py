@@ -1,5 +1,5 @@
 """The most work one request may ask of the planner, checked on the ``TopologyRequest`` before any arithmetic
-(DESIGN "Bounded work"): the largest world, the widest elastic range, the largest integer, and how big a group
+(docs/contract.md "Bounded work"): the largest world, the widest elastic range, the largest integer, and how big a group
 listing may get. Every route of the service that plans applies one ``Limits`` made from its settings; the
 in-process SkyPilot policy applies the defaults, which are the service's. ``errors`` names each offending field
 with its numbers and a fix."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..errors import TaskRejected
 from ..launch.spec import ENV_FINGERPRINT, ENV_STRATEGY, ENV_WORLD_SIZE, SIZE_ENV
 from ..plan.model import MODEL_FIELDS
 from ..plan.request import TopologyRequest
@@ -23,10 +24,6 @@ MODEL_ENV = {f: PREFIX + f.upper() for f in MODEL_FIELDS}
 ENV_NPROC_PER_NODE = PREFIX + "NPROC_PER_NODE"
 #: Where each request field is read from in a task, for messages.
 SOURCES = {"nnodes": "num_nodes", "nproc_per_node": "resources.accelerators", "world_size": "num_nodes"}
-
-
-class TaskRejected(ValueError):
-    """The task is refused; the message (every reason, each naming its field) is what SkyPilot shows the user."""
 
 
 @dataclass(frozen=True)

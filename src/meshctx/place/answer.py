@@ -34,15 +34,21 @@ def place_answer(
     *,
     command: Sequence[str] | None = None,
     master_port: int = MASTER_PORT,
+    search: str = "default",
 ) -> dict[str, Any]:
     """Plan ``request``, then place it: the placement, the validation report when the sizes are invalid, or
-    ``refusal`` when the allocation does not fit the topology or the plan."""
+    ``refusal`` when the allocation does not fit the topology or the plan. ``search`` is ``place``'s mode."""
     report = request.validate(suggest=True)
     if report.plan is None:
         return report.to_dict()
     try:
         placement = place(
-            report.plan, topology, allocation, command=tuple(command or ("train.py",)), master_port=master_port
+            report.plan,
+            topology,
+            allocation,
+            command=tuple(command or ("train.py",)),
+            master_port=master_port,
+            search=search,
         )
     except PlacementError as error:
         return refusal(error)

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import pairwise
 from operator import itemgetter
 
 from ..plan import AxisLayout, MeshPlan
@@ -136,25 +137,54 @@ def plan_classes(plan: MeshPlan, gpus_per_node: int, slots: int) -> list[AxisCla
     return [axis_classes(plan, axis, gpus_per_node, slots) for axis in axes_by_priority(plan)]
 
 
+def unit_key(node: Node, tier: str) -> object:
+    """The unit of ``node`` at ``tier`` (not ``node``) as a hashable key, ``None`` when missing. A leaf is
+    keyed by its spine and its name, so leaves that share a name under different spines are different
+    units (Kueue label values, like switch names, need only be unique under their parent). An NVLink
+    domain is keyed by its name alone: a domain is one physical NVLink fabric wherever its nodes sit,
+    and one that spans leaves is reported (``topology_warnings``), not split."""
+    if tier == "leaf":
+        return (node.spine, node.leaf) if node.leaf is not None else None
+    value: object = getattr(node, tier)
+    return value
+
+
 def unit_ids(nodes: Sequence[Node]) -> list[list[int]]:
-    """Per tier (fastest first), a small integer unit id for each node of ``nodes``."""
+    """Per tier (fastest first), a small integer unit id for each node of ``nodes``; a missing value is a
+    unit of its own."""
     out: list[list[int]] = [list(range(len(nodes)))]
     for tier in TIER_NAMES[1:]:
         ids: dict[object, int] = {}
         column = []
         for i, node in enumerate(nodes):
-            value = getattr(node, tier)
+            value = unit_key(node, tier)
             column.append(ids.setdefault(value if value is not None else (i,), len(ids)))
         out.append(column)
     return out
 
 
-def crossings(classes: Sequence[AxisClasses], units: list[list[int]], order: Sequence[int]) -> list[list[int]]:
+def nested(units: Sequence[Sequence[int]]) -> bool:
+    """Every unit of a tier lies inside one unit of the next tier (ids from ``unit_ids``)."""
+    return all(len(set(zip(fine, coarse))) == len(set(fine)) for fine, coarse in pairwise(units[1:]))
+
+
+def crossings(
+    classes: Sequence[AxisClasses], units: list[list[int]], order: Sequence[int], above: Sequence[int] | None = None
+) -> list[list[int]]:
     """For each axis, per tier, how many groups sit in more than one unit; ``order[s]`` is the index
-    (into the nodes ``units`` was built from) of the node in slot ``s``."""
+    (into the nodes ``units`` was built from) of the node in slot ``s``. With ``above`` (a flattened
+    vector), stops early and returns only the rows computed once the result is lexicographically worse."""
     slot_units = [[tier_ids[n] for n in order] for tier_ids in units[1:]]
     out: list[list[int]] = []
+    flat: list[int] = []
+    above = list(above) if above is not None else None
     for axis in classes:
+        if above is not None:
+            prefix = above[: len(flat)]
+            if flat > prefix:
+                return out
+            if flat < prefix:
+                above = None
         node_tier = sum(axis.multiplicity)
         row = [node_tier]
         for su in slot_units:
@@ -165,6 +195,7 @@ def crossings(classes: Sequence[AxisClasses], units: list[list[int]], order: Seq
                     crossed += mult
             row.append(crossed)
         out.append(row)
+        flat.extend(row)
     return out
 
 

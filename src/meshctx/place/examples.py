@@ -84,20 +84,30 @@ def markdown(example: Example) -> str:
         "",
         "Groups crossing each tier (node / nvlink_domain / leaf / spine):",
         "",
-        "| axis | groups | lexicographic | natural | meshctx | lower bound |",
-        "|---|---|---|---|---|---|",
+        "| axis | groups | lexicographic | natural | topology-sorted | meshctx | lower bound |",
+        "|---|---|---|---|---|---|---|",
     ]
     axes: dict[str, dict[str, object]] = result["axes"]  # type: ignore[assignment]
     baselines: dict[str, dict[str, dict[str, dict[str, int]]]] = result["baselines"]  # type: ignore[assignment]
     for axis, entry in axes.items():
         lines.append(
             f"| {axis} | {entry['groups']} | {_cells(baselines['lexicographic'][axis]['crossing'])} | "
-            f"{_cells(baselines['natural'][axis]['crossing'])} | {_cells(entry['crossing'])} | "  # type: ignore[arg-type]
+            f"{_cells(baselines['natural'][axis]['crossing'])} | {_cells(baselines['topology'][axis]['crossing'])} | "
+            f"{_cells(entry['crossing'])} | "  # type: ignore[arg-type]
             f"{_cells(entry['lower_bound'])} |"  # type: ignore[arg-type]
         )
     launch: dict[str, dict[str, object]] = result["launch"]  # type: ignore[assignment]
     segment = launch["slurm"]["segment"]
     lines += ["", f"First node ranks: {', '.join(result['order'][:4])}, …"]  # type: ignore[index]
+    search: dict[str, object] = result["search"]  # type: ignore[assignment]
+    gap: dict[str, object] | None = result["gap"]  # type: ignore[assignment]
+    proof = f"optimal ({search['proof']})" if search["optimal"] else "not proven optimal"
+    where = (
+        f"; first entry above its bound: {gap['axis']} at {gap['tier']}, {gap['crossing']} vs {gap['lower_bound']}"
+        if gap
+        else ""
+    )
+    lines.append(f"Search: {search['orders']} hierarchical orders, {proof}{where}.")
     if segment is not None:
         lines.append(f"Slurm suggestion: `--segment={segment}` — {launch['slurm']['segment_reason']}")
     annotations = launch["kueue"]["annotations"]

@@ -27,6 +27,14 @@ def natural_key(name: str) -> tuple[object, ...]:
     return (tuple(key), name)
 
 
+def quoted(text: str, limit: int = 40) -> str:
+    """``text`` for an error message: its repr when short, else a repr of its first ``limit`` characters and its
+    length (a hostile 60 kB expression must not come back whole in every message)."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text)} characters)"
+
+
 def _split_top_level(expression: str) -> list[str]:
     """Split at commas outside brackets."""
     pieces, depth, start = [], 0, 0
@@ -34,85 +42,106 @@ def _split_top_level(expression: str) -> list[str]:
         if char == "[":
             depth += 1
             if depth > 1:
-                raise ValueError(f"hostlist {expression!r}: nested '[' at column {i + 1}")
+                raise ValueError(f"hostlist {quoted(expression)}: nested '[' at column {i + 1}")
         elif char == "]":
             depth -= 1
             if depth < 0:
-                raise ValueError(f"hostlist {expression!r}: ']' without '[' at column {i + 1}")
+                raise ValueError(f"hostlist {quoted(expression)}: ']' without '[' at column {i + 1}")
         elif char == "," and depth == 0:
             pieces.append(expression[start:i])
             start = i + 1
     if depth:
-        raise ValueError(f"hostlist {expression!r}: '[' is never closed")
+        raise ValueError(f"hostlist {quoted(expression)}: '[' is never closed")
     pieces.append(expression[start:])
     return [p.strip() for p in pieces if p.strip()]
 
 
-def _expand_bracket(body: str, expression: str, limit: int) -> list[str]:
-    values: list[str] = []
+#: A bracket as ``(digits, stop, width)`` runs: ``low`` as written, the last number, the zero-padded width.
+_Runs = list[tuple[str, int, int]]
+_MAX_DIGITS = 18  # a host number longer than this is a typo; int() of it stays cheap
+
+
+def _bracket_runs(body: str, expression: str) -> tuple[_Runs, int]:
+    """The runs of one bracket and how many names they give, without building any name."""
+    runs: _Runs = []
+    count = 0
     for item in body.split(","):
         item = item.strip()
         if not item:
-            raise ValueError(f"hostlist {expression!r}: empty item in [{body}]")
+            raise ValueError(f"hostlist {quoted(expression)}: empty item in [{quoted(body)[1:-1]}]")
         low, dash, high = item.partition("-")
         if not low.isdigit() or (dash and not high.isdigit()):
-            raise ValueError(f"hostlist {expression!r}: [{body}] holds {item!r}, not a number or a range a-b")
-        if not dash:
-            values.append(low)
-            continue
-        start, stop, width = int(low), int(high), len(low)
+            raise ValueError(f"hostlist {quoted(expression)}: {quoted(item)} is not a number or a range a-b")
+        if len(low) > _MAX_DIGITS or len(high) > _MAX_DIGITS:
+            raise ValueError(f"hostlist {quoted(expression)}: {quoted(item)} has a number over {_MAX_DIGITS} digits")
+        start = int(low)
+        stop = int(high) if dash else start
         if stop < start:
-            raise ValueError(f"hostlist {expression!r}: range {item} runs backwards; write {high}-{low}")
-        if stop - start + 1 > limit:
-            raise ValueError(f"hostlist {expression!r}: range {item} has more than {limit} names")
-        values.extend(f"{n:0{width}d}" for n in range(start, stop + 1))
-    return values
+            raise ValueError(f"hostlist {quoted(expression)}: range {item} runs backwards; write {high}-{low}")
+        runs.append((low, stop, len(low)))
+        count += stop - start + 1
+    return runs, count
 
 
-def _expand_piece(piece: str, expression: str, limit: int) -> list[str]:
-    parts: list[list[str]] = []
+def _piece_parts(piece: str, expression: str, limit: int) -> tuple[list[str | _Runs], int]:
+    """A piece as literal text and bracket runs, and the number of names it expands to (counted, not built;
+    capped at ``limit + 1`` so the product of many brackets stays a small number)."""
+    parts: list[str | _Runs] = []
+    total = 1
     rest = piece
     while rest:
         open_at = rest.find("[")
         if open_at < 0:
-            parts.append([rest])
+            parts.append(rest)
             break
         close_at = rest.index("]", open_at)
         if open_at:
-            parts.append([rest[:open_at]])
-        parts.append(_expand_bracket(rest[open_at + 1 : close_at], expression, limit))
+            parts.append(rest[:open_at])
+        runs, count = _bracket_runs(rest[open_at + 1 : close_at], expression)
+        parts.append(runs)
+        total = min(total * count, limit + 1)
         rest = rest[close_at + 1 :]
-    total = 1
-    for options in parts:
-        total *= len(options)
-    if total > limit:
-        raise ValueError(f"hostlist {expression!r}: {piece!r} expands to {total} names, more than {limit}")
-    return ["".join(combo) for combo in product(*parts)]
+    return parts, total
+
+
+def _values(part: str | _Runs) -> list[str]:
+    if isinstance(part, str):
+        return [part]
+    return [f"{n:0{width}d}" for low, stop, width in part for n in range(int(low), stop + 1)]
 
 
 def parse_hostlist(expression: str, *, limit: int = MAX_HOSTS) -> list[str]:
-    """Every host name of a hostlist expression, in the order written (duplicates kept); more than ``limit``
-    names is a ``ValueError`` raised before they are built (a service passes its node limit)."""
+    """Every host name of a hostlist expression, in the order written (duplicates kept). The names of all its
+    pieces and brackets are counted before any is built: more than ``limit`` in all is a ``ValueError`` (a
+    service passes its node limit), so a few bytes cannot make millions of strings."""
+    pieces = [_piece_parts(piece, expression, limit) for piece in _split_top_level(expression)]
+    total = 0
+    for _, count in pieces:
+        total += count
+        if total > limit:
+            raise ValueError(
+                f"hostlist {quoted(expression)} expands to more than {limit} names; "
+                "name only the allocated hosts (the limit is the node limit: MESHCTX_MAX_PLACE_NODES on a service)"
+            )
     names: list[str] = []
-    for piece in _split_top_level(expression):
-        names.extend(_expand_piece(piece, expression, limit))  # each piece bounded, then the sum
-        if len(names) > limit:
-            raise ValueError(f"hostlist {expression!r} expands to more than {limit} names")
+    for parts, _ in pieces:
+        names.extend("".join(combo) for combo in product(*map(_values, parts)))
     return names
 
 
 def expand_hosts(value: str | Iterable[str], *, limit: int = MAX_HOSTS) -> list[str]:
-    """A hostlist expression, or an iterable of names or expressions, as a flat list of at most ``limit`` names."""
+    """A hostlist expression, or an iterable of names or expressions, as a flat list of at most ``limit`` names
+    (counted over every item, before each is built)."""
     if isinstance(value, str):
         return parse_hostlist(value, limit=limit)
     names: list[str] = []
     for item in value:
+        if len(names) >= limit:
+            raise ValueError(f"the allocation names more than {limit} hosts")
         if "[" in item or "," in item:
-            names.extend(parse_hostlist(item, limit=limit))
+            names.extend(parse_hostlist(item, limit=limit - len(names)))
         else:
             names.append(item.strip())
-        if len(names) > limit:
-            raise ValueError(f"the allocation names more than {limit} hosts")
     return names
 
 

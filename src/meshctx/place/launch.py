@@ -1,25 +1,34 @@
-"""What each scheduler needs to impose an order.
+"""What each scheduler needs to impose an order — in forms today's schedulers accept.
 
-No launcher knows the mesh, so each is told the order in its own terms:
+No launcher knows the mesh, and no scheduler lets a job pick which task lands on which node, so the order
+travels with the job and every node finds its own node rank in it, by its own name:
 
-- Slurm: a host file (line ``i`` = node rank ``i``) used with ``SLURM_HOSTFILE`` and
-  ``srun --distribution=arbitrary``, one torchrun task per node taking ``--node-rank=$SLURM_PROCID``;
-  plus ``--segment`` (topology/block) when no order of this allocation keeps a group inside its unit,
-  so the next allocation comes in whole segments.
-- torchrun: static rendezvous with an explicit ``--node-rank`` per host (c10d ranks nodes by hostname
-  string, which is the lexicographic baseline, not this order).
-- Kubernetes Indexed Job / JobSet: completion index ``i`` runs on ``order[i]``.
-- Kueue TAS: slice annotations sized to each local axis's group span (one pod per node), and a check
-  of an admitted ``topologyAssignment`` against the order.
+- One launcher script (``launcher``), the same everywhere: node rank = the position of ``$MESHCTX_NODE``
+  in ``$MESHCTX_ORDER`` (a space-separated host list); node rank 0 (``order[0]``) hosts torchrun's static
+  rendezvous. It exits with a message when the node is not in the order.
+- Slurm: ``srun --ntasks-per-node=1`` with ``MESHCTX_NODE=$SLURMD_NODENAME`` (each task's own node
+  name) — no ``--distribution=arbitrary`` or ``SLURM_HOSTFILE`` (refused with topology/block); the
+  rendezvous address is ``order[0]``'s host name. ``--segment`` (topology/block) when the allocation
+  forces local groups across blocks.
+- Kubernetes: ``MESHCTX_NODE`` from ``spec.nodeName`` through the downward API — no completion-index
+  pinning; the rendezvous address is a headless Service selecting the one leader pod, which is the pod
+  placed on ``order[0]`` (``nodeSelector: kubernetes.io/hostname``); the other pods go wherever the
+  scheduler (Kueue TAS) puts them inside the allocation.
+- Kueue TAS: slice annotations its webhook accepts (one level per label, at most 3, outermost first,
+  sizes dividing; ``pkg/controller/jobframework/tas_validation.go``), only at levels the topology has,
+  and a check of an admitted ``topologyAssignment`` (v1beta1 ``domains`` or v1beta2 ``slices``).
+
+Every host name that reaches a shell line is an RFC 1123 host name (``check_allocation`` refuses others)
+and is shell-quoted where it appears.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 
 from ..plan.problems import Code, Problem
 from .crossings import AxisClasses
@@ -27,15 +36,40 @@ from .hostlist import format_hostlist
 from .problems import place_error, sample
 from .topology import TIER_NAMES, Node, Topology
 
-HOSTFILE = "meshctx-hosts.txt"
 MASTER_PORT = 29500
-INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 SLICE_TOPOLOGY = "kueue.x-k8s.io/podset-slice-required-topology"
 SLICE_SIZE = "kueue.x-k8s.io/podset-slice-size"
 SLICE_CONSTRAINTS = "kueue.x-k8s.io/podset-slice-required-topology-constraints"
 PREFERRED_TOPOLOGY = "kueue.x-k8s.io/podset-preferred-topology"
 #: Axes whose groups are worth keeping together by a scheduler (the latency-bound collectives).
 SLICE_AXES: tuple[str, ...] = ("tp", "cp", "ep", "ep_shard")
+#: Kueue's webhook accepts at most this many slice layers.
+KUEUE_MAX_LAYERS = 3
+ORDER_ENV = "MESHCTX_ORDER"
+NODE_ENV = "MESHCTX_NODE"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+RENDEZVOUS_SERVICE = "meshctx-rendezvous"
+LEADER_LABELS: Mapping[str, str] = {"meshctx.io/role": "leader"}
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+
+
+def valid_host_name(name: str) -> bool:
+    """An RFC 1123 host name: dot-separated labels of letters, digits and '-', 1-63 characters each, not
+    starting or ending with '-', 253 characters at most. Nothing else reaches a rendered shell line."""
+    return len(name) <= 253 and _HOST.fullmatch(name) is not None
+
+
+def launcher(command: str, master: str = "$1") -> str:
+    """The node-rank lookup and torchrun line that every node runs (bash). ``command`` is the torchrun
+    line with ``{node_rank}`` and ``{master_addr}`` to fill; ``master`` is the rendezvous address as a
+    shell word (default ``$1``: the first host of the order)."""
+    return (
+        "set -e; rank=-1; i=0; "
+        f'for h in ${ORDER_ENV}; do if [ "$h" = "${NODE_ENV}" ]; then rank=$i; fi; i=$((i + 1)); done; '
+        f'if [ "$rank" -lt 0 ]; then echo "meshctx: node ${NODE_ENV} is not in {ORDER_ENV}" >&2; exit 1; fi; '
+        f"set -- ${ORDER_ENV}; exec {command.replace('{node_rank}', '$rank').replace('{master_addr}', master)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -103,15 +137,33 @@ class TorchrunLaunch:
 
 @dataclass(frozen=True)
 class KubernetesLaunch:
-    nodes_by_index: tuple[str, ...]
-    """Completion index ``i`` (label ``batch.kubernetes.io/job-completion-index``) runs on this node."""
+    """One leader pod on ``order[0]`` behind a headless Service (the stable rendezvous address), the other
+    pods anywhere in the allocation; every pod reads its node name from ``spec.nodeName`` and finds its
+    node rank in the order. No pod is pinned to a completion index."""
+
+    leader_node: str
+    env: tuple[Mapping[str, object], ...]
+    service: Mapping[str, object]
+    command: tuple[str, ...]
 
     def to_dict(self) -> dict[str, object]:
-        return {"index_label": INDEX_LABEL, "nodes_by_index": list(self.nodes_by_index)}
+        return {
+            "leader_node": self.leader_node,
+            "leader_node_selector": {HOSTNAME_LABEL: self.leader_node},
+            "leader_labels": dict(LEADER_LABELS),
+            "env": [dict(e) for e in self.env],
+            "service": dict(self.service),
+            "command": list(self.command),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> KubernetesLaunch:
-        return cls(tuple(str(h) for h in data["nodes_by_index"]))  # type: ignore[attr-defined]
+        return cls(
+            str(data["leader_node"]),
+            tuple(dict(e) for e in data["env"]),  # type: ignore[attr-defined]
+            dict(data["service"]),  # type: ignore[call-overload]
+            tuple(str(c) for c in data["command"]),  # type: ignore[attr-defined]
+        )
 
 
 @dataclass(frozen=True)
@@ -134,10 +186,11 @@ class KueueSlice:
 @dataclass(frozen=True)
 class KueueLaunch:
     annotations: Mapping[str, str]
-    """Single-level slice annotations for the pod template (the highest-priority axis that spans nodes)."""
+    """Single-level slice annotations for the pod template: the outermost slice (it holds the others)."""
     multi_layer_annotations: Mapping[str, str]
-    """The same as one ``...-constraints`` annotation covering every sliced axis (Kueue's multi-layer
-    TAS feature; exclusive with the single-level pair)."""
+    """Every slice layer as one ``...-constraints`` annotation (Kueue's multi-layer TAS, feature gate
+    TASMultiLayerTopology; exclusive with the single-level pair): one layer per label, at most 3,
+    outermost first, each size dividing the one before."""
     slices: tuple[KueueSlice, ...]
 
     def to_dict(self) -> dict[str, object]:
@@ -185,62 +238,90 @@ class Launch:
 
 
 def _largest_units(topology: Topology) -> dict[str, int]:
-    """Per tier, nodes in its largest unit over the whole cluster (what a scheduler could still find)."""
+    """Per tier, nodes in its largest unit over the whole cluster (what a scheduler could still find);
+    leaves are keyed by their spine, as everywhere."""
     out = {}
     for tier in TIER_NAMES[1:]:
-        sizes: dict[str, int] = {}
+        sizes: dict[object, int] = {}
         for node in topology.nodes:
             value = getattr(node, tier)
             if value is not None:
-                sizes[value] = sizes.get(value, 0) + 1
+                key = (node.spine, value) if tier == "leaf" else value
+                sizes[key] = sizes.get(key, 0) + 1
         out[tier] = max(sizes.values(), default=1)
     return out
+
+
+def _local(classes: Sequence[AxisClasses], largest: int) -> list[AxisClasses]:
+    """Local axes (tp, cp, ep, ep_shard) whose groups are runs of 2 or more consecutive nodes that
+    partition the order and fit a unit: one run of consecutive nodes can hold each of them."""
+    return [a for a in classes if a.axis in SLICE_AXES and a.exact and a.contiguous and 2 <= a.span <= largest]
 
 
 def _segment(
     classes: Sequence[AxisClasses], bounds: Sequence[Sequence[int]], largest_units: Mapping[str, int]
 ) -> tuple[int | None, str | None]:
-    """``--segment``: the span of the first local axis whose groups must cross an NVLink domain (Slurm's
-    topology/block models those as blocks) in this allocation while a whole block could hold one."""
-    largest = largest_units["nvlink_domain"]
-    for axis, bound in zip(classes, bounds):
-        if axis.axis not in SLICE_AXES or axis.span < 2 or not axis.exact:
-            continue
-        if bound[1] > 0 and axis.span <= largest:
-            reason = (
-                f"{bound[1]} of {axis.groups} {axis.axis} groups must cross an NVLink domain in this allocation "
-                f"(each spans {axis.span} nodes); with topology/block, --segment={axis.span} asks Slurm for "
-                f"whole {axis.span}-node segments inside one block."
-            )
-            return axis.span, reason
-    return None, None
+    """``--segment`` (topology/block: each segment of that many nodes inside one block): suggested when a
+    local axis must cross an NVLink domain in this allocation although a block could hold a group; the
+    size is the largest local group span that every smaller one divides, so one segment keeps all of
+    them (tp pairs inside ep groups of 8: 8, not 2)."""
+    local = _local(classes, largest_units["nvlink_domain"])
+    forced = [(a, b) for a, b in zip(classes, bounds) if a in local and b[1] > 0]
+    if not forced:
+        return None, None
+    spans = sorted({a.span for a in local})
+    size = max(s for s in spans if all(s % t == 0 for t in spans if t < s))
+    crossing = "; ".join(
+        f"{b[1]} of {a.groups} {a.axis} groups must cross an NVLink domain (each spans {a.span} nodes)"
+        for a, b in forced
+    )
+    axes = ", ".join(a.axis for a in local if size % a.span == 0)
+    reason = (
+        f"{crossing} in this allocation; with topology/block, --segment={size} asks Slurm for whole {size}-node "
+        f"segments inside one block, which keeps the {axes} groups inside it."
+    )
+    return size, reason
 
 
 def _kueue(
     classes: Sequence[AxisClasses], topology: Topology, largest_units: Mapping[str, int], nodes: int
 ) -> KueueLaunch:
-    slices: list[KueueSlice] = []
+    """Slices for the local axes whose groups are runs of consecutive pods, each at the fastest tier whose
+    largest unit holds it — only tiers the topology has (some node has a value there), so the level
+    exists in the admin's Kueue Topology. Kueue's webhook (pkg/controller/jobframework/tas_validation.go,
+    validateSliceRequiredTopologyConstraintsAnnotation) takes 1-3 layers, each label once, sizes dividing
+    outermost first: layers on one label keep the largest slice (its consecutive pods hold the smaller
+    slices, which then share its unit), and nested sizes only."""
+    present = [t for t in TIER_NAMES[1:] if any(getattr(n, t) is not None for n in topology.nodes)]
+    slices: dict[str, KueueSlice] = {}  # one per label
     for axis in classes:
         if axis.axis not in SLICE_AXES or axis.span < 2 or not (axis.exact and axis.contiguous):
             continue
-        if any(s.size == axis.span for s in slices):
-            continue
-        for tier in TIER_NAMES[1:]:
+        for tier in present:
             if largest_units[tier] >= axis.span:
-                slices.append(KueueSlice(axis.axis, axis.span, tier, topology.label(tier)))
+                label = topology.label(tier)
+                if label not in slices or slices[label].size < axis.span:
+                    slices[label] = KueueSlice(axis.axis, axis.span, tier, label)
                 break
+    layered: list[KueueSlice] = []
+    for piece in sorted(slices.values(), key=lambda s: (-s.size, TIER_NAMES.index(s.tier))):
+        outer = layered[-1] if layered else None
+        if outer is not None and (
+            outer.size % piece.size or TIER_NAMES.index(piece.tier) > TIER_NAMES.index(outer.tier)
+        ):
+            continue  # not nested in the layer above it: Kueue would refuse the layering
+        if nodes % piece.size == 0 and len(layered) < KUEUE_MAX_LAYERS:
+            layered.append(piece)
     annotations: dict[str, str] = {}
     multi: dict[str, str] = {}
-    if slices:
-        annotations = {SLICE_TOPOLOGY: slices[0].topology, SLICE_SIZE: str(slices[0].size)}
-        layered = sorted(slices, key=lambda s: -s.size)
-        if all(a.size % b.size == 0 for a, b in pairwise(layered)) and nodes % layered[0].size == 0:
-            multi = {SLICE_CONSTRAINTS: json.dumps([{"topology": s.topology, "size": s.size} for s in layered])}
-    if any(n.spine is not None for n in topology.nodes):
+    if layered:
+        annotations = {SLICE_TOPOLOGY: layered[0].topology, SLICE_SIZE: str(layered[0].size)}
+        multi = {SLICE_CONSTRAINTS: json.dumps([{"topology": s.topology, "size": s.size} for s in layered])}
+    if "spine" in present:
         annotations[PREFERRED_TOPOLOGY] = topology.label("spine")
         if multi:
             multi[PREFERRED_TOPOLOGY] = topology.label("spine")
-    return KueueLaunch(annotations, multi, tuple(slices))
+    return KueueLaunch(annotations, multi, tuple(layered))
 
 
 def build_launch(
@@ -252,52 +333,122 @@ def build_launch(
     command: Sequence[str] = ("train.py",),
     master_port: int = MASTER_PORT,
 ) -> Launch:
+    bad = [h for h in order if not valid_host_name(h)]
+    if bad:
+        raise ValueError(f"host names must be RFC 1123 host names to reach a shell line: {sample(bad)}")
     n = len(order)
     cmd = " ".join(shlex.quote(c) for c in command)
-    torchrun = (
+    template = (
         f"torchrun --nnodes={n} --nproc-per-node={gpus_per_node} --rdzv-backend=static "
-        f"--master-addr={order[0]} --master-port={master_port} --node-rank={{node_rank}} {cmd}"
+        f"--master-addr={{master_addr}} --master-port={master_port} --node-rank={{node_rank}} {cmd}"
     )
-    srun_inner = torchrun.replace("{node_rank}", "$SLURM_PROCID")
+    names = shlex.quote(" ".join(order))
+    slurm_task = f"{NODE_ENV}=$SLURMD_NODENAME; " + launcher(template)
     script = (
-        f"printf '%s\\n' {' '.join(shlex.quote(h) for h in order)} > {HOSTFILE}"
-        if n <= 64
-        else f"# write the {n} lines of launch.slurm.hostfile to {HOSTFILE}",
-        f"export SLURM_HOSTFILE={HOSTFILE}",
-        f"srun --nodes={n} --ntasks={n} --ntasks-per-node=1 --distribution=arbitrary "
-        f"bash -c {shlex.quote('exec ' + srun_inner)}",
+        f"export {ORDER_ENV}={names}",
+        f"srun --nodes={n} --ntasks={n} --ntasks-per-node=1 bash -c {shlex.quote(slurm_task)}",
     )
     largest_units = _largest_units(topology)
     segment, reason = _segment(classes, bounds, largest_units)
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": RENDEZVOUS_SERVICE},
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": dict(LEADER_LABELS),
+            "ports": [{"name": "rendezvous", "port": master_port}],
+        },
+    }
+    env = (
+        {"name": ORDER_ENV, "value": " ".join(order)},
+        {"name": NODE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+    )
     notes = (
-        "torchrun's c10d rendezvous ranks nodes by hostname string; use the static rendezvous lines here "
-        "(or set the node rank from launch.torchrun.node_rank) so node rank i runs on order[i].",
-        "Kubernetes: pin completion index i to launch.kubernetes.nodes_by_index[i] (nodeName or a "
-        "kubernetes.io/hostname affinity per index), or read the pod's node name and look up its node rank.",
+        f"Every node finds its node rank as the position of its own name in ${ORDER_ENV} (Slurm: "
+        f"$SLURMD_NODENAME; Kubernetes: spec.nodeName through the downward API); node rank 0 runs on order[0] "
+        "and hosts torchrun's static rendezvous.",
+        f"Kubernetes: run one leader pod with nodeSelector {HOSTNAME_LABEL}={order[0]} and labels "
+        f"{dict(LEADER_LABELS)} behind the headless Service launch.kubernetes.service (the stable rendezvous "
+        "address), and the other pods without pinning; all with launch.kubernetes.env and command.",
     )
     return Launch(
         slurm=SlurmLaunch(tuple(order), format_hostlist(order), segment, reason, script),
-        torchrun=TorchrunLaunch(n, gpus_per_node, order[0], master_port, {h: i for i, h in enumerate(order)}, torchrun),
-        kubernetes=KubernetesLaunch(tuple(order)),
+        torchrun=TorchrunLaunch(
+            n,
+            gpus_per_node,
+            order[0],
+            master_port,
+            {h: i for i, h in enumerate(order)},
+            template.replace("{master_addr}", shlex.quote(order[0])),
+        ),
+        kubernetes=KubernetesLaunch(
+            order[0], env, service, ("bash", "-c", launcher(template, master=RENDEZVOUS_SERVICE))
+        ),
         kueue=_kueue(classes, topology, largest_units, n),
         notes=notes,
     )
 
 
+def _slice_values(entry: object, count: int, where: str) -> list[str]:
+    """One level of a v1beta2 slice: ``universal`` or ``individual`` (prefix + root + suffix)."""
+    if isinstance(entry, Mapping) and isinstance(entry.get("universal"), str):
+        return [str(entry["universal"])] * count
+    individual = entry.get("individual") if isinstance(entry, Mapping) else None
+    roots = individual.get("roots") if isinstance(individual, Mapping) else None
+    if not isinstance(individual, Mapping) or not isinstance(roots, list) or len(roots) != count:
+        raise ValueError(f"{where}: expected universal, or individual with {count} roots (domainCount)")
+    prefix, suffix = individual.get("prefix") or "", individual.get("suffix") or ""
+    return [f"{prefix}{root}{suffix}" for root in roots]
+
+
+def assignment_domains(assignment: Mapping[str, object]) -> tuple[list[str], list[dict[str, object]]]:
+    """``(levels, domains)`` of an admitted Kueue ``topologyAssignment``: the v1beta1 form
+    (``{"levels", "domains": [{"values", "count"}]}``) as it is, the v1beta2 form (``{"levels", "slices":
+    [{"domainCount", "valuesPerLevel": [{"universal"} | {"individual": {"prefix", "roots", "suffix"}}],
+    "podCounts": {"universal"} | {"individual"}}]}``) expanded into the same domains."""
+    levels = assignment.get("levels")
+    if not isinstance(levels, list):
+        raise ValueError("topologyAssignment.levels: expected a list of node labels, highest level first")
+    domains = assignment.get("domains")
+    if isinstance(domains, list):
+        return [str(level) for level in levels], list(domains)
+    slices = assignment.get("slices")
+    if not isinstance(slices, list):
+        raise ValueError(
+            'topologyAssignment: expected "domains" (Kueue v1beta1) or "slices" (v1beta2) next to "levels"'
+        )
+    out: list[dict[str, object]] = []
+    for i, piece in enumerate(slices):
+        where = f"topologyAssignment.slices[{i}]"
+        count = piece.get("domainCount") if isinstance(piece, Mapping) else None
+        per_level = piece.get("valuesPerLevel") if isinstance(piece, Mapping) else None
+        pods = piece.get("podCounts") if isinstance(piece, Mapping) else None
+        if not isinstance(count, int) or not isinstance(per_level, list) or len(per_level) != len(levels):
+            raise ValueError(f"{where}: expected domainCount and valuesPerLevel (one per level)")
+        columns = [_slice_values(entry, count, f"{where}.valuesPerLevel[{j}]") for j, entry in enumerate(per_level)]
+        universal = pods.get("universal") if isinstance(pods, Mapping) else None
+        individual = pods.get("individual") if isinstance(pods, Mapping) else None
+        if isinstance(universal, int):
+            counts = [universal] * count
+        elif isinstance(individual, list) and len(individual) == count:
+            counts = [int(c) for c in individual]
+        else:
+            raise ValueError(f"{where}.podCounts: expected universal, or individual with {count} counts")
+        for d in range(count):
+            out.append({"values": [column[d] for column in columns], "count": counts[d]})
+    return [str(level) for level in levels], out
+
+
 def check_topology_assignment(
     order: Sequence[str], topology: Topology, assignment: Mapping[str, object]
 ) -> list[Problem]:
-    """Problems with an admitted Kueue ``topologyAssignment`` (``{"levels": [label, ...], "domains":
-    [{"values": [...], "count": n}]}``) for this order: it must name hosts (its last level is
+    """Problems with an admitted Kueue ``topologyAssignment`` (v1beta1 ``domains`` or v1beta2 ``slices``,
+    see ``assignment_domains``) for this order: it must name hosts (its last level is
     ``kubernetes.io/hostname``), put one pod on each host of the order and nowhere else, and agree with
     the topology on every level that is one of its tiers' labels (a stale topology fails here)."""
-    levels = assignment.get("levels")
-    domains = assignment.get("domains")
-    if not isinstance(levels, list) or not isinstance(domains, list):
-        raise ValueError(
-            'topologyAssignment: expected {"levels": [label, ...], "domains": [{"values": [...], "count": n}]} '
-            "(Kueue's v1beta1 form; read the compact form back into that first)"
-        )
+    levels, domains = assignment_domains(assignment)
     hostname = topology.label("node")
     if not levels or levels[-1] != hostname:
         return [

@@ -1,4 +1,4 @@
-"""The placement result in DESIGN's JSON shape: the order, per-axis crossings, bounds and baselines."""
+"""The placement result in its JSON shape (docs/placement.md): the order, per-axis crossings, bounds and baselines."""
 
 from __future__ import annotations
 
@@ -52,8 +52,64 @@ class AxisPlacement:
 
 
 #: The orders every placement is compared against: what torchrun's c10d rendezvous (hostname string
-#: order) and Slurm's node list (natural order) would give.
-BASELINES: tuple[str, ...] = ("lexicographic", "natural")
+#: order) and Slurm's node list (natural order) would give, and nodes sorted by their units (spine, leaf,
+#: NVLink domain, then natural name: the order a topology-aware scheduler such as Kueue TAS fills).
+BASELINES: tuple[str, ...] = ("lexicographic", "natural", "topology")
+
+
+@dataclass(frozen=True)
+class Gap:
+    """The first entry of the objective where the order's crossings exceed the lower bound; up to it, the
+    order is proven optimal (every earlier entry sits at its bound)."""
+
+    axis: str
+    tier: str
+    crossing: int
+    lower_bound: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"axis": self.axis, "tier": self.tier, "crossing": self.crossing, "lower_bound": self.lower_bound}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Gap:
+        return cls(str(data["axis"]), str(data["tier"]), int(data["crossing"]), int(data["lower_bound"]))  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class Search:
+    """How the order was found and what is proven about it."""
+
+    mode: str
+    """``default`` (bounded: a few hierarchical orders, exact search up to a budget) or ``exhaustive``."""
+    optimal: bool
+    """The objective vector is the lexicographic optimum: it equals the lower bound entry by entry, or the
+    exact search finished."""
+    proof: str | None
+    """``lower bound``, ``exact search`` or null (not proven)."""
+    orders: int
+    """Distinct hierarchical orders evaluated."""
+    explored: int
+    """Assignments tried by the exact search (0 when it did not run)."""
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "mode": self.mode,
+            "optimal": self.optimal,
+            "proof": self.proof,
+            "orders": self.orders,
+            "explored": self.explored,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Search:
+        proof = data.get("proof")
+        return cls(
+            str(data["mode"]),
+            bool(data["optimal"]),
+            str(proof) if proof is not None else None,
+            int(data["orders"]),  # type: ignore[call-overload]
+            int(data["explored"]),  # type: ignore[call-overload]
+        )
 
 
 @dataclass(frozen=True)
@@ -66,6 +122,13 @@ class Placement:
     axes: Mapping[str, AxisPlacement]
     baselines: Mapping[str, Mapping[str, Crossing]]
     launch: Launch
+    search: Search = Search("default", False, None, 0, 0)
+    gap: Gap | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def optimal(self) -> bool:
+        return self.search.optimal
 
     def vector(self) -> tuple[int, ...]:
         """The objective: crossing counts of every axis in priority order, fastest tier first."""
@@ -81,11 +144,16 @@ class Placement:
                 for name, rows in self.baselines.items()
             },
             "launch": self.launch.to_dict(),
+            "optimal": self.search.optimal,
+            "gap": self.gap.to_dict() if self.gap is not None else None,
+            "search": self.search.to_dict(),
+            "warnings": list(self.warnings),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> Placement:
         baselines = data["baselines"]
+        gap = data.get("gap")
         return cls(
             order=tuple(str(h) for h in data["order"]),  # type: ignore[attr-defined]
             gpus_per_node=int(data["gpus_per_node"]),  # type: ignore[call-overload]
@@ -95,4 +163,7 @@ class Placement:
                 for name, rows in baselines.items()  # type: ignore[attr-defined]
             },
             launch=Launch.from_dict(data["launch"]),  # type: ignore[arg-type]
+            search=Search.from_dict(data["search"]),  # type: ignore[arg-type]
+            gap=Gap.from_dict(gap) if isinstance(gap, Mapping) else None,
+            warnings=tuple(str(w) for w in data.get("warnings", ())),  # type: ignore[attr-defined]
         )

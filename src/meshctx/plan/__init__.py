@@ -8,7 +8,7 @@ from .planner import plan_mesh, validate_topology
 from .problems import Code, Problem, Severity, TopologyError
 from .report import ValidationReport, WorldSizeVerdict
 from .request import TopologyRequest, parse_nnodes
-from .sizes import ResolvedSizes
+from .sizes import ParallelismSizes, ResolvedSizes
 from .suggest import Suggestion
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "MeshPlan",
     "MeshSpec",
     "ModelShape",
+    "ParallelismSizes",
     "Problem",
     "ResolvedSizes",
     "Severity",

@@ -25,7 +25,7 @@ from .strategies import MOE_AXES, RULES, Strategy
 
 A = MeshAxisName
 
-#: A rank view lists a group's members up to this size, and gives larger ones as a layout (DESIGN "Bounded work").
+#: A rank view lists the members of a group up to this size, larger ones as a layout (docs/contract.md "Bounded work").
 LISTED_GROUP_LIMIT = 4096
 
 #: The keys of ``to_dict()`` that describe the topology itself; the fingerprint covers exactly these.

@@ -34,6 +34,23 @@ def validate_topology(
     ``"MIN:MAX"`` for elastic jobs, which checks every node count in it), or the ``ranks`` subset.
     Without a cluster shape, ``nproc_per_node`` is taken as the GPUs per node. ``cp_ring_degree`` ×
     ``cp_ulysses_degree`` must split cp (NeMo 0.7.0's context-parallel decomposition).
+
+    Args:
+        strategy: ``"fsdp2"``, ``"megatron_fsdp"`` (or an alias) or ``"ddp"``, or a ``Strategy``.
+        sizes: the parallel sizes; unset ones count as 1, and dp is inferred when ``dp_size`` is None.
+        world_size: the number of ranks (or give ``nnodes`` and ``nproc_per_node``, or ``ranks``).
+        nnodes: nodes, as a count or an elastic range ``"MIN:MAX"`` / ``(MIN, MAX)``.
+        nproc_per_node: processes (one a GPU) per node.
+        ranks: the global ranks of a subset world, in mesh order.
+        cluster: GPUs per node and NVLink domain, for the node-spanning warnings.
+        model: heads, experts, layers, sequence and batch sizes, checked against the sizes.
+        suggest: whether to compute nearby valid sizes for an invalid request.
+        cp_ring_degree: NeMo's ring share of cp.
+        cp_ulysses_degree: NeMo's Ulysses share of cp (None: cp / cp_ring_degree).
+
+    Returns:
+        A ``ValidationReport``: ``valid``, every problem and warning, ``suggestions`` and the ``plan``
+        (None when invalid); for a range of node counts, a verdict for each world size.
     """
     request = TopologyRequest(
         strategy=strategy,
@@ -61,7 +78,18 @@ def plan_mesh(
     cp_ring_degree: int = 1,
     cp_ulysses_degree: int | None = None,
 ) -> MeshPlan:
-    """The layout of a valid topology; raises ``TopologyError`` carrying every problem otherwise."""
+    """The layout of a valid topology; raises ``TopologyError`` carrying every problem otherwise.
+
+    Args:
+        strategy, sizes, world_size, ranks, cluster, model, cp_ring_degree, cp_ulysses_degree: as for
+            ``validate_topology`` (one world size: no elastic range here).
+
+    Returns:
+        The ``MeshPlan``: mesh shapes, flattened axes, the MoE mesh, every axis's layout and the fingerprint.
+
+    Raises:
+        TopologyError: the topology is invalid; ``problems`` holds every problem found.
+    """
     report = validate_topology(
         strategy,
         sizes,

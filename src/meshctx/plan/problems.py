@@ -54,6 +54,7 @@ class Code(str, Enum):
     DUPLICATE_HOST = "duplicate_host"
     GPU_COUNT_MISMATCH = "gpu_count_mismatch"
     ALLOCATION_SIZE_MISMATCH = "allocation_size_mismatch"
+    INVALID_HOST_NAME = "invalid_host_name"
     # checking an admitted Kueue topologyAssignment against an order
     ASSIGNMENT_NO_HOSTNAME_LEVEL = "assignment_no_hostname_level"
     ASSIGNMENT_HOSTS_DIFFER = "assignment_hosts_differ"

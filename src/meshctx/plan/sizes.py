@@ -67,7 +67,7 @@ class ParallelismSizes:
         return {name: getattr(self, name) for name in SIZE_FIELDS}
 
 
-#: Alias used by the design documents and the wire format.
+#: The same class under its other public name (docs/contract.md "Names").
 ParallelSizes = ParallelismSizes
 
 

@@ -177,7 +177,19 @@ class MeshContext:
         meshctx or NeMo ``FSDP2Config``/``MegatronFSDPConfig``/``DDPConfig``, ``parallelism_sizes`` either
         package's ``ParallelismSizes``). Raises ``nemo_rules.MeshBuildError`` (a ``TopologyError``, NeMo's
         exception type and message first) before any group exists when the request is refused, and
-        ``RuntimeError`` if torch built something else. DDP needs no process group, as in NeMo."""
+        ``RuntimeError`` if torch built something else. DDP needs no process group, as in NeMo.
+
+        Args:
+            strategy_config: the strategy's config object (meshctx's or NeMo's), never a string.
+            parallelism_sizes: the sizes (dp inferred when ``dp_size`` is None); default all 1.
+            moe_parallel_config, activation_checkpointing, reapply_trainability: NeMo's policy fields, carried.
+            cp_ring_degree, cp_ulysses_degree: NeMo's split of cp.
+            world_size: the ranks the meshes span (default: the job's); ranks: a subset world instead.
+            timeout_minutes: the process groups' timeout; device_type: ``cuda`` or ``cpu`` (default: found).
+
+        Returns:
+            A ``MeshContext`` holding the live device mesh (and MoE mesh), built as planned.
+        """
         require("torch", "torch", "MeshContext.build")
         import torch.distributed as dist
 
@@ -289,7 +301,16 @@ class MeshContext:
         (``MESHCTX_FINGERPRINT``) is not the one of the meshes this job builds, naming both: checked before
         any group is created and again on the live meshes. ``strategy_config`` (default: the strategy's
         default config) must name ``MESHCTX_STRATEGY``'s strategy; ``policy`` takes ``build``'s NeMo policy
-        fields (``moe_parallel_config``, ``activation_checkpointing``, ...)."""
+        fields (``moe_parallel_config``, ``activation_checkpointing``, ...).
+
+        Args:
+            environ: the variables to read (default ``os.environ``).
+            strategy_config: a config of ``MESHCTX_STRATEGY``'s strategy (default: its default config).
+            timeout_minutes, device_type, policy: as for ``build``.
+
+        Returns:
+            The ``MeshContext`` of the planned meshes, their fingerprint checked against the plan's.
+        """
         from ..config import STRATEGY_CONFIGS
         from ..launch.spec import ENV_STRATEGY
         from ..plan.problems import TopologyError
