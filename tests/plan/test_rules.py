@@ -257,7 +257,7 @@ def test_cluster_warnings_for_tp_and_ep_crossing_nodes() -> None:
     straddling = validate_topology(
         "fsdp2", ParallelismSizes(tp_size=16), world_size=144, cluster=ClusterShape(gpus_per_node=4, nvlink_domain=72)
     )
-    assert "spans 2 NVLink domains" in straddling.warnings[0].message  # the group at ranks 64..79
+    assert "1 of the 9 tp groups of 16 ranks span 2 NVLink domains" in straddling.warnings[0].message  # ranks 64..79
     crossing = validate_topology(
         "fsdp2", ParallelismSizes(tp_size=16), world_size=144, cluster=ClusterShape(gpus_per_node=4, nvlink_domain=8)
     )

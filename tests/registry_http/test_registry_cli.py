@@ -93,3 +93,23 @@ def test_cli_db_upgrade(tmp_path: Path) -> None:
         timeout=60,
     )
     assert bad.returncode == 2 and "Unsupported database URL" in bad.stderr
+
+
+def test_register_gives_the_warnings_validate_gives(server: LiveServer) -> None:
+    """One rule: an ep group of 16 over two 8-GPU nodes is warned about by ``validate`` and by ``jobs register``."""
+    shape = ("--nnodes", "2", "--nproc-per-node", "8", "--ep", "16")
+    validated = subprocess.run(
+        [sys.executable, "-m", "meshctx.cli", "validate", *shape, "--json"],
+        env=service_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    warnings = json.loads(validated.stdout)["warnings"]
+    assert [w["code"] for w in warnings] == ["axis_spans_nodes"] and "ep group" in warnings[0]["message"]
+    done = meshctx(server, "jobs", "register", "warned-ep", *shape, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["warnings"] == warnings
+    done = meshctx(server, "jobs", "register", "warned-ep", *shape)
+    assert done.returncode == 0 and f"warning: axis_spans_nodes: {warnings[0]['message']}" in done.stderr
+    assert meshctx(server, "jobs", "delete", "warned-ep").returncode == 0

@@ -155,8 +155,8 @@ def test_malformed_input_is_refused_next_to_its_field(page: Any, ui_server: Live
 
 
 def test_warnings_flag_only_tp_cp_ep_leaving_a_node(page: Any, ui_server: LiveServer) -> None:
-    """Axes whose groups leave a node or NVLink domain are flagged only where that hurts (tp, cp, ep): dp-like axes
-    and pp span nodes by design and show a plain node count."""
+    """Axes are flagged exactly where the service's answer warns (tp and ep groups leaving their node, or their NVLink
+    domain when one is given): dp-like axes and pp span nodes by design and show a plain node count."""
     open_viewer(page, ui_server, world_size=64, gpus_per_node=8, nvlink_domain=8, tp_size=16)
     wait_verdict(page, "valid")
     assert "spans 2 NVLink domains" in field_messages(page, "f-tp_size")
@@ -165,7 +165,7 @@ def test_warnings_flag_only_tp_cp_ep_leaving_a_node(page: Any, ui_server: LiveSe
     leaving = {axis for axis, span in spans.items() if span["nodes"] > 1 or span["nvlink_domains"] > 1}
     assert {"tp", "dp_shard", "dp"} <= leaving
     assert flagged_axes(page) == leaving & {"tp", "cp", "ep"} == {"tp"}
-    assert "⚠ spans 2 nodes" in str(page.text_content('#axis-picker label:has(input[value="tp"])'))
+    assert "⚠ spans 2 NVLink domains" in str(page.text_content('#axis-picker label:has(input[value="tp"])'))
     dp_label = str(page.text_content('#axis-picker label:has(input[value="dp_shard"])'))
     assert "⚠" not in dp_label and "4 nodes" in dp_label
 
@@ -180,6 +180,32 @@ def test_warnings_flag_only_tp_cp_ep_leaving_a_node(page: Any, ui_server: LiveSe
     page.wait_for_selector('#details[data-rank="9"]')
     assert "⚠" not in str(page.text_content("#details"))
     assert str(page.text_content('#details tr[data-axis="dp_shard"] td')) == "dp_shard (8 nodes)"
+
+
+def test_the_flags_are_the_services_warnings_inside_an_nvlink_domain(page: Any, ui_server: LiveServer) -> None:
+    """NVL72: a tp group of 8 over two 4-GPU nodes stays inside its 72-GPU NVLink domain. The service does not warn
+    (nor does the CLI), so the viewer flags nothing; the node count is still shown."""
+    request = TopologyRequest(
+        world_size=144, sizes=ParallelismSizes(tp_size=8), cluster=ClusterShape(gpus_per_node=4, nvlink_domain=72)
+    )
+    assert request.validate().warnings == ()
+    open_viewer(page, ui_server, world_size=144, gpus_per_node=4, nvlink_domain=72, tp_size=8)
+    wait_verdict(page, "valid")
+    page.wait_for_selector('#axis-picker input[value="tp"]')
+    assert flagged_axes(page) == set()
+    tp_label = str(page.text_content('#axis-picker label:has(input[value="tp"])'))
+    assert "⚠" not in tp_label and "2 nodes" in tp_label
+
+
+def test_a_warnings_outline_goes_when_the_warning_does(page: Any, ui_server: LiveServer) -> None:
+    open_viewer(page, ui_server, world_size=64, gpus_per_node=8, tp_size=16)
+    wait_verdict(page, "valid")
+    assert page.locator(".field[data-severity=warning]").count() >= 1
+    page.fill("#f-tp_size", "8")
+    page.wait_for_function("() => !document.querySelector('#f-tp_size').closest('.field').querySelector('.problem')")
+    wait_verdict(page, "valid")
+    assert page.locator(".field[data-severity]").count() == 0
+    assert page.locator("[aria-describedby]").count() == 0
 
 
 def flagged_axes(page: Any) -> set[str]:

@@ -146,6 +146,7 @@ def _paused(raw: bytes, settings: Settings, http: Request) -> dict[str, Any]:
         },
         **BUSY,
         **REFUSED,
+        404: {"model": ProblemDetails, "description": "`cluster_name` names no cluster of the caller's tenant."},
     },
     summary="Order the allocated nodes so the plan's groups stay inside fast links",
     openapi_extra=body_doc(PlaceBody, PLACE_EXAMPLES),

@@ -12,6 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from meshctx.plan import MeshPlan
+from meshctx.plan.cluster import cluster_warnings
+
 from ..auth import Principal, Role
 from ..auth.gate import needs
 from ..http.errors import InvalidFields
@@ -64,8 +67,13 @@ def _registry(request: Request) -> Registry:
     return registry
 
 
-def _job_response(job: JobRecord, status: int = 200) -> JSONResponse:
-    return JSONResponse(job.to_dict(), status_code=status, headers={"ETag": job.etag})
+def _job_response(job: JobRecord, status: int = 200, *, warned: bool = False) -> JSONResponse:
+    """The job; ``warned``: with the planner's warnings for its stored plan (``cluster_warnings``, the rule
+    ``validate`` applies), as a registration answers."""
+    body = job.to_dict()
+    if warned:
+        body["warnings"] = [w.to_dict() for w in cluster_warnings(MeshPlan.from_dict(job.plan))]
+    return JSONResponse(body, status_code=status, headers={"ETag": job.etag})
 
 
 def _labels(pairs: list[str] | None) -> dict[str, str]:
@@ -177,7 +185,7 @@ def put_job(job_id: JobId, body: JobIn, principal: Writer, request: Request, if_
         nodes=body.nodes,
         max_nodes=request.app.state.settings.max_place_nodes,
     )
-    return _job_response(outcome.job, 201 if outcome.created else 200)
+    return _job_response(outcome.job, 201 if outcome.created else 200, warned=True)
 
 
 @router.get(

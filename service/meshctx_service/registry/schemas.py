@@ -92,6 +92,8 @@ class JobOut(BaseModel):
     etag: str
     created_at: str
     updated_at: str
+    #: On registration (PUT): the planner's warnings for this plan, the same ``validate`` gives.
+    warnings: list[ProblemOut] | None = None
 
 
 class JobPage(BaseModel):

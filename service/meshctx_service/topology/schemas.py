@@ -9,9 +9,11 @@ send the library's own ``to_dict()`` output unchanged.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast, get_type_hints
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from meshctx.config import ParallelismSizes
 from meshctx.plan import ClusterShape, ModelShape
@@ -24,43 +26,77 @@ from ..settings import Settings
 NodeRange = Annotated[str, Field(pattern=r"^[0-9]{1,9}:[0-9]{1,9}$", examples=["2:8"])]
 
 
-class SizesBody(Strict):
-    """Requested degrees; unset ones are 1, and ``dp_size: null`` means "infer from the world size"."""
-
-    tp_size: Int = 1
-    pp_size: Int = 1
-    cp_size: Int = 1
-    ep_size: Int = 1
-    dp_size: Int | None = None
-    dp_replicate_size: Int | None = None
+#: The library's type of a request field → its strict wire type (integers strictly, within ``MAX_INT``).
+WIRE_TYPES: dict[object, object] = {int: Int, int | None: Int | None}
 
 
-class ClusterBody(Strict):
-    gpus_per_node: Int
-    nvlink_domain: Int | None = None
+def wire_model(name: str, source: type, doc: str, **overrides: object) -> type[Strict]:
+    """A strict body model with one field per ``__init__`` field of the library dataclass ``source``, each with its
+    default: the library owns the request's shape, the service only spells it as JSON. ``overrides`` gives the wire
+    type of a field whose library type is not plain ``int`` (a nested model, a range string); a field with neither
+    fails here, at import, so a field added to the library cannot be missing on the wire."""
+    hints = get_type_hints(source)
+    fields: dict[str, Any] = {}
+    for field in dataclasses.fields(source):
+        if not field.init:
+            continue
+        annotation = overrides[field.name] if field.name in overrides else WIRE_TYPES.get(hints[field.name])
+        if annotation is None:
+            raise TypeError(f"{source.__name__}.{field.name}: no wire type for {hints[field.name]}; add one here")
+        if field.default is not dataclasses.MISSING:
+            default: Any = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = Field(default_factory=cast("Callable[[], Any]", annotation))  # a nested body's own defaults
+        else:
+            default = ...
+        fields[field.name] = (annotation, default)
+    model: type[Strict] = create_model(name, __base__=Strict, __doc__=doc, __module__=__name__, **fields)
+    return model
 
 
-class ModelBody(Strict):
-    num_attention_heads: Int | None = None
-    num_key_value_heads: Int | None = None
-    num_experts: Int | None = None
-    num_hidden_layers: Int | None = None
-    seq_length: Int | None = None
-    global_batch_size: Int | None = None
-    micro_batch_size: Int | None = None
+if TYPE_CHECKING:
+
+    class _Fields(Strict):
+        """What a type checker sees of a generated body model: its fields are the library's, made at run time."""
+
+        def __init__(self, **data: Any) -> None: ...
+        def __getattr__(self, name: str) -> Any: ...
+
+    SizesBody = _Fields
+    ClusterBody = _Fields
+    ModelBody = _Fields
+    _TopologyFields = _Fields
+else:
+    SizesBody = wire_model(
+        "SizesBody",
+        ParallelismSizes,
+        'Requested degrees; unset ones are 1, and ``dp_size: null`` means "infer from the world size".',
+    )
+    ClusterBody = wire_model("ClusterBody", ClusterShape, ClusterShape.__doc__ or "")
+    ModelBody = wire_model("ModelBody", ModelShape, ModelShape.__doc__ or "")
+    _TopologyFields = wire_model(
+        "TopologyFields",
+        TopologyRequest,
+        "",
+        strategy=Annotated[str, Field(max_length=64, examples=["fsdp2"])],
+        sizes=SizesBody,
+        nnodes=Int | NodeRange | None,
+        ranks=list[Int] | None,
+        cluster=ClusterBody | None,
+        model=ModelBody | None,
+    )
+
+#: The fields of ``TopologyRequest``: what ``TopologyBody.to_request`` hands over (subclasses add their own).
+REQUEST_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TopologyRequest) if f.init)
 
 
-class TopologyBody(Strict):
-    """One topology: a strategy, a world (``world_size``, ``nnodes`` × ``nproc_per_node`` or ``ranks``) and sizes."""
+class TopologyBody(_TopologyFields):
+    """One topology: a strategy, a world (``world_size``, ``nnodes`` × ``nproc_per_node`` or ``ranks``) and sizes.
+    Its fields are ``TopologyRequest``'s (``wire_model``), so whatever the library's client sends parses here."""
 
-    strategy: Annotated[str, Field(max_length=64, examples=["fsdp2"])] = "fsdp2"
-    world_size: Int | None = None
-    nnodes: Int | NodeRange | None = None
-    nproc_per_node: Int | None = None
-    sizes: SizesBody = Field(default_factory=SizesBody)
-    ranks: list[Int] | None = None
-    cluster: ClusterBody | None = None
-    model: ModelBody | None = None
+    if TYPE_CHECKING:  # pydantic makes __init__ from the fields; a type checker sees none of them
+
+        def __init__(self, **data: Any) -> None: ...
 
     def checked_request(self, settings: Settings, *, field_prefix: str = "") -> TopologyRequest:
         """The planner's request, or ``InvalidFields`` (422) naming every field of a request without a world or
@@ -83,16 +119,16 @@ class TopologyBody(Strict):
 
     def to_request(self) -> TopologyRequest:
         # vars(): the fields of these flat models as they were parsed (model_dump costs ten times more, per request)
-        return TopologyRequest(
-            strategy=self.strategy,
-            sizes=ParallelismSizes(**vars(self.sizes)),
-            world_size=self.world_size,
-            nnodes=self.nnodes,
-            nproc_per_node=self.nproc_per_node,
-            ranks=tuple(self.ranks) if self.ranks is not None else None,
-            cluster=ClusterShape(**vars(self.cluster)) if self.cluster is not None else None,
-            model=ModelShape(**vars(self.model)) if self.model is not None else None,
-        )
+        given = vars(self)
+        values = {name: given[name] for name in REQUEST_FIELDS}
+        values["sizes"] = ParallelismSizes(**vars(self.sizes))
+        if self.ranks is not None:
+            values["ranks"] = tuple(self.ranks)
+        if self.cluster is not None:
+            values["cluster"] = ClusterShape(**vars(self.cluster))
+        if self.model is not None:
+            values["model"] = ModelShape(**vars(self.model))
+        return TopologyRequest(**values)
 
 
 EXAMPLES: dict[str, dict[str, Any]] = {

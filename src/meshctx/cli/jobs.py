@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
 from typing import TYPE_CHECKING, Any
 
 from ..job_states import NAMES
@@ -78,6 +79,10 @@ def cmd_jobs_register(args: argparse.Namespace) -> int:
             args.job_id, request, cluster=args.cluster, labels=labels, if_match=args.if_match, nodes=args.nodes
         ),
     )
+    job = outcome[1]
+    if not args.json and isinstance(job, dict):  # as validate prints them; --json carries them in the answer
+        for warning in job.get("warnings") or ():
+            print(f"warning: {warning['code']}: {warning['message']}", file=sys.stderr)
     return emit(args, outcome, _job_line)
 
 

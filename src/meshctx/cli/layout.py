@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..integrations.limits import DEFAULT_MAX_LISTED_WORLD_SIZE
 from ..plan.request import TopologyRequest
 from .common import (
     EXIT_INVALID,
@@ -36,6 +37,11 @@ def _local_layout(args: argparse.Namespace, request: TopologyRequest) -> dict[st
             return report.plan.rank_view(args.rank)
         except ValueError as error:
             raise UsageError(str(error)) from None
+    if args.groups and report.plan.world_size > DEFAULT_MAX_LISTED_WORLD_SIZE:  # the service's limit, offline too
+        raise UsageError(
+            f"--groups: listing every group of {report.plan.world_size} ranks is refused above "
+            f"{DEFAULT_MAX_LISTED_WORLD_SIZE} ranks, as the service refuses it; ask for one rank's view with --rank N"
+        )
     return report.plan.to_dict(groups=args.groups)
 
 

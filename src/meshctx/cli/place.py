@@ -199,7 +199,7 @@ def _fill_world(args: argparse.Namespace, topology: Topology, allocation: Sequen
     known = topology.by_name()
     hosts = topology.names() if allocation is None else allocation
     gpus = {known[h].gpus for h in hosts if h in known}
-    if len(gpus) == 1 and all(h in known for h in hosts):
+    if len(gpus) == 1:  # hosts not in the topology are named by the placement's unknown_node problem
         args.world_size = len(hosts) * gpus.pop()
 
 

@@ -82,9 +82,10 @@ def _compact_ranks(ranks: Sequence[int]) -> str:
 def report_text(request: Mapping[str, Any], report: Mapping[str, Any]) -> str:
     """The ``meshctx validate`` output for one report."""
     plan = report.get("plan")
-    world = plan["world_size"] if plan else request.get("world_size") or _world_words(request)
-    verdict = "VALID" if report["valid"] else f"INVALID ({len(report['problems'])} problem(s))"
-    lines = [f"{request.get('strategy', 'fsdp2')} on {world} ranks: {verdict}"]
+    world = f"{plan['world_size']} ranks" if plan else _world_words(request)
+    count = len(report["problems"])
+    verdict = "VALID" if report["valid"] else f"INVALID ({count} problem{'' if count == 1 else 's'})"
+    lines = [f"{request.get('strategy', 'fsdp2')} on {world}: {verdict}"]
     if plan:
         lines += plan_lines(plan)
     for problem in report["problems"]:
@@ -106,11 +107,15 @@ def report_text(request: Mapping[str, Any], report: Mapping[str, Any]) -> str:
 
 
 def _world_words(request: Mapping[str, Any]) -> str:
+    """The world as the request gave it, e.g. ``64 ranks``, ``2 nodes × 8 ranks``, ``world_size 0``."""
+    world_size = request.get("world_size")
+    if world_size is not None:
+        return f"{world_size} ranks" if isinstance(world_size, int) and world_size >= 1 else f"world_size {world_size}"
     if request.get("nnodes") is not None:
-        return f"{request['nnodes']} nodes × {request.get('nproc_per_node')}"
+        return f"{request['nnodes']} nodes × {request.get('nproc_per_node')} ranks"
     if request.get("ranks") is not None:
-        return str(len(request["ranks"]))
-    return "?"
+        return f"{len(request['ranks'])} ranks"
+    return "no world (give world_size, nnodes × nproc_per_node or ranks)"
 
 
 def layout_text(plan: Mapping[str, Any]) -> str:

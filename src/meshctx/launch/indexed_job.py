@@ -12,30 +12,45 @@ from __future__ import annotations
 from ..plan import MeshPlan
 from .annotations import plan_annotations
 from .kubeflow import DNS_1035, QUEUE_LABEL
+from .kueue import kueue_annotations
 from .spec import LaunchError, LaunchSpec, Rendering, check_launch, job_env
 from .text import yaml_text
+from .torchrun import torchrun_command
 
 MASTER_PORT = 29500
 JOBSET_API = "jobset.x-k8s.io/v1alpha2"
 #: The JobSet's one replicated job; pods are named ``<jobset>-workers-<job>-<index>``.
 REPLICATED_JOB = "workers"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-#: A pod's hostname (at most 63 characters) is the JobSet name plus this suffix.
-JOBSET_SUFFIX = f"-{REPLICATED_JOB}-0-0"
+#: A pod's hostname (at most 63 characters) is the JobSet name plus this suffix and the pod's index.
+JOBSET_SUFFIX = f"-{REPLICATED_JOB}-0-"
+#: The longest hostname (an RFC 1123 label) Kubernetes gives a pod.
+HOSTNAME_MAX = 63
 
 
-def _check(plan: MeshPlan, launch: LaunchSpec, kind: str, longest: int) -> None:
+def _check(plan: MeshPlan, launch: LaunchSpec, kind: str, suffix: str) -> None:
+    """The checks of every launch, a fixed node count, and a name short enough that the last pod's hostname
+    ``<name><suffix><last index>`` is at most 63 characters (the API server refuses the workload otherwise)."""
     check_launch(plan, launch)
     errors = []
     if launch.elastic:
         errors.append(("nnodes", f"a {kind} runs a fixed number of pods (parallelism); give a fixed node count"))
+    last = f"{suffix}{launch.node_range[1] - 1}"
+    longest = HOSTNAME_MAX - len(last)
     if not (DNS_1035.match(launch.job_name) and len(launch.job_name) <= longest):
         errors.append(
             (
                 "job_name",
-                f"a {kind} name here must be an RFC 1035 label of ≤ {longest} of a-z 0-9 -, got {launch.job_name!r}",
+                f"a {kind} name here must be an RFC 1035 label of ≤ {longest} of a-z 0-9 - (the last pod's hostname "
+                f"<name>{last} must be at most {HOSTNAME_MAX} characters), got {launch.job_name!r}"
+                f"{f' ({len(launch.job_name)} characters)' if len(launch.job_name) > longest else ''}",
             )
         )
+    if launch.slice_topology or launch.podset_topology:
+        try:
+            kueue_annotations(plan, launch)
+        except LaunchError as error:
+            errors += error.errors
     if errors:
         raise LaunchError(errors)
 
@@ -58,7 +73,7 @@ def _pod_spec(plan: MeshPlan, launch: LaunchSpec, master: tuple[str, str]) -> di
         "--node-rank=$(JOB_COMPLETION_INDEX)",
         f"--master-addr={master[0]}",
         f"--master-port={master[1]}",
-        *launch.command,
+        *torchrun_command(launch.command),
     ]
     container: dict[str, object] = {"name": "trainer"}
     if launch.image:
@@ -78,8 +93,14 @@ def _job_spec(plan: MeshPlan, launch: LaunchSpec, master: tuple[str, str], **pod
         "completions": nodes,
         "parallelism": nodes,
         "backoffLimit": 0,
-        "template": {"spec": {**pod, **_pod_spec(plan, launch, master)}},
+        "template": _template(plan, launch, {**pod, **_pod_spec(plan, launch, master)}),
     }
+
+
+def _template(plan: MeshPlan, launch: LaunchSpec, spec: dict[str, object]) -> dict[str, object]:
+    """The pod template, with Kueue's topology annotations when ``slice_topology``/``podset_topology`` are given."""
+    annotations = kueue_annotations(plan, launch)
+    return {"metadata": {"annotations": annotations}, "spec": spec} if annotations else {"spec": spec}
 
 
 def _metadata(plan: MeshPlan, launch: LaunchSpec) -> dict[str, object]:
@@ -90,7 +111,7 @@ def _metadata(plan: MeshPlan, launch: LaunchSpec) -> dict[str, object]:
 
 
 def render_job(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
-    _check(plan, launch, "Job", 63)
+    _check(plan, launch, "Job", "-")
     name = launch.job_name
     master = _master(launch, f"{name}-0.{name}")
     job: dict[str, object] = {
@@ -123,9 +144,9 @@ def render_job(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
 
 
 def render_jobset(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
-    _check(plan, launch, "JobSet", 63 - len(JOBSET_SUFFIX))
+    _check(plan, launch, "JobSet", JOBSET_SUFFIX)
     name = launch.job_name
-    master = _master(launch, f"{name}{JOBSET_SUFFIX}.{name}")
+    master = _master(launch, f"{name}{JOBSET_SUFFIX}0.{name}")
     doc: dict[str, object] = {
         "apiVersion": JOBSET_API,
         "kind": "JobSet",

@@ -9,6 +9,7 @@ from ..plan import MeshPlan
 from .annotations import plan_annotations
 from .spec import LaunchError, LaunchSpec, Rendering, check_launch, job_env
 from .text import yaml_text
+from .torchrun import torchrun_command
 
 API_VERSION = "trainer.kubeflow.org/v1alpha1"
 #: TrainJob names must be RFC 1035 labels (the CRD enforces it).
@@ -25,13 +26,23 @@ def render_trainjob(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
         errors.append(
             ("job_name", f"a TrainJob name must be an RFC 1035 label (≤ 63 of a-z 0-9 -), got {launch.job_name!r}")
         )
+    for name in ("slice_topology", "podset_topology"):
+        if getattr(launch, name):
+            errors.append(
+                (
+                    name,
+                    "a TrainJob's pods come from its TrainingRuntime: put Kueue's topology annotations on the "
+                    "runtime's pod template (meshctx render kueue prints them), or render job or jobset, which "
+                    "apply them",
+                )
+            )
     if errors:
         raise LaunchError(errors)
     env = job_env(plan, launch)
     trainer: dict[str, object] = {
         "numNodes": launch.node_range[0],
         "numProcPerNode": launch.nproc_per_node,
-        "command": ["torchrun", *launch.command],
+        "command": ["torchrun", *torchrun_command(launch.command)],
         "env": [{"name": k, "value": v} for k, v in env.items()],
         "resourcesPerNode": {"limits": {"nvidia.com/gpu": launch.nproc_per_node}},
     }

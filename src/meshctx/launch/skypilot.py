@@ -8,6 +8,7 @@ import shlex
 from ..plan import MeshPlan
 from .spec import LaunchError, LaunchSpec, Rendering, check_launch, job_env
 from .text import yaml_text
+from .torchrun import torchrun_command
 
 
 def render_skypilot(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
@@ -24,7 +25,7 @@ def render_skypilot(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
         'head_node=$(echo "$SKYPILOT_NODE_IPS" | head -n 1)\n'
         'torchrun --nnodes="$SKYPILOT_NUM_NODES" --nproc-per-node="$SKYPILOT_NUM_GPUS_PER_NODE" '
         f'--node-rank="$SKYPILOT_NODE_RANK" --master-addr="$head_node" --master-port={launch.port} '
-        + " ".join(shlex.quote(c) for c in launch.command)
+        + " ".join(shlex.quote(c) for c in torchrun_command(launch.command))
         + "\n"
     )
     doc: dict[str, object] = {

@@ -7,7 +7,7 @@ import shlex
 
 from ..plan import MeshPlan
 from .spec import LaunchSpec, Rendering, check_launch, job_env
-from .torchrun import torchrun_argv, torchrun_settings
+from .torchrun import torchrun_argv, torchrun_command, torchrun_settings
 
 
 def slurm_comment(plan: MeshPlan, launch: LaunchSpec) -> str:
@@ -35,7 +35,7 @@ def render_slurm(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
     script = ["#!/bin/bash", *(f"#SBATCH --{k}={v}" for k, v in directives.items()), "set -euo pipefail"]
     script += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
     script.append('head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)')
-    argv = torchrun_argv(settings, tuple(shlex.quote(c) for c in launch.command))
+    argv = [*torchrun_argv(settings, ()), *(shlex.quote(c) for c in torchrun_command(launch.command))]
     script.append("srun " + " ".join(argv))
     return Rendering(
         "slurm",

@@ -3,7 +3,9 @@ flag ``--some-flag`` from ``PET_SOME_FLAG`` when the flag is absent)."""
 
 from __future__ import annotations
 
+import re
 import shlex
+from pathlib import PurePosixPath
 
 from ..plan import MeshPlan
 from .spec import LaunchError, LaunchSpec, Rendering, check_launch, job_env
@@ -33,9 +35,23 @@ def pet_env(settings: dict[str, str]) -> dict[str, str]:
     return {"PET_" + name.upper().replace("-", "_"): value for name, value in settings.items()}
 
 
+#: ``python``, ``python3``, ``python3.12``, ``/usr/bin/python3``: an interpreter, not a script.
+_INTERPRETER = re.compile(r"python[0-9.]*")
+
+
+def torchrun_command(command: tuple[str, ...]) -> tuple[str, ...]:
+    """What follows torchrun's own flags for the training ``command``. torchrun runs its first argument with its own
+    Python (``python SCRIPT ARGS``), so a command that names the interpreter itself (``python train.py``) gets
+    ``--no-python`` and runs as written; a script (``train.py ARGS``) is passed on unchanged."""
+    if command and _INTERPRETER.fullmatch(PurePosixPath(command[0]).name):
+        return ("--no-python", *command)
+    return command
+
+
 def torchrun_argv(settings: dict[str, str], command: tuple[str, ...]) -> list[str]:
+    """``torchrun FLAGS [--no-python] COMMAND`` (``command`` as ``torchrun_command`` takes it)."""
     flags = [f"--{name}" if name == "standalone" else f"--{name}={value}" for name, value in settings.items()]
-    return ["torchrun", *flags, *command]
+    return ["torchrun", *flags, *torchrun_command(command)]
 
 
 def render_torchrun(plan: MeshPlan, launch: LaunchSpec) -> Rendering:

@@ -143,6 +143,36 @@ def _span(plan: PlacedAxes, layout: AxisLayout, unit: int) -> int:
     return max(len({plan.rank_at(p) // unit for p in group}) for group in layout.all_groups(plan.world_size))
 
 
+def groups_crossing(plan: PlacedAxes, axis: str, unit: int) -> int | None:
+    """How many groups of ``axis`` touch more than one unit (node or NVLink domain); ``None`` when counting them
+    would take more than about ``SPAN_BUDGET`` steps (then only the most units one group touches is known)."""
+    layout = plan.layout(axis)
+    if plan.ranks is not None:  # listed in the request: walking it is linear in what the client sent
+        groups = layout.all_groups(plan.world_size)
+        return sum(len({plan.rank_at(p) // unit for p in group}) > 1 for group in groups)
+    total = plan.world_size // layout.size
+    if unit >= plan.world_size:
+        return 0
+    aligned = _aligned_span(layout, unit)
+    if aligned is not None:  # every group spans the same number of units
+        return total if aligned > 1 else 0
+    offsets = layout.offsets() if layout.size <= SPAN_BUDGET else None
+    if offsets is None or total > SPAN_BUDGET // 4:
+        return None
+    crossing_at: dict[int, bool] = {}  # a group's count depends only on its base modulo the unit
+    crossing = spent = 0
+    for base in _offsets(layout.complement(plan.world_size)):
+        residue = base % unit
+        known = crossing_at.get(residue)
+        if known is None:
+            spent += len(offsets)
+            if spent > SPAN_BUDGET:
+                return None
+            known = crossing_at[residue] = len({(residue + offset) // unit for offset in offsets}) > 1
+        crossing += known
+    return crossing
+
+
 def cluster_report(plan: PlacedAxes) -> dict[str, object]:
     """Per axis, how many nodes (and NVLink domains) one group spans."""
     cluster = plan.cluster
@@ -187,12 +217,22 @@ def cluster_warnings(plan: PlacedAxes, report: Mapping[str, object] | None = Non
             continue
         size = plan.size(axis)
         inside = join_or([d for d in divisors(unit) if d <= size] or [1])
+        total = plan.world_size // size
+        crossing = groups_crossing(plan, axis, unit)
+        if crossing == total:
+            which = f"Each {axis} group of {size} ranks spans {spanned} {what} of {unit} ranks, so its"
+        elif crossing is not None:
+            which = (
+                f"{crossing} of the {total} {axis} groups of {size} ranks span {'up to ' if spanned > 2 else ''}"
+                f"{spanned} {what} of {unit} ranks, so their"
+            )
+        else:
+            which = f"The {axis} groups of {size} ranks span up to {spanned} {what} of {unit} ranks, so their"
         warnings.append(
             Problem.warning(
                 code,
                 (f"{axis}_size", unit_field),
-                f"Each {axis} group of {size} ranks spans {spanned} {what} of {unit} ranks, so its "
-                f"collectives leave NVLink.",
+                f"{which} collectives leave NVLink.",
                 f"Keep {axis}_size a divisor of {unit} ({inside}) so each {axis} group stays inside one "
                 f"{what[:-1]}; move the remaining factor to dp or pp.",
             )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from .arith import is_integer, is_size
 from .cluster import ClusterShape, cluster_warnings
 from .cp_degrees import cp_degree_problems
+from .hints import advised
 from .mesh_plan import MeshPlan
 from .model import ModelShape, model_problems
 from .problems import Code, Problem, Severity
@@ -58,8 +59,11 @@ class TopologyRequest:
         out: dict[str, object] = {"strategy": self.strategy, "sizes": self.sizes.to_dict()}
         if self.world_size is not None:
             out["world_size"] = self.world_size
-        if self.nnodes is not None:
-            out["nnodes"] = self.nnodes
+        if self.nnodes is not None:  # a (MIN, MAX) pair travels as the range string "MIN:MAX"
+            nnodes = self.nnodes
+            out["nnodes"] = (
+                f"{nnodes[0]}:{nnodes[1]}" if isinstance(nnodes, (tuple, list)) and len(nnodes) == 2 else nnodes
+            )
         if self.nproc_per_node is not None:
             out["nproc_per_node"] = self.nproc_per_node
         if self.ranks is not None:
@@ -223,8 +227,10 @@ def _model_check(request: TopologyRequest, resolved: ResolvedSizes | None) -> li
 
 
 def _check_one(
-    request: TopologyRequest, strategy: Strategy, problems: list[Problem], suggest: bool
+    request: TopologyRequest, strategy: Strategy, problems: list[Problem], suggest: bool, *, report: bool = True
 ) -> ValidationReport:
+    """One world size. ``report=False`` (a suggestion's check) warns from the tp and ep spans alone, without
+    counting every axis's spans for the plan's cluster report."""
     ranks = request.ranks
     resolved, size_problems = check_sizes(strategy, request.sizes, request.world_size, ranks)
     known_cp = resolved.cp if resolved else request.sizes.cp_size if is_size(request.sizes.cp_size) else None
@@ -239,9 +245,16 @@ def _check_one(
         sizes_ok = all(p.code is not Code.INVALID_SIZE for p in errors)
         # Problems of the world itself (nodes × processes, GPUs per node) are not fixed by other sizes.
         if suggest and sizes_ok and not world_problems and is_size(world):
+            cluster = request.cluster
             suggestions = suggest_sizes(
-                strategy, request.sizes, world, model=request.model, accept=lambda s: _fixes(request, strategy, s)
+                strategy,
+                request.sizes,
+                world,
+                model=request.model,
+                accept=lambda s: _fit(request, strategy, s),
+                local=(cluster.ranks_per_nvlink_domain or cluster.ranks_per_node) if cluster is not None else None,
             )
+            errors = tuple(advised(p, request.sizes, world, request.model, suggestions) for p in errors)
         return ValidationReport(False, errors, tuple(warnings), tuple(suggestions))
     plan = MeshPlan.build(
         strategy,
@@ -251,13 +264,15 @@ def _check_one(
         request.cluster,
         cp_degrees if resolved.cp > 1 else None,
     )
-    warnings += cluster_warnings(plan, plan._cluster_report() if plan.cluster is not None else None)
+    warnings += cluster_warnings(plan, plan._cluster_report() if plan.cluster is not None and report else None)
     return ValidationReport(True, (), tuple(warnings), (), plan)
 
 
-def _fixes(request: TopologyRequest, strategy: Strategy, sizes: ParallelismSizes) -> bool:
-    """Whether ``sizes`` in place of the request's sizes give a valid topology: a suggestion must fix every problem."""
-    return _check_one(replace(request, sizes=sizes), strategy, [], suggest=False).valid
+def _fit(request: TopologyRequest, strategy: Strategy, sizes: ParallelismSizes) -> int | None:
+    """``None`` unless ``sizes`` in place of the request's sizes give a valid topology (a suggestion must fix every
+    problem); else the warnings that topology still gets (0: its groups fit the hardware)."""
+    checked = _check_one(replace(request, sizes=sizes), strategy, [], suggest=False, report=False)
+    return len(checked.warnings) if checked.valid else None
 
 
 def _check_range(

@@ -2,7 +2,7 @@
 // the nested blocks; always for the chosen axis, with its counts.
 import { styleOf } from "./canvas.js";
 import { $ } from "./dom.js";
-import { LOCAL_AXES, spanOf } from "./spans.js";
+import { spanOf } from "./spans.js";
 import { state } from "./state.js";
 
 const PATTERN_WORDS = { solid: "solid", stripes: "striped", dots: "dotted", cross: "cross-hatched" };
@@ -56,6 +56,6 @@ export function showLegend() {
     if (v.nvl && v.nodesPerDomain > 1) list.append(item("nvlink", `Dashed line: one NVLink domain of ${v.nvl} GPUs.`));
   }
   list.append(
-    item("flags", `⚠ on an axis: its groups leave a node or NVLink domain; only ${[...LOCAL_AXES].join(", ")} are flagged, since they talk on every layer. dp-like axes and pp span nodes by design (shown as a node count).`),
+    item("flags", "⚠ on an axis: the service warns that its groups leave a node (or, when an NVLink domain is given, the domain); only tp and ep are warned about, since they talk on every layer. Other axes span nodes by design (shown as a node count)."),
   );
 }

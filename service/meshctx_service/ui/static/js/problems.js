@@ -35,11 +35,11 @@ export function addMessageBoxes() {
 
 export function clearMessages() {
   for (const box of form.querySelectorAll(".msgs")) box.replaceChildren();
-  for (const el of form.querySelectorAll("[aria-invalid]")) {
+  for (const el of form.querySelectorAll("[aria-invalid], [aria-describedby]")) {
     el.removeAttribute("aria-invalid");
     el.removeAttribute("aria-describedby");
-    el.closest(".field")?.removeAttribute("data-severity");
   }
+  for (const field of form.querySelectorAll(".field[data-severity]")) field.removeAttribute("data-severity");
   $("#summary ul").replaceChildren();
   $("#summary").hidden = true;
 }
