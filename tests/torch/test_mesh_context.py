@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
-from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 
 from meshctx import DDPConfig, FSDP2Config, MegatronFSDPConfig, MeshContext, ParallelismSizes, plan_mesh
 from meshctx.plan import axis_kwargs
@@ -16,14 +16,17 @@ FSDP2 = ("pp", "dp_replicate", "dp_shard", "cp", "tp")
 
 
 def nemo_style_meshes(shape: tuple[int, ...], ep: int) -> tuple[object, object]:
-    """The meshes NeMo Automodel builds by hand for fsdp2 (init_device_mesh, _flatten, _unflatten)."""
+    """The meshes NeMo Automodel builds by hand for fsdp2 (init_device_mesh, _flatten, _unflatten; before torch
+    2.10, which has no ``_unflatten``, NeMo reshapes the stage's ranks into a new mesh)."""
     mesh = init_device_mesh("cpu", shape, mesh_dim_names=FSDP2)
     mesh[("dp_replicate", "dp_shard")]._flatten("dp")
     mesh[("dp_shard", "cp")]._flatten("dp_shard_cp")
     mesh[("dp_replicate", "dp_shard", "cp")]._flatten("dp_cp")
     stage = mesh[("dp_replicate", "dp_shard", "cp", "tp")]._flatten()
-    moe = stage._unflatten(0, (stage.size() // ep, ep), ("ep_shard", "ep"))
-    return mesh, moe
+    sizes = (stage.size() // ep, ep)
+    if hasattr(stage, "_unflatten"):
+        return mesh, stage._unflatten(0, sizes, ("ep_shard", "ep"))
+    return mesh, DeviceMesh("cpu", stage.mesh.reshape(sizes), mesh_dim_names=("ep_shard", "ep"))
 
 
 def test_no_mesh_defaults_like_nemo() -> None:
