@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
+import torch
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 
 from meshctx import DDPConfig, FSDP2Config, MegatronFSDPConfig, MeshContext, ParallelismSizes, plan_mesh
@@ -111,10 +112,10 @@ def test_build_reads_world_size_and_checks_the_plan_against_the_job() -> None:
         assert ddp.process_group is None and ddp.to_plan().world_size == 12
 
 
-def test_device_type_follows_the_backend() -> None:
-    assert device_type_for_backend("nccl") == "cuda"
-    assert device_type_for_backend("gloo") == "cpu"
-    assert device_type_for_backend("cpu:gloo,cuda:nccl") == "cuda"
-    with pytest.raises(ValueError, match="known backends"):
-        device_type_for_backend("mpi")
+def test_device_type_follows_the_backend_as_in_nemo() -> None:
+    """NCCL means a CUDA mesh where CUDA is available; every other backend a CPU mesh (mpi, ucc, xccl: NeMo's)."""
+    nccl = "cuda" if torch.cuda.is_available() else "cpu"
+    assert device_type_for_backend("nccl") == device_type_for_backend("cpu:gloo,cuda:nccl") == nccl
+    for backend in ("gloo", "fake", "mpi", "ucc", "MPI", "xccl", "hccl", "cpu:gloo"):
+        assert device_type_for_backend(backend) == "cpu", backend
     assert nccl_timeout_override("cpu", 5) is None

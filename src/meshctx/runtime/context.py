@@ -294,12 +294,12 @@ class MeshContext:
         from ..config import STRATEGY_CONFIGS
         from ..launch.spec import ENV_STRATEGY
         from ..plan.problems import TopologyError
-        from ..plan.strategies import resolve_strategy
         from .launch_env import LaunchEnvError, read_launch_env
+        from .nemo_rules import strategy_of
 
         launch = read_launch_env(environ)
         config = strategy_config if strategy_config is not None else STRATEGY_CONFIGS[launch.strategy]()
-        named = resolve_strategy(config)
+        named = strategy_of(config)  # meshctx's configs and NeMo's, as build resolves them
         if named is not None and named is not launch.strategy:
             raise LaunchEnvError(
                 [

@@ -33,10 +33,6 @@ A = MeshAxisName
 #: The device axes of one pipeline stage, flattened and reshaped into the MoE mesh (NeMo's order).
 STAGE_AXES: tuple[str, ...] = (A.DP_REPLICATE.value, A.DP_SHARD.value, A.CP.value, A.TP.value)
 
-#: Which device a mesh lives on, by the backend the default process group was initialized with.
-#: The ``fake`` backend (one process pretending to be any rank) needs no device at all.
-BACKEND_DEVICE: dict[str, str] = {"nccl": "cuda", "gloo": "cpu", "fake": "cpu", "xccl": "xpu", "hccl": "hpu"}
-
 BackendConfig = tuple[str, Any]
 
 
@@ -51,18 +47,10 @@ class RealizedMeshes:
 
 
 def device_type_for_backend(backend: str) -> str:
-    """``nccl`` → ``cuda``, ``gloo`` → ``cpu``; a mixed backend (``cpu:gloo,cuda:nccl``) → its accelerator."""
-    name = backend.lower()
-    if name in BACKEND_DEVICE:
-        return BACKEND_DEVICE[name]
-    devices = [part.split(":", 1)[0] for part in name.split(",") if ":" in part]
-    accelerators = [d for d in devices if d != "cpu"]
-    if accelerators:
-        return accelerators[0]
-    if devices:
-        return "cpu"
-    known = ", ".join(sorted(BACKEND_DEVICE))
-    raise ValueError(f"cannot tell the device type of backend {backend!r}; known backends: {known}. Pass device_type.")
+    """NeMo's rule: ``cuda`` when the backend uses NCCL (``nccl``, ``cpu:gloo,cuda:nccl``) and CUDA is available,
+    else ``cpu`` (``gloo``, ``mpi``, ``ucc``, ``fake``, and ``xccl``/``hccl`` too: pass ``device_type`` for an
+    XPU or HPU mesh)."""
+    return "cuda" if "nccl" in backend.lower() and torch.cuda.is_available() else "cpu"
 
 
 def nccl_timeout_override(device_type: str, timeout_minutes: float | None) -> BackendConfig | None:
