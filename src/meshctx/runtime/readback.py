@@ -30,13 +30,17 @@ def plan_from_meshes(
             raise ValueError("a MoE mesh without a device mesh does not describe a topology meshctx builds")
         return _ddp_plan(process_group)
     root = root_mesh(device_mesh)
-    axes = tuple(A(a) for a in root.mesh_dim_names or ())
-    shape: tuple[int, ...] = tuple(int(n) for n in root.shape)
-    dims = dict(zip(axes, shape))
-    strategy = strategy_of_axes(axes)
+    names = [str(getattr(a, "value", a)) for a in root.mesh_dim_names or ()]
+    strategy = strategy_of_axes(tuple(A(a) for a in names)) if set(names) <= VALID_AXIS_NAMES else None
     if strategy is None:
         expected = [[a.value for a in rules.mesh_axes] for rules in RULES.values() if rules.mesh_axes is not None]
-        raise ValueError(f"mesh axes {[a.value for a in axes]} are not a meshctx topology; expected one of {expected}")
+        raise ValueError(
+            f"the root mesh has axes {names}, which are not a meshctx topology; expected one of {expected} "
+            "(the mesh init_device_mesh built, every axis named, size-1 axes included)"
+        )
+    axes = tuple(A(a) for a in names)
+    shape: tuple[int, ...] = tuple(int(n) for n in root.shape)
+    dims = dict(zip(axes, shape))
 
     ranks = rank_map(root)
     positions = {r: p for p, r in enumerate(ranks)}
