@@ -36,7 +36,7 @@ class RecipeError(FieldErrors):
     """A ``distributed:`` section that cannot be read; ``errors`` holds ``(key, message)`` for every problem."""
 
     def describe(self) -> str:
-        lines = "\n".join(f"  - distributed.{key}: {message}" for key, message in self.errors)
+        lines = "\n".join(f"  - {f'distributed.{key}' if key else 'recipe'}: {message}" for key, message in self.errors)
         return f"invalid distributed section: {len(self.errors)} problem(s)\n{lines}"
 
 
@@ -169,3 +169,31 @@ def load_recipe(source: str | Path | Mapping[str, Any]) -> DistributedRecipe:
             [("", f"the recipe must be a mapping with a distributed: section, got {type(document).__name__}")]
         )
     return parse_distributed(document.get("distributed"))
+
+
+def read_recipe_file(path: str | Path) -> DistributedRecipe:
+    """``load_recipe`` of a file named on a command line: a missing or unreadable file, or text that is not YAML,
+    is a ``RecipeError`` saying so (YAML aliases are refused, as everywhere meshctx reads YAML)."""
+    try:
+        import yaml
+
+        text = Path(path).read_text()
+    except ImportError as err:  # pragma: no cover - pyyaml ships with the dev and service extras
+        raise RecipeError([("", "reading YAML recipes needs pyyaml: pip install pyyaml")]) from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise RecipeError([("", f"cannot read {path}: {err}")]) from None
+    if "*" in text and "&" in text:
+        try:
+            events = list(yaml.parse(text))
+        except yaml.YAMLError:
+            events = []
+        if any(isinstance(e, yaml.AliasEvent) for e in events):
+            raise RecipeError([("", f"{path} uses YAML aliases (*name); write the values out")])
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise RecipeError([("", f"{path} is not YAML: {str(err).splitlines()[0]}")]) from None
+    if not isinstance(document, Mapping) or "distributed" not in document:
+        found = f"keys {sorted(map(str, document))[:8]}" if isinstance(document, Mapping) else type(document).__name__
+        raise RecipeError([("", f"{path} has no distributed: section (found {found})")])
+    return parse_distributed(document["distributed"])

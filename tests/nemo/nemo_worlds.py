@@ -7,6 +7,8 @@ from typing import Any
 
 import torch.distributed as dist
 
+from meshctx.runtime.torch_compat import flatten_mapping, root_mesh
+
 PROPERTIES = ("tp_size", "pp_size", "cp_size", "ep_size", "dp_size", "dp_replicate_size", "dp_shard_size", "pp_enabled")
 POLICY = (
     "strategy_config",
@@ -60,9 +62,8 @@ def snapshot(ctx: Any, mesh_utils: Any, rank: int) -> dict[str, Any]:
     if mesh is not None:
         member = rank in mesh.mesh.flatten().tolist()
         out["device_mesh"] = _mesh_view(mesh, member)
-        root = mesh._get_root_mesh()
         # NeMo names dims with MeshAxisName members, meshctx with their str values (docs/nemo-compat.md)
-        flattened = sorted(str(getattr(n, "value", n)) for n in root._flatten_mapping)
+        flattened = sorted(str(getattr(n, "value", n)) for n in flatten_mapping(root_mesh(mesh)))
         out["flattened"] = flattened
         dims = [str(getattr(n, "value", n)) for n in mesh.mesh_dim_names]
         axes = dims + flattened if member else flattened  # torch cannot slice a mesh on a rank outside it

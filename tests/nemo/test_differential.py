@@ -223,7 +223,12 @@ def compare(case: Case) -> None:
     if nemo[0] == "error" and ours[0] == "error":
         err, nemo_err = ours[1], nemo[1]
         assert isinstance(err, TopologyError), f"{where}: meshctx raised {err!r} before planning"
-        assert isinstance(err, type(nemo_err)), f"{where}: {type(err).__mro__} is not a {type(nemo_err)}"
+        # On a rank left out of a partial mesh NeMo fails inside torch: a RuntimeError, an IndexError before torch
+        # 2.10 (docs/nemo-compat.md); meshctx refuses on every rank with one exception type.
+        torch_internal = "partial-mesh" in rows and isinstance(nemo_err, IndexError)
+        assert torch_internal or isinstance(err, type(nemo_err)), (
+            f"{where}: {type(err).__mro__} is not a {type(nemo_err)}"
+        )
         if not rows:  # NeMo's message first, then meshctx's codes and hints
             assert str(err).startswith(str(nemo_err)), f"{where}: {err} does not start with NeMo's {nemo_err}"
         assert err.problems and all(p.hint for p in err.problems), where

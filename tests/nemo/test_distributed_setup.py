@@ -3,6 +3,9 @@ through the one-line migration: NeMo's ``mesh`` module aliased to ``meshctx.mesh
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import pickle
 from typing import Any
 
 import pytest
@@ -74,3 +77,28 @@ def test_separate_student_and_teacher_meshes_as_nemos_kd_recipe_builds_them(rank
             assert ctx.device_mesh is not None and ctx.device_mesh.mesh.flatten().tolist() == list(ranks)
             assert ctx.dp_size == ctx.built_from.sizes.dp and ctx.tp_size == ctx.built_from.sizes.tp
         assert built["student"].mesh_context._dp_axis_names() == ("dp_replicate", "dp_shard_cp")
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(("strategy", "sizes", "extra"), SETUPS[:2])
+def test_distributed_setup_holding_meshctx_context_pickles_copies_and_converts_like_nemos(
+    strategy: str, sizes: dict[str, Any], extra: dict[str, Any]
+) -> None:
+    """NeMo pickles, deep-copies and ``asdict``s its ``DistributedSetup``; with meshctx's context inside, the same
+    calls work and the copies carry the plan (its layouts were once a mappingproxy, which none of them take)."""
+    with fake_world(8, 3):
+        theirs = _setup(strategy, sizes, extra)
+        with meshctx_as_nemo_mesh():
+            ours = _setup(strategy, sizes, extra)
+        planned = ours.mesh_context.built_from.fingerprint()
+        for copy_of in (lambda s: pickle.loads(pickle.dumps(s)), copy.deepcopy):
+            copy_of(theirs)
+            twin = copy_of(ours)
+            assert twin.mesh_context.built_from.fingerprint() == planned
+            assert twin.mesh_context.built_from == ours.mesh_context.built_from
+            assert twin.mesh_context.tp_size == ours.mesh_context.tp_size
+        as_dict = dataclasses.asdict(ours)
+        assert set(as_dict) == set(dataclasses.asdict(theirs))
+        plan = as_dict["mesh_context"]["built_from"]
+        layouts = ours.mesh_context.built_from.layouts
+        assert plan["layouts"] == {axis: dataclasses.asdict(layout) for axis, layout in layouts.items()}

@@ -7,7 +7,9 @@ order and an all-reduce of the global ranks over the group, so the test compares
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 import sys
 from datetime import timedelta
 
@@ -28,6 +30,7 @@ def report(case: dict) -> dict:
     plan = ctx.built_from
     assert plan is not None
     out: dict = {"member": ctx.is_member, "planned": plan.fingerprint(), "groups": {}, "order": {}, "sums": {}}
+    out["copies"] = copies(ctx)
     if not ctx.is_member:
         out["device_mesh"] = ctx.device_mesh is not None
         out["sizes"] = [ctx.tp_size, ctx.dp_size, ctx.ep_size]
@@ -50,6 +53,18 @@ def report(case: dict) -> dict:
         value = torch.tensor([dist.get_rank()], dtype=torch.int64)
         dist.all_reduce(value, group=group)
         out["sums"][axis] = int(value.item())
+    return out
+
+
+def copies(ctx: MeshContext) -> dict[str, str]:
+    """The plan a pickled and a deep-copied context carry (or the error): a context is a plain value."""
+    out = {}
+    for name, twin in (("pickle", lambda c: pickle.loads(pickle.dumps(c))), ("deepcopy", copy.deepcopy)):
+        try:
+            plan = twin(ctx).built_from
+            out[name] = plan.fingerprint() if plan is not None else "no plan"
+        except Exception as err:
+            out[name] = repr(err)
     return out
 
 

@@ -76,6 +76,8 @@ def test_every_axis_group_matches_the_plan(world_size: int, tmp_path: Path) -> N
             where = f"case {case} rank {rank}"
             assert got["planned"] == plan.fingerprint(), where
             assert got["member"] == (rank in members), where
+            if plan.strategy.value != "ddp" or "ranks" not in case:  # a subset's DDP group is a live ProcessGroup
+                assert got["copies"] == dict.fromkeys(("pickle", "deepcopy"), plan.fingerprint()), where
             if rank not in members:  # the subset's meshes without this rank's groups, as NeMo hands them out
                 assert got["device_mesh"] is (plan.device_mesh is not None), where
                 if plan.device_mesh is not None:

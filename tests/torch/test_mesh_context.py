@@ -5,7 +5,8 @@ from __future__ import annotations
 import warnings
 
 import pytest
-from torch.distributed.device_mesh import init_device_mesh
+import torch
+from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 
 from meshctx import DDPConfig, FSDP2Config, MegatronFSDPConfig, MeshContext, ParallelismSizes, plan_mesh
 from meshctx.plan import axis_kwargs
@@ -16,14 +17,17 @@ FSDP2 = ("pp", "dp_replicate", "dp_shard", "cp", "tp")
 
 
 def nemo_style_meshes(shape: tuple[int, ...], ep: int) -> tuple[object, object]:
-    """The meshes NeMo Automodel builds by hand for fsdp2 (init_device_mesh, _flatten, _unflatten)."""
+    """The meshes NeMo Automodel builds by hand for fsdp2 (init_device_mesh, _flatten, _unflatten; before torch
+    2.10, which has no ``_unflatten``, NeMo reshapes the stage's ranks into a new mesh)."""
     mesh = init_device_mesh("cpu", shape, mesh_dim_names=FSDP2)
     mesh[("dp_replicate", "dp_shard")]._flatten("dp")
     mesh[("dp_shard", "cp")]._flatten("dp_shard_cp")
     mesh[("dp_replicate", "dp_shard", "cp")]._flatten("dp_cp")
     stage = mesh[("dp_replicate", "dp_shard", "cp", "tp")]._flatten()
-    moe = stage._unflatten(0, (stage.size() // ep, ep), ("ep_shard", "ep"))
-    return mesh, moe
+    sizes = (stage.size() // ep, ep)
+    if hasattr(stage, "_unflatten"):
+        return mesh, stage._unflatten(0, sizes, ("ep_shard", "ep"))
+    return mesh, DeviceMesh("cpu", stage.mesh.reshape(sizes), mesh_dim_names=("ep_shard", "ep"))
 
 
 def test_no_mesh_defaults_like_nemo() -> None:
@@ -108,10 +112,10 @@ def test_build_reads_world_size_and_checks_the_plan_against_the_job() -> None:
         assert ddp.process_group is None and ddp.to_plan().world_size == 12
 
 
-def test_device_type_follows_the_backend() -> None:
-    assert device_type_for_backend("nccl") == "cuda"
-    assert device_type_for_backend("gloo") == "cpu"
-    assert device_type_for_backend("cpu:gloo,cuda:nccl") == "cuda"
-    with pytest.raises(ValueError, match="known backends"):
-        device_type_for_backend("mpi")
+def test_device_type_follows_the_backend_as_in_nemo() -> None:
+    """NCCL means a CUDA mesh where CUDA is available; every other backend a CPU mesh (mpi, ucc, xccl: NeMo's)."""
+    nccl = "cuda" if torch.cuda.is_available() else "cpu"
+    assert device_type_for_backend("nccl") == device_type_for_backend("cpu:gloo,cuda:nccl") == nccl
+    for backend in ("gloo", "fake", "mpi", "ucc", "MPI", "xccl", "hccl", "cpu:gloo"):
+        assert device_type_for_backend(backend) == "cpu", backend
     assert nccl_timeout_override("cpu", 5) is None

@@ -32,7 +32,14 @@ WORKER = Path(__file__).resolve().parent / "gloo_worker.py"
 
 @contextmanager
 def fake_world(world_size: int, rank: int) -> Iterator[None]:
-    """This process plays ``rank`` of a ``world_size`` job on torch's ``fake`` backend."""
+    """This process plays ``rank`` of a ``world_size`` job on torch's ``fake`` backend, as a fresh process would:
+    torch before 2.10 keeps every flattened mesh in a process-wide table and hands it out again for an equal
+    mesh, groups of the destroyed job included, so that table starts empty (NeMo's meshes read it)."""
+    from torch.distributed import device_mesh
+
+    resources = getattr(device_mesh, "_mesh_resources", None)
+    if resources is not None and hasattr(resources, "root_to_flatten_mapping"):
+        resources.__init__()
     dist.init_process_group("fake", rank=rank, world_size=world_size, store=FakeStore())
     try:
         yield

@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property, lru_cache
 from operator import attrgetter
-from types import MappingProxyType
 
 from .axes import MeshAxisName
 from .cluster import ClusterShape, cluster_report
 from .encode import dumps, dumps_canonical
+from .frozen import FrozenDict
 from .layout import AxisLayout
 from .sizes import ResolvedSizes
 from .strategies import MOE_AXES, RULES, Strategy
@@ -180,7 +180,7 @@ def _layout_topology(
         # Each pipeline stage's ranks, in (dp_replicate, dp_shard, cp, tp) order, reshaped to (ep_shard, ep).
         layouts[A.EP_SHARD.value] = _mode(sizes.ep_shard, sizes.ep, made)
         layouts[A.EP.value] = _mode(sizes.ep, 1, made)
-    return device_mesh, moe_mesh, MappingProxyType(layouts), _Derived()
+    return device_mesh, moe_mesh, FrozenDict(layouts), _Derived()
 
 
 _MOE_NAMES = _mesh_names(MOE_AXES, {})

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from types import MappingProxyType
 from typing import Protocol
 
 from .axes import MeshAxisName
+from .frozen import EMPTY, FrozenDict
 from .sizes import SIZE_FIELDS
 
 A = MeshAxisName
@@ -95,13 +95,13 @@ class StrategyRules:
         return self.supports("ep_size")
 
     def flattened_for(self, cp: int) -> Mapping[MeshAxisName, tuple[MeshAxisName, ...]]:
-        return MappingProxyType({}) if self.flattened_needs_cp and cp == 1 else self.flattened
+        return EMPTY if self.flattened_needs_cp and cp == 1 else self.flattened
 
 
 RULES: dict[Strategy, StrategyRules] = {
     Strategy.FSDP2: StrategyRules(
         mesh_axes=(A.PP, A.DP_REPLICATE, A.DP_SHARD, A.CP, A.TP),
-        flattened=MappingProxyType(
+        flattened=FrozenDict(
             {
                 A.DP: (A.DP_REPLICATE, A.DP_SHARD),
                 A.DP_SHARD_CP: (A.DP_SHARD, A.CP),
@@ -111,7 +111,7 @@ RULES: dict[Strategy, StrategyRules] = {
     ),
     Strategy.MEGATRON_FSDP: StrategyRules(
         mesh_axes=(A.DP, A.CP, A.TP),
-        flattened=MappingProxyType({A.DP_CP: (A.DP, A.CP)}),
+        flattened=FrozenDict({A.DP_CP: (A.DP, A.CP)}),
         flattened_needs_cp=True,
         unsupported=("pp_size", "ep_size", "dp_replicate_size"),
     ),

@@ -44,7 +44,6 @@ class _Sizes(NamedTuple):
     dp: int | None
     dp_replicate: int | None
     dp_shard: int
-    kwargs: dict[str, object]
     #: The root mesh's flatten mapping and its length when read: a new flattened axis makes the cache stale.
     flattened: dict[str, Any] | None
     flattened_count: int
@@ -53,25 +52,34 @@ class _Sizes(NamedTuple):
 def _flatten_mapping(mesh: Any) -> dict[str, Any] | None:
     if mesh is None:
         return None
-    root = mesh._get_root_mesh() if hasattr(mesh, "_get_root_mesh") else mesh
-    mapping = getattr(root, "_flatten_mapping", None)
+    mapping = mesh_axes._root_flatten_mapping(mesh)
     return mapping if isinstance(mapping, dict) else None
 
 
 def _dp_axis_names_of(device_mesh: Any) -> tuple[MeshAxisName, ...]:
-    """NeMo's rule: span the replicas whenever ``dp_replicate`` is a mesh dimension and ``dp_shard_cp`` exists."""
-    if (
-        device_mesh is not None
-        and A.DP_REPLICATE in (device_mesh.mesh_dim_names or ())
-        and mesh_axes._get_axis_size(device_mesh, A.DP_SHARD_CP, None) is not None
-    ):
-        return (A.DP_REPLICATE, A.DP_SHARD_CP)
+    """NeMo's rule: span the replicas whenever ``dp_replicate`` is a mesh dimension and ``dp_shard_cp`` exists
+    (a dimension or flattened onto the root). Read from names alone, so any mesh that names its axes will do."""
+    if device_mesh is not None and A.DP_REPLICATE in (device_mesh.mesh_dim_names or ()):
+        flattened = mesh_axes._root_flatten_mapping(device_mesh)
+        if A.DP_SHARD_CP in device_mesh.mesh_dim_names or (flattened is not None and A.DP_SHARD_CP in flattened):
+            return (A.DP_REPLICATE, A.DP_SHARD_CP)
     return (A.DP_SHARD_CP,)
+
+
+def _axis_kwargs(device_mesh: Any, moe_mesh: Any) -> dict[str, object]:
+    """NeMo's ``parallelize_axis_kwargs``: axis names only, no size is read."""
+    optional = mesh_axes._optional_axis
+    return {
+        "dp_axis_names": _dp_axis_names_of(device_mesh),
+        "cp_axis_name": optional(device_mesh, A.CP),
+        "tp_axis_name": optional(device_mesh, A.TP),
+        "ep_axis_name": optional(moe_mesh, A.EP),
+        "ep_shard_axis_names": (A.EP_SHARD,) if optional(moe_mesh, A.EP_SHARD) else None,
+    }
 
 
 def _read_sizes(device_mesh: Any, moe_mesh: Any) -> _Sizes:
     size = mesh_axes._get_axis_size
-    optional = mesh_axes._optional_axis
     mapping = _flatten_mapping(device_mesh)
     return _Sizes(
         tp=size(device_mesh, A.TP) or 1,
@@ -81,13 +89,6 @@ def _read_sizes(device_mesh: Any, moe_mesh: Any) -> _Sizes:
         dp=size(device_mesh, A.DP, None),
         dp_replicate=size(device_mesh, A.DP_REPLICATE, None),
         dp_shard=size(device_mesh, A.DP_SHARD, 1) or 1,
-        kwargs={
-            "dp_axis_names": _dp_axis_names_of(device_mesh),
-            "cp_axis_name": optional(device_mesh, A.CP),
-            "tp_axis_name": optional(device_mesh, A.TP),
-            "ep_axis_name": optional(moe_mesh, A.EP),
-            "ep_shard_axis_names": (A.EP_SHARD,) if optional(moe_mesh, A.EP_SHARD) else None,
-        },
         flattened=mapping,
         flattened_count=len(mapping) if mapping is not None else 0,
     )
@@ -314,12 +315,12 @@ class MeshContext:
         from ..config import STRATEGY_CONFIGS
         from ..launch.spec import ENV_STRATEGY
         from ..plan.problems import TopologyError
-        from ..plan.strategies import resolve_strategy
         from .launch_env import LaunchEnvError, read_launch_env
+        from .nemo_rules import strategy_of
 
         launch = read_launch_env(environ)
         config = strategy_config if strategy_config is not None else STRATEGY_CONFIGS[launch.strategy]()
-        named = resolve_strategy(config)
+        named = strategy_of(config)  # meshctx's configs and NeMo's, as build resolves them
         if named is not None and named is not launch.strategy:
             raise LaunchEnvError(
                 [
@@ -398,13 +399,13 @@ class MeshContext:
 
     # ------------------------------------------------------------------ NeMo axis kwargs
     def _dp_axis_names(self) -> tuple[MeshAxisName, ...]:
-        return self._cached().kwargs["dp_axis_names"]  # type: ignore[return-value]
+        return _dp_axis_names_of(self.device_mesh)
 
     def parallelize_axis_kwargs(self) -> dict[str, object]:
-        return dict(self._cached().kwargs)
+        return _axis_kwargs(self.device_mesh, self.moe_mesh)
 
     def pipeline_axis_kwargs(self) -> dict[str, object]:
-        return {"pp_axis_name": A.PP} | self._cached().kwargs
+        return {"pp_axis_name": A.PP} | _axis_kwargs(self.device_mesh, self.moe_mesh)
 
     # ------------------------------------------------------------------ axis meshes
     def axis_mesh(self, axis: str) -> DeviceMesh:
@@ -425,7 +426,7 @@ class MeshContext:
             if mesh is not None and name in (mesh.mesh_dim_names or ()):
                 return mesh if mesh.ndim == 1 else mesh[name]
         if self.device_mesh is not None:
-            flattened = self.device_mesh._get_root_mesh()._flatten_mapping.get(name)
+            flattened = mesh_axes._root_flatten_mapping(self.device_mesh).get(name)
             if flattened is not None:
                 return flattened
         raise KeyError(f"axis {name!r} is not in this context; its axes are {list(self.axis_names())}")
@@ -435,8 +436,7 @@ class MeshContext:
         names: list[str] = []
         if self.device_mesh is not None:
             names += list(self.device_mesh.mesh_dim_names or ())
-            root = self.device_mesh._get_root_mesh()
-            names += [n for n in root._flatten_mapping if n in VALID_AXIS_NAMES]
+            names += [n for n in mesh_axes._root_flatten_mapping(self.device_mesh) if n in VALID_AXIS_NAMES]
         if self.moe_mesh is not None:
             names += list(self.moe_mesh.mesh_dim_names or ())
         return tuple(names)

@@ -13,8 +13,18 @@ _VALID_AXIS_NAMES: frozenset[MeshAxisName] = frozenset(MeshAxisName)
 
 
 def _is_torch_mesh(mesh: object) -> bool:
-    device_mesh = type(mesh).__module__ == "torch.distributed.device_mesh"
-    return device_mesh and hasattr(mesh, "_layout")
+    return type(mesh).__module__ == "torch.distributed.device_mesh"
+
+
+def _root_flatten_mapping(mesh: Any) -> Any:
+    """The flattened meshes registered on ``mesh``'s root (``None`` if it keeps none): torch's, on every torch
+    release (see ``torch_compat``); for any other object its root's ``_flatten_mapping``, as NeMo reads it."""
+    if _is_torch_mesh(mesh):
+        from .torch_compat import flatten_mapping, root_mesh
+
+        return flatten_mapping(root_mesh(mesh))
+    root = mesh._get_root_mesh() if hasattr(mesh, "_get_root_mesh") else mesh
+    return getattr(root, "_flatten_mapping", None)
 
 
 def _get_axis_size(mesh: Any, axis: str, default: int | None = 1) -> int | None:
@@ -27,8 +37,7 @@ def _get_axis_size(mesh: Any, axis: str, default: int | None = 1) -> int | None:
         if _is_torch_mesh(mesh):
             return int(mesh.size(list(names).index(axis)))
         return mesh[axis].size()
-    root = mesh._get_root_mesh() if hasattr(mesh, "_get_root_mesh") else mesh
-    mapping = getattr(root, "_flatten_mapping", None)
+    mapping = _root_flatten_mapping(mesh)
     if mapping is not None and axis in mapping:
         return mapping[axis].size()
     return default

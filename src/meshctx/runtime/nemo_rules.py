@@ -124,19 +124,30 @@ def nemo_failure(
     return None
 
 
+#: meshctx's own refusals (where NeMo builds, or fails another way): the docs/nemo-compat.md row of each and the
+#: NeMo-style sentence its message starts with. Every refusal NeMo does not make takes its prefix from here, and
+#: tests/nemo/test_compat_doc.py checks that each has its row.
+OWN_REFUSALS: dict[str, str] = {
+    "partial-mesh": "mesh ranks ({world}) must match mesh size ({mesh_size})",
+    "invalid-size": "Expected {field} > 0",
+    "cp-degrees": "ring_degree * ulysses_degree must equal the cp mesh size",
+    "ddp-ranks": "invalid distributed topology",
+}
+
+
 def nemo_style_failure(
     problems: Sequence[Problem], *, mesh_size: int | None, world: int | None
 ) -> tuple[type[Exception], str]:
     """NeMo's sentence for a refusal NeMo itself does not make. A partial mesh is a ``RuntimeError`` too: on the
     ranks left out of it NeMo fails inside torch with one, so either ``except`` clause catches it on every rank."""
     if mesh_size is not None and world is not None and mesh_size != world:
-        return RuntimeError, f"mesh ranks ({world}) must match mesh size ({mesh_size})"
+        return RuntimeError, OWN_REFUSALS["partial-mesh"].format(world=world, mesh_size=mesh_size)
     codes = [p.code.value for p in problems]
     if "invalid_size" in codes:
-        return ValueError, f"Expected {problems[codes.index('invalid_size')].fields[0]} > 0"
+        return ValueError, OWN_REFUSALS["invalid-size"].format(field=problems[codes.index("invalid_size")].fields[0])
     if "cp_degrees_mismatch" in codes:
-        return ValueError, "ring_degree * ulysses_degree must equal the cp mesh size"
-    return ValueError, "invalid distributed topology"
+        return ValueError, OWN_REFUSALS["cp-degrees"]
+    return ValueError, OWN_REFUSALS["ddp-ranks"]
 
 
 def refusal(

@@ -2,7 +2,8 @@
 
 Everything comes from torch's own bookkeeping: the axes and shape of the root mesh, its rank map, the
 layouts torch keeps for every root axis (``mesh._layout``), for every flattened axis registered on the root
-(``_flatten_mapping``) and for the MoE mesh. Equal fingerprints therefore mean equal process groups.
+(``_flatten_mapping``) and for the MoE mesh; before torch 2.13, which keeps no layouts, each layout is derived
+from the ranks of the axis's group (``torch_compat``). Equal fingerprints therefore mean equal process groups.
 """
 
 from __future__ import annotations
@@ -15,13 +16,9 @@ from torch.distributed.device_mesh import DeviceMesh
 from ..plan import AxisLayout, MeshPlan, MeshSpec, ResolvedSizes
 from ..plan.axes import VALID_AXIS_NAMES, MeshAxisName
 from ..plan.strategies import RULES, Strategy, strategy_of_axes
+from .torch_compat import dim_layout, flatten_mapping, rank_map, root_mesh
 
 A = MeshAxisName
-
-
-def axis_layout(flat_layout: Any) -> AxisLayout:
-    """A torch ``_FlatLayout`` as the planner's ``AxisLayout`` (both normalized the same way)."""
-    return AxisLayout.of(tuple(flat_layout.shape), tuple(flat_layout.stride))
 
 
 def plan_from_meshes(
@@ -32,22 +29,28 @@ def plan_from_meshes(
         if moe_mesh is not None:
             raise ValueError("a MoE mesh without a device mesh does not describe a topology meshctx builds")
         return _ddp_plan(process_group)
-    root = device_mesh._get_root_mesh()
-    axes = tuple(A(a) for a in root.mesh_dim_names or ())
-    shape = tuple(root.shape)
-    dims = dict(zip(axes, shape))
-    strategy = strategy_of_axes(axes)
+    root = root_mesh(device_mesh)
+    names = [str(getattr(a, "value", a)) for a in root.mesh_dim_names or ()]
+    strategy = strategy_of_axes(tuple(A(a) for a in names)) if set(names) <= VALID_AXIS_NAMES else None
     if strategy is None:
         expected = [[a.value for a in rules.mesh_axes] for rules in RULES.values() if rules.mesh_axes is not None]
-        raise ValueError(f"mesh axes {[a.value for a in axes]} are not a meshctx topology; expected one of {expected}")
+        raise ValueError(
+            f"the root mesh has axes {names}, which are not a meshctx topology; expected one of {expected} "
+            "(the mesh init_device_mesh built, every axis named, size-1 axes included)"
+        )
+    axes = tuple(A(a) for a in names)
+    shape: tuple[int, ...] = tuple(int(n) for n in root.shape)
+    dims = dict(zip(axes, shape))
 
-    layouts = {a.value: axis_layout(root._layout[i]) for i, a in enumerate(axes)}
+    ranks = rank_map(root)
+    positions = {r: p for p, r in enumerate(ranks)}
+    layouts = {a.value: dim_layout(root, i, positions) for i, a in enumerate(axes)}
     flattened: dict[MeshAxisName, tuple[MeshAxisName, ...]] = {}
-    for name, flat_mesh in root._flatten_mapping.items():
+    for name, flat_mesh in flatten_mapping(root).items():
         if name not in VALID_AXIS_NAMES:
             continue  # helper meshes such as NeMo's dp_replicate_dp_shard_cp_tp are not axes
         sources = RULES[strategy].flattened.get(A(name))
-        layout = axis_layout(flat_mesh._layout[0])
+        layout = dim_layout(flat_mesh, 0, positions)
         if sources is None or layout != _merged(layouts, sources):
             raise ValueError(
                 f"flattened axis {name!r} has layout {layout}, which is not the merge of the axes meshctx flattens "
@@ -62,7 +65,7 @@ def plan_from_meshes(
         moe_axes = tuple(A(a) for a in moe_mesh.mesh_dim_names or ())
         moe_spec = MeshSpec(moe_axes, tuple(moe_mesh.shape))
         for i, a in enumerate(moe_axes):
-            layouts[a.value] = axis_layout(moe_mesh._layout[i])
+            layouts[a.value] = dim_layout(moe_mesh, i, positions)
         moe_dims = dict(zip(moe_axes, moe_spec.shape))
         ep, ep_shard = moe_dims.get(A.EP, 1), moe_dims.get(A.EP_SHARD, 1)
 
@@ -70,8 +73,7 @@ def plan_from_meshes(
     replicate, shard = dims.get(A.DP_REPLICATE, 1), dims.get(A.DP_SHARD, dims.get(A.DP, 1))
     pp = dims.get(A.PP, 1)
     sizes = ResolvedSizes(replicate * shard, replicate, shard, dims[A.TP], pp, dims[A.CP], ep, ep_shard)
-    rank_map = root._rank_map.tolist()
-    return _plan(strategy, rank_map, sizes, MeshSpec(axes, shape, flattened), moe_spec, layouts)
+    return _plan(strategy, ranks, sizes, MeshSpec(axes, shape, flattened), moe_spec, layouts)
 
 
 def _merged(layouts: dict[str, AxisLayout], sources: tuple[MeshAxisName, ...]) -> AxisLayout:

@@ -26,15 +26,12 @@ from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 
 from ..plan import MeshPlan
 from ..plan.axes import MeshAxisName
+from .torch_compat import LAYOUTS, flatten_mapping, fresh_flatten_mapping, replay_flatten_groups
 
 A = MeshAxisName
 
 #: The device axes of one pipeline stage, flattened and reshaped into the MoE mesh (NeMo's order).
 STAGE_AXES: tuple[str, ...] = (A.DP_REPLICATE.value, A.DP_SHARD.value, A.CP.value, A.TP.value)
-
-#: Which device a mesh lives on, by the backend the default process group was initialized with.
-#: The ``fake`` backend (one process pretending to be any rank) needs no device at all.
-BACKEND_DEVICE: dict[str, str] = {"nccl": "cuda", "gloo": "cpu", "fake": "cpu", "xccl": "xpu", "hccl": "hpu"}
 
 BackendConfig = tuple[str, Any]
 
@@ -50,18 +47,10 @@ class RealizedMeshes:
 
 
 def device_type_for_backend(backend: str) -> str:
-    """``nccl`` → ``cuda``, ``gloo`` → ``cpu``; a mixed backend (``cpu:gloo,cuda:nccl``) → its accelerator."""
-    name = backend.lower()
-    if name in BACKEND_DEVICE:
-        return BACKEND_DEVICE[name]
-    devices = [part.split(":", 1)[0] for part in name.split(",") if ":" in part]
-    accelerators = [d for d in devices if d != "cpu"]
-    if accelerators:
-        return accelerators[0]
-    if devices:
-        return "cpu"
-    known = ", ".join(sorted(BACKEND_DEVICE))
-    raise ValueError(f"cannot tell the device type of backend {backend!r}; known backends: {known}. Pass device_type.")
+    """NeMo's rule: ``cuda`` when the backend uses NCCL (``nccl``, ``cpu:gloo,cuda:nccl``) and CUDA is available,
+    else ``cpu`` (``gloo``, ``mpi``, ``ucc``, ``fake``, and ``xccl``/``hccl`` too: pass ``device_type`` for an
+    XPU or HPU mesh)."""
+    return "cuda" if "nccl" in backend.lower() and torch.cuda.is_available() else "cpu"
 
 
 def nccl_timeout_override(device_type: str, timeout_minutes: float | None) -> BackendConfig | None:
@@ -90,6 +79,8 @@ def realize(plan: MeshPlan, *, device_type: str | None = None, timeout_minutes: 
     if plan.device_mesh is None:
         return RealizedMeshes(None, None, _ddp_group(ranks, world, override), member)
 
+    if not LAYOUTS:
+        return _realize_legacy(plan, ranks, world, member, device_type, override)
     axes = tuple(a.value for a in plan.device_mesh.axes)
     shape = plan.device_mesh.shape
     if ranks == list(range(world)):
@@ -136,7 +127,7 @@ def realize(plan: MeshPlan, *, device_type: str | None = None, timeout_minutes: 
 def _register_groupless(root: DeviceMesh, name: str, ranks: list[int], device_type: str) -> None:
     """A flattened axis on a rank outside the mesh: its first group's ranks, no process group (as in NeMo)."""
     flat = DeviceMesh(device_type, torch.tensor(ranks, dtype=torch.int), mesh_dim_names=(name,), _init_backend=False)
-    root._flatten_mapping.setdefault(name, flat)
+    flatten_mapping(root).setdefault(name, flat)
 
 
 def _ddp_group(ranks: list[int], world: int, override: BackendConfig | None) -> dist.ProcessGroup | None:
@@ -182,3 +173,85 @@ def _replay_unflatten(
     inner = _MeshLayout.from_sizes_strides(tuple(sizes))
     partial = _stage_layout(root, axes).composition(inner)
     DeviceMesh._init_process_groups(partial, root._rank_map, names, tuple(o or (None, None) for o in overrides))
+
+
+def _realize_legacy(
+    plan: MeshPlan, ranks: list[int], world: int, member: bool, device_type: str, override: BackendConfig | None
+) -> RealizedMeshes:
+    """``realize`` on torch before 2.13 (no layout algebra to replay 2.13's groups with; no ``_unflatten`` before
+    2.10): the root as NeMo builds it; each flattened axis is torch's ``_flatten`` on members, and elsewhere the
+    same groups (``replay_flatten_groups``; on 2.9 one mesh per group, what ``_flatten`` creates); the MoE mesh
+    is one ``(ep_shard, ep)`` mesh per pipeline stage, created in stage order on every rank, the one holding
+    this rank kept (as NeMo does for rank subsets)."""
+    assert plan.device_mesh is not None
+    axes = tuple(a.value for a in plan.device_mesh.axes)
+    shape = plan.device_mesh.shape
+    no_override = (None, None)
+    rank_tensor = torch.tensor(ranks, dtype=torch.int).reshape(shape)
+    if ranks == list(range(world)):
+        overrides: dict[int | str, Any] | None = dict.fromkeys(axes, override) if override else None
+        root = init_device_mesh(device_type, shape, mesh_dim_names=axes, backend_override=overrides)
+    else:
+        per_dim = (override,) * len(axes) if override else None
+        root = DeviceMesh(device_type, rank_tensor, mesh_dim_names=axes, backend_override=per_dim)
+    fresh_flatten_mapping(root)
+    for name, sources in plan.device_mesh.flattened.items():
+        flat_override = None if plan.size(name.value) == world else override
+        axes_of = tuple(s.value for s in sources)
+        _legacy_flatten(root, rank_tensor, axes_of, name.value, flat_override, member, register=True)
+        if not member:
+            _register_groupless(root, name.value, plan.group(name.value, plan.rank_at(0)), device_type)
+    moe_mesh = None
+    if plan.moe_mesh is not None:
+        moe_axes = tuple(a.value for a in plan.moe_mesh.axes)
+        per_axis = tuple(override if override and n != world else no_override for n in plan.moe_mesh.shape)
+        stage_size = plan.sizes.ep * plan.sizes.ep_shard
+        # NeMo flattens the stage first (its helper axis, registered on members), then unflattens it
+        stage_override = None if stage_size == world else override
+        _legacy_flatten(root, rank_tensor, STAGE_AXES, "_".join(STAGE_AXES), stage_override, member, register=False)
+        rank = dist.get_rank()
+        for stage in range(plan.sizes.pp):
+            stage_ranks = [plan.rank_at(p) for p in range(stage * stage_size, (stage + 1) * stage_size)]
+            stage_mesh = DeviceMesh(
+                device_type,
+                torch.tensor(stage_ranks, dtype=torch.int).reshape(plan.moe_mesh.shape),
+                mesh_dim_names=moe_axes,
+                backend_override=per_axis,
+            )
+            if rank in stage_ranks:
+                moe_mesh = stage_mesh
+        if not member:  # the first stage's ranks, without groups (what NeMo hands out there)
+            first_stage = torch.tensor([plan.rank_at(p) for p in range(stage_size)], dtype=torch.int)
+            moe_mesh = DeviceMesh(
+                device_type, first_stage.reshape(plan.moe_mesh.shape), mesh_dim_names=moe_axes, _init_backend=False
+            )
+    return RealizedMeshes(root, moe_mesh, None, member)
+
+
+def _legacy_flatten(
+    root: DeviceMesh,
+    rank_tensor: torch.Tensor,
+    axes: tuple[str, ...],
+    name: str,
+    override: BackendConfig | None,
+    member: bool,
+    *,
+    register: bool,
+) -> None:
+    """``root[axes]._flatten(name)`` on members (registered on the root, where torch 2.9 does not do it itself
+    and ``register``), and elsewhere the same groups."""
+    if member:
+        flat = root[axes]._flatten(name, backend_override=override)
+        if register:
+            flatten_mapping(root).setdefault(name, flat)
+        return
+    if replay_flatten_groups(root, axes, name, override):
+        return
+    names = list(root.mesh_dim_names or ())
+    kept = [names.index(a) for a in axes]
+    rest = [d for d in range(len(names)) if d not in kept]
+    size = 1
+    for d in kept:
+        size *= rank_tensor.shape[d]
+    for group in rank_tensor.permute(*rest, *kept).reshape(-1, size):  # what torch 2.9's _flatten creates
+        DeviceMesh(root.device_type, group, mesh_dim_names=(name,), backend_override=(override or (None, None),))
