@@ -1,4 +1,4 @@
-"""The gate inside a real Slurm when something around it fails (DESIGN.md "The admission gate never opens by
+"""The gate inside a real Slurm when something around it fails (docs/contract.md "The admission gate never opens by
 accident"): a missing or broken meshctx_job.lua, a hung CLI, a CLI that answers with a usage error. slurmctld
 keeps running, sbatch does not wait, and jobs that opted in are still checked by job_submit.lua."""
 

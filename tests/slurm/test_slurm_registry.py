@@ -1,4 +1,4 @@
-"""The Slurm lifecycle of the registry inside a real Slurm (DESIGN.md "Registry lifecycle"): the shipped
+"""The Slurm lifecycle of the registry inside a real Slurm (docs/contract.md "Registry lifecycle"): the shipped
 ``deploy/slurm/meshctx-slurmctld`` (PrologSlurmctld and EpilogSlurmctld of the test cluster, see .ci/slurm-up)
 registers each opted-in job as ``slurm-<jobid>`` with its nodes and finishes it from its exit code, against a real
 meshctx server; it fails open when the service is down or hangs; ``meshctx jobs reconcile --slurm`` settles the

@@ -155,6 +155,8 @@ def slurm_states(job_ids: list[str]) -> dict[str, str]:
     """Slurm's state of each of ``job_ids`` that it still knows: ``squeue`` (every job in slurmctld's memory,
     ended ones for MinJobAge), then ``sacct`` for the rest when the cluster keeps accounting. A job in neither is
     missing from the answer. ``ServerFailed`` when squeue cannot answer: then nothing may be settled."""
+    if not job_ids:  # no active slurm- job: nothing to ask Slurm about
+        return {}
     done = _run_slurm(["squeue", "-h", "-a", "--states=all", "-o", "%A %T"])
     if done is None or done.returncode != 0:
         reason = "squeue is not installed or hung" if done is None else done.stderr.strip()[-300:]
