@@ -60,6 +60,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.ready = False
     app.state.registry.engine.dispose()
     app.state.work.close()
+    app.state.admission_work.close()
     if app.state.access_log is not None:
         app.state.access_log.flush()
 
@@ -109,6 +110,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.body_models = (topology_schemas.TopologyBody, render.RenderBody)  # read from bytes, see openapi.py
     app.state.answers = topology_routes.RecentAnswers()
     app.state.work = WorkPool(settings.work_threads, settings.work_queue, settings.work_deadline_s)
+    # Admission's own planning threads: no other route can take them (DESIGN "The admission gate never opens").
+    app.state.admission_work = WorkPool(
+        settings.admission_threads, settings.admission_queue, settings.work_deadline_s, name="meshctx-admission"
+    )
     install_error_handlers(app)  # every handler, whichever routers follow
     # Validate, layout, render and place answer without a token unless MESHCTX_OPEN_VALIDATE=false closes them all.
     planning = [] if settings.open_validate else [Depends(needs(Role.READ))]

@@ -232,21 +232,23 @@ def impatient_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveS
     server = start_server(
         Path(tmp_path_factory.mktemp("impatient")),
         MESHCTX_CHECK_DEADLINE_S="0.000001",
-        MESHCTX_WORK_THREADS="1",
-        MESHCTX_WORK_QUEUE="0",
+        MESHCTX_ADMISSION_THREADS="1",
+        MESHCTX_ADMISSION_QUEUE="0",
     )
     yield server
     server.stop()
 
 
 def test_a_check_past_its_deadline_is_answered_unchecked(impatient_server: LiveServer) -> None:
-    """Before the API server's timeout would apply failurePolicy (Ignore) anyway: allowed, with a warning."""
+    """Before the API server's timeout would apply failurePolicy (Ignore) anyway: denied, saying why (the
+    default ``MESHCTX_ADMISSION_UNCHECKED=deny``)."""
     elastic = {"minReplicas": 1, "maxReplicas": 1024}
     review = admission_review(pytorchjob({"meshctx.io/tp-size": "3"}, nproc="8", elastic=elastic))
     answer = httpx.post(impatient_server.url + ADMISSION, json=review, timeout=30.0)
     assert answer.status_code == 200
     response = answer.json()["response"]
-    assert response["allowed"] is True and response["warnings"][0].startswith("meshctx: not checked: the check took")
+    assert response["allowed"] is False and response["status"]["code"] == 503
+    assert "could not be checked: the check took" in response["status"]["message"]
     # A SkyPilot check sent while an elastic check still holds the only planning thread (the webhook answered at
     # its deadline, the thread runs on for ~20 ms) finds the pool full: SkyPilot gets a 503, as when the policy
     # is down. The pair is retried a bounded number of times in case the thread ended before the second arrived.

@@ -13,6 +13,7 @@ module only speaks SkyPilot's HTTP encoding and applies this service's limits.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -29,6 +30,8 @@ from ..http.errors import REFUSED, InvalidFields, ProblemDetails, problem_respon
 from ..http.wire import Open
 from ..settings import Settings
 from .checks import LongNumbersRoute, TooSlow, limits_of, off_loop
+
+log = logging.getLogger("meshctx.admission")
 
 
 class PolicyRequestError(InvalidFields):
@@ -140,13 +143,32 @@ async def policy_skypilot(
     valid one gets ``MESHCTX_WORLD_SIZE``, ``MESHCTX_DP_SIZE`` and ``MESHCTX_FINGERPRINT`` added,
     others pass unchanged. A rejection is a 400 with a plain-text reason, as SkyPilot expects."""
     settings: Settings = request.app.state.settings
+    metrics = request.app.state.metrics
     document = body if isinstance(body, str) else body.model_dump()
     try:
         mutated = await off_loop(
             request, lambda: apply_policy(document, limits_of(settings)), settings.check_deadline_s
         )
     except TaskRejected as rejected:
+        metrics.observe_admission("skypilot", "denied")
         return PlainTextResponse(str(rejected), status_code=400)
+    except PolicyRequestError:
+        metrics.observe_admission("skypilot", "denied")
+        raise
     except TooSlow as slow:  # SkyPilot fails the request, as when the policy URL is down (docs/skypilot.md)
-        return problem_response(503, f"meshctx could not check the task: {slow}; retry")
+        metrics.observe_admission("skypilot", "unchecked")
+        if settings.admission_unchecked == "allow":
+            log.warning("SkyPilot task passed unchecked: %s", slow)
+            return Response(json.dumps(_unchanged(document)), media_type="application/json")
+        return problem_response(
+            503, f"meshctx could not check the task, so it is refused: {slow}; retry (MESHCTX_ADMISSION_UNCHECKED=deny)"
+        )
+    metrics.observe_admission("skypilot", "allowed")
     return Response(json.dumps(mutated), media_type="application/json")
+
+
+def _unchanged(document: object) -> str:
+    """The request's task and config passed back untouched (``MESHCTX_ADMISSION_UNCHECKED=allow``)."""
+    body = json.loads(document) if isinstance(document, str) else document
+    assert isinstance(body, dict)  # the check reads it before planning; a saturated pool never ran it
+    return json.dumps({"task": body.get("task", ""), "skypilot_config": body.get("skypilot_config", "")})
