@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.deploy.test_admission import admission_review, jobset, pytorchjob, trainjob
+from tests.deploy.test_admission import admission_review, container, jobset, pod, pytorchjob, trainjob
 from tests.deploy.test_skypilot_policy import user_request
 from tests.support.servers import LiveServer, start_server
 
@@ -147,6 +147,20 @@ HOSTILE_WORKLOADS: list[tuple[str, dict[str, Any], str]] = [
         "metadata.annotations must be a mapping",
     ),
     ("strategy of 100 kB", trainjob({"meshctx.io/strategy": "x" * 100_000}), "meshctx.io/strategy"),
+    (
+        "$(A) × 4000 with a 100 kB A",  # 400 MB once expanded, had it been
+        pod({"meshctx.io/tp-size": "8"}, container(["torchrun", "$(A)" * 4000], env={"A": "x" * 100_000})),
+        "longer than 131072 characters once $(VAR) is expanded",
+    ),
+    (
+        "GPU count above 2^64",
+        pod(
+            {"meshctx.io/tp-size": "8"},
+            container(["torchrun", "--nnodes=1", "--nproc-per-node=gpu", "t.py"], gpus=None)
+            | {"resources": {"limits": {"nvidia.com/gpu": 2**70}}},
+        ),
+        "nvidia.com/gpu",
+    ),
 ]
 
 
@@ -199,6 +213,21 @@ def test_hostile_skypilot_tasks_are_rejected_quickly_naming_the_field(probed: ht
     assert "num_nodes must be an integer from 1 to 2147483647, got '<an integer of 5000 digits>'" in _rejected(
         probed, body
     )
+
+
+@pytest.mark.parametrize(
+    ("task", "phrase"),
+    [
+        ("a: &a [*a]\nenvs: {MESHCTX_TP_SIZE: '8'}\n", "aliases"),  # refers to itself
+        ("a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\nenvs: {MESHCTX_TP_SIZE: '8'}\n", "aliases"),
+        ("envs: {MESHCTX_TP_SIZE: '8'}\nx: " + "[" * 100_000, "nested deeper than 64"),
+    ],
+    ids=["self-referencing anchor", "anchors of anchors", "nested 100,000 deep"],
+)
+def test_skypilot_yaml_aliases_and_deep_nesting_are_a_422(probed: httpx.Client, task: str, phrase: str) -> None:
+    answer = _timed_post(probed, POLICY, json={"task": task, "skypilot_config": ""})
+    assert answer.status_code == 422, answer.text
+    assert phrase in answer.text and len(answer.text) < 2000
 
 
 def test_after_the_hostile_requests_valid_ones_still_pass(probed: httpx.Client) -> None:

@@ -11,8 +11,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException  # what FastAPI raises for a body it cannot parse
 
 from meshctx.integrations.job_sizes import bounded_int
 from meshctx.integrations.limits import Check
@@ -78,10 +80,22 @@ class LongNumbersRoute(APIRoute):
     """A route whose JSON body may hold integers of any length: another system's document (an
     AdmissionReview) must get a verdict naming the field, not a 400 from the JSON parser."""
 
+    def refused(self, error: Exception, body: bytes) -> Response | None:
+        """The answer to a body FastAPI could not read or validate (``error``: its 400 or 422), or ``None`` for
+        FastAPI's own problem response. The webhook answers an AdmissionReview it can still identify."""
+        return None
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
-            return await handler(_LongNumbersRequest(request.scope, request.receive))
+            long_numbers = _LongNumbersRequest(request.scope, request.receive)
+            try:
+                return await handler(long_numbers)
+            except (HTTPException, RequestValidationError) as error:
+                answer = self.refused(error, getattr(long_numbers, "_body", b""))
+                if answer is None:
+                    raise
+                return answer
 
         return route

@@ -18,11 +18,13 @@ one meshctx reads, or the check cannot finish before ``MESHCTX_CHECK_DEADLINE_S`
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from meshctx.integrations.job_sizes import read_job_sizes, shown
@@ -41,6 +43,8 @@ API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 WARNING_LIMIT = 120
 CODE_INVALID_TOPOLOGY = 403
 CODE_UNREADABLE = 422
+#: A body that could not be parsed at all (but still names its review).
+CODE_MALFORMED = 400
 #: A check that could not finish in time (the API server's own message says the webhook refused it).
 CODE_UNFINISHED = 503
 Unchecked = Literal["deny", "allow"]
@@ -270,7 +274,42 @@ class AdmissionReviewOut(BaseModel):
     response: AdmissionResponseOut
 
 
-router = APIRouter(prefix="/v1", route_class=LongNumbersRoute)
+#: Where a body that is no readable AdmissionReview still names itself: the API server writes ``apiVersion`` and
+#: then ``request`` with ``uid`` first (bounded gaps: a megabyte of anything else is never scanned twice).
+_API_VERSION = re.compile(rb'"apiVersion"\s*:\s*"(admission\.k8s\.io/v1(?:beta1)?)"')
+_UID = re.compile(rb'"request"\s*:\s*\{[^{}]{0,2000}?"uid"\s*:\s*"([A-Za-z0-9._:-]{1,128})"')
+
+
+def _identified(body: bytes) -> tuple[str, str] | None:
+    """(apiVersion, request uid) of a body that may not parse: enough to answer it with a review."""
+    version, uid = _API_VERSION.search(body), _UID.search(body)
+    if version is None or uid is None:
+        return None
+    return version.group(1).decode(), uid.group(1).decode()
+
+
+class ReviewRoute(LongNumbersRoute):
+    """The webhook's route: a body the API server sent that cannot be read (nested too deep for the parser,
+    malformed JSON, a field of the wrong type) is still answered with a review denying it — a problem response
+    would count as a failed call, and ``failurePolicy: Ignore`` would admit the workload unchecked."""
+
+    def refused(self, error: Exception, body: bytes) -> Response | None:
+        found = _identified(body)
+        if found is None:
+            return None
+        api_version, uid = found
+        if isinstance(error, RequestValidationError):
+            fields = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in error.errors()[:MAX_PROBLEMS]
+            )
+            code, reason = CODE_UNREADABLE, f"the AdmissionReview is malformed: {fields}"
+        else:
+            code, reason = CODE_MALFORMED, "the AdmissionReview could not be parsed (nested too deep, or not JSON)"
+        answer = {"uid": uid, **_deny(code, shorten(f"meshctx: not admitted: {reason}", 1000))}
+        return JSONResponse({"apiVersion": api_version, "kind": "AdmissionReview", "response": answer})
+
+
+router = APIRouter(prefix="/v1", route_class=ReviewRoute)
 
 
 @router.post(

@@ -22,7 +22,8 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import Discriminator, Field, Tag
 
-from meshctx.integrations.job_sizes import LONG_DIGITS, bounded_int
+from meshctx.integrations import safe_yaml
+from meshctx.integrations.job_sizes import bounded_int
 from meshctx.integrations.limits import Check
 from meshctx.integrations.skypilot_policy import TaskRejected, check_task
 
@@ -30,6 +31,7 @@ from ..http.errors import REFUSED, InvalidFields, ProblemDetails, problem_respon
 from ..http.wire import Open
 from ..settings import Settings
 from .checks import LongNumbersRoute, TooSlow, limits_of, off_loop
+from .kubernetes import shorten
 
 log = logging.getLogger("meshctx.admission")
 
@@ -38,36 +40,23 @@ class PolicyRequestError(InvalidFields):
     """The body is not a SkyPilot policy request: a 422 problem naming each field."""
 
 
-class _TaskLoader(yaml.SafeLoader):
-    """``yaml.safe_load`` whose integers go through ``bounded_int`` (a 5,000-digit one is a named error, not a
-    ``ValueError``)."""
-
-
-def _bounded_yaml_int(loader: yaml.SafeLoader, node: yaml.Node) -> int | str:
-    text = str(node.value).replace("_", "")
-    if len(text.lstrip("+-")) > LONG_DIGITS:
-        return bounded_int(text)
-    return loader.construct_yaml_int(node)  # type: ignore[arg-type]
-
-
-_TaskLoader.add_constructor("tag:yaml.org,2002:int", _bounded_yaml_int)
-
-
 def _decode(body: object) -> tuple[dict[str, Any], str, str]:
     if isinstance(body, str):
         try:
             body = json.loads(body, parse_int=bounded_int)
         except json.JSONDecodeError as error:
             raise PolicyRequestError([("body", f"not JSON: {error.msg}")]) from None
+        except RecursionError:
+            raise PolicyRequestError([("body", "nested too deep")]) from None
     if not isinstance(body, Mapping):
         raise PolicyRequestError([("body", "expected the SkyPilot user request object")])
     errors = [(k, "expected a YAML string") for k in ("task", "skypilot_config") if not isinstance(body.get(k), str)]
     if errors:
         raise PolicyRequestError(errors)
     try:
-        task = yaml.load(body["task"], Loader=_TaskLoader) or {}
-    except yaml.YAMLError as error:
-        raise PolicyRequestError([("task", f"not YAML: {error}")]) from None
+        task = safe_yaml.load(body["task"]) or {}
+    except yaml.YAMLError as error:  # aliases and deep nesting refused too (meshctx.integrations.safe_yaml)
+        raise PolicyRequestError([("task", f"not YAML: {shorten(str(error), 300)}")]) from None
     if not isinstance(task, dict):
         raise PolicyRequestError([("task", "expected a YAML mapping")])
     return task, body["task"], body["skypilot_config"]
