@@ -26,6 +26,7 @@ from .http.logging import AccessLog, configure_logging
 from .http.metrics import Metrics
 from .http.middleware import LimitBody, ObserveRequests
 from .http.openapi import openapi_schema
+from .http.protocol import HttpProtocol
 from .http.work import WorkPool
 from .integrations import kubernetes, render, skypilot
 from .placement import routes as placement_routes
@@ -97,7 +98,13 @@ class ServiceApp(FastAPI):
             scope["app"] = self
             await self.direct(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception:
+            # Starlette re-raises an unexpected error after its handler logged it and sent the 500; raised on to
+            # uvicorn it would close the connection and reset the client's next (pipelined) request.
+            if scope["type"] != "http":
+                raise
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -141,4 +148,5 @@ def app_from_env() -> FastAPI:
     """uvicorn factory (``meshctx_service.app:app_from_env``): settings from ``MESHCTX_*``, JSON logs."""
     settings = Settings()
     configure_logging(settings.log_level)
+    HttpProtocol.configure(settings.max_header_bytes, settings.header_timeout_s, settings.max_connections)
     return create_app(settings)
