@@ -63,7 +63,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.work.close()
     app.state.admission_work.close()
     if app.state.access_log is not None:
-        app.state.access_log.flush()
+        app.state.access_log.close()
 
 
 class AppState(State):
@@ -135,7 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs_pages(app)  # /docs and /redoc with local assets (offline clusters)
     app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes)
     # The access log lines are INFO: written when enabled and the log level lets INFO through.
-    app.state.access_log = AccessLog() if settings.access_log and settings.log_level in ("info", "debug") else None
+    logged = settings.access_log and settings.log_level in ("info", "debug")
+    app.state.access_log = AccessLog(on_drop=app.state.metrics.access_log_dropped.inc) if logged else None
     app.add_middleware(ObserveRequests, metrics=app.state.metrics, access_log=app.state.access_log)  # outermost
     if settings.open_validate:  # validate's direct path, observed and limited alike (topology/direct.py)
         limited = LimitBody(answer_directly, max_bytes=settings.max_body_bytes)

@@ -47,6 +47,11 @@ class Metrics:
             ["integration", "verdict"],
             registry=self.registry,
         )
+        self.access_log_dropped = Counter(
+            "meshctx_access_log_dropped_lines",
+            "Access log lines dropped because the log's reader did not keep up (a stalled stderr pipe).",
+            registry=self.registry,
+        )
         for integration in ("kubernetes", "skypilot"):  # every series exists from the start (rate() needs a zero)
             for verdict in ("allowed", "denied", "unchecked"):
                 self.admissions.labels(integration, verdict)
