@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI
+from fastapi.telemetry._api import _route_selected  # FastAPI's own span naming; no public hook exists
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -37,6 +38,9 @@ from .topology import routes as topology_routes
 from .topology import schemas as topology_schemas
 from .topology.direct import answer_directly, is_direct
 from .ui.routes import mount_ui
+
+#: The route validate's direct path answers (topology/direct.py), as its trace span names it.
+DIRECT_ROUTE = "/v1/validate"
 
 DESCRIPTION = (
     "Check a distributed-training topology before the job launches: the same planner, answers and wire "
@@ -93,10 +97,19 @@ class ServiceApp(FastAPI):
         super().__init__(**kwargs)
         self.state = AppState()
 
+    async def _direct_traced(self, scope: Scope, receive: Receive, send: Send) -> None:
+        _route_selected(scope=scope, path=DIRECT_ROUTE)  # names the span "POST /v1/validate", as the router would
+        assert self.direct is not None
+        await self.direct(scope, receive, send)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.direct is not None and is_direct(scope):
             scope["app"] = self
-            await self.direct(scope, receive, send)
+            if "fastapi.telemetry" not in scope and self._native_telemetry.enabled():
+                # The server span FastAPI's OpenTelemetry support makes for every route it serves, made here too.
+                await self._native_telemetry(app=self._direct_traced, scope=scope, receive=receive, send=send)
+            else:
+                await self.direct(scope, receive, send)
             return
         try:
             await super().__call__(scope, receive, send)
