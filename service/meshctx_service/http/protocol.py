@@ -16,7 +16,8 @@ httptools protocol lacks (DESIGN "Bounded work"): a request line and headers lon
 a 431 (uvicorn would keep appending a 64 MB URL, quadratically); a connection that has not finished its request
 head within ``HEAD_TIMEOUT_S`` is closed (a silent or trickling client holds nothing); and past
 ``MAX_CONNECTIONS`` a new connection closes an idle one (no request running), so idle connections can never
-keep ``/livez`` out. ``configure`` sets the three from the service's settings in each worker.
+keep ``/livez`` out. ``configure`` sets the three from the service's settings in each worker. With TLS, the
+certificate is reloaded when its files change (``http/tls.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .tls import CertificateFiles
+
+#: The serving certificate's files, reloaded when they change (``http/tls.py``).
+CERTIFICATE = CertificateFiles()
 
 
 class TurnWrites(asyncio.Transport):
@@ -131,6 +137,10 @@ class HttpProtocol(HttpToolsProtocol):
     @classmethod
     def configure(cls, max_head_bytes: int, head_timeout_s: float, max_connections: int) -> None:
         cls.MAX_HEAD_BYTES, cls.HEAD_TIMEOUT_S, cls.MAX_CONNECTIONS = max_head_bytes, head_timeout_s, max_connections
+
+    def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        CERTIFICATE.check(config)  # before this connection's TLS handshake: a renewed certificate is served at once
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
