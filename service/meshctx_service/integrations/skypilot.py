@@ -146,9 +146,10 @@ async def policy_skypilot(
         raise
     except TooSlow as slow:  # SkyPilot fails the request, as when the policy URL is down (docs/skypilot.md)
         metrics.observe_admission("skypilot", "unchecked")
-        if settings.admission_unchecked == "allow":
+        unchanged = _unchanged(document) if settings.admission_unchecked == "allow" else None
+        if unchanged is not None:
             log.warning("SkyPilot task passed unchecked: %s", slow)
-            return Response(json.dumps(_unchanged(document)), media_type="application/json")
+            return Response(json.dumps(unchanged), media_type="application/json")
         return problem_response(
             503, f"meshctx could not check the task, so it is refused: {slow}; retry (MESHCTX_ADMISSION_UNCHECKED=deny)"
         )
@@ -156,8 +157,13 @@ async def policy_skypilot(
     return Response(json.dumps(mutated), media_type="application/json")
 
 
-def _unchanged(document: object) -> str:
-    """The request's task and config passed back untouched (``MESHCTX_ADMISSION_UNCHECKED=allow``)."""
-    body = json.loads(document) if isinstance(document, str) else document
-    assert isinstance(body, dict)  # the check reads it before planning; a saturated pool never ran it
-    return json.dumps({"task": body.get("task", ""), "skypilot_config": body.get("skypilot_config", "")})
+def _unchanged(document: object) -> str | None:
+    """The request's task and config passed back untouched (``MESHCTX_ADMISSION_UNCHECKED=allow``); ``None`` when
+    the body cannot even be read as a user request (then it is refused like any unchecked task)."""
+    try:
+        body = json.loads(document) if isinstance(document, str) else document
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(body, dict) or not all(isinstance(body.get(k), str) for k in ("task", "skypilot_config")):
+        return None
+    return json.dumps({"task": body["task"], "skypilot_config": body["skypilot_config"]})
