@@ -217,7 +217,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._eof = True
         if self._idle():
             self.transport.close()
-        return True
+        return self.scheme != "https"  # TLS closes on the peer's close_notify whatever this says (and warns if True)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
