@@ -120,6 +120,13 @@ class AccessLog:
             if self._on_drop is not None:
                 self._on_drop(lines)
 
+    def sync(self, timeout_s: float = 2.0) -> None:
+        """Flush, and wait up to ``timeout_s`` until the writer thread has written everything handed to it."""
+        self.flush()
+        deadline = time.monotonic() + timeout_s
+        while self._batches.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.002)
+
     def close(self, timeout_s: float = 2.0) -> None:
         """Flush, and give the writer thread up to ``timeout_s`` to write what it holds (shutdown)."""
         self.flush()
@@ -136,3 +143,5 @@ class AccessLog:
                     data = data[os.write(self.fd, data) :]
             except OSError:
                 pass  # stderr closed: the log is lost, the requests are not
+            finally:
+                self._batches.task_done()
