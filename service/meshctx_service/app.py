@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI
+from fastapi.telemetry._api import _route_selected  # FastAPI's own span naming; no public hook exists
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -26,6 +27,7 @@ from .http.logging import AccessLog, configure_logging
 from .http.metrics import Metrics
 from .http.middleware import LimitBody, ObserveRequests
 from .http.openapi import openapi_schema
+from .http.protocol import HttpProtocol
 from .http.work import WorkPool
 from .integrations import kubernetes, render, skypilot
 from .placement import routes as placement_routes
@@ -36,6 +38,9 @@ from .topology import routes as topology_routes
 from .topology import schemas as topology_schemas
 from .topology.direct import answer_directly, is_direct
 from .ui.routes import mount_ui
+
+#: The route validate's direct path answers (topology/direct.py), as its trace span names it.
+DIRECT_ROUTE = "/v1/validate"
 
 DESCRIPTION = (
     "Check a distributed-training topology before the job launches: the same planner, answers and wire "
@@ -60,8 +65,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.ready = False
     app.state.registry.engine.dispose()
     app.state.work.close()
+    app.state.admission_work.close()
     if app.state.access_log is not None:
-        app.state.access_log.flush()
+        app.state.access_log.close()
 
 
 class AppState(State):
@@ -91,12 +97,27 @@ class ServiceApp(FastAPI):
         super().__init__(**kwargs)
         self.state = AppState()
 
+    async def _direct_traced(self, scope: Scope, receive: Receive, send: Send) -> None:
+        _route_selected(scope=scope, path=DIRECT_ROUTE)  # names the span "POST /v1/validate", as the router would
+        assert self.direct is not None
+        await self.direct(scope, receive, send)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.direct is not None and is_direct(scope):
             scope["app"] = self
-            await self.direct(scope, receive, send)
+            if "fastapi.telemetry" not in scope and self._native_telemetry.enabled():
+                # The server span FastAPI's OpenTelemetry support makes for every route it serves, made here too.
+                await self._native_telemetry(app=self._direct_traced, scope=scope, receive=receive, send=send)
+            else:
+                await self.direct(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception:
+            # Starlette re-raises an unexpected error after its handler logged it and sent the 500; raised on to
+            # uvicorn it would close the connection and reset the client's next (pipelined) request.
+            if scope["type"] != "http":
+                raise
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -109,6 +130,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.body_models = (topology_schemas.TopologyBody, render.RenderBody)  # read from bytes, see openapi.py
     app.state.answers = topology_routes.RecentAnswers()
     app.state.work = WorkPool(settings.work_threads, settings.work_queue, settings.work_deadline_s)
+    # Admission's own planning threads: no other route can take them (DESIGN "The admission gate never opens").
+    app.state.admission_work = WorkPool(
+        settings.admission_threads, settings.admission_queue, settings.work_deadline_s, name="meshctx-admission"
+    )
     install_error_handlers(app)  # every handler, whichever routers follow
     # Validate, layout, render and place answer without a token unless MESHCTX_OPEN_VALIDATE=false closes them all.
     planning = [] if settings.open_validate else [Depends(needs(Role.READ))]
@@ -124,7 +149,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     place_limit = {"/v1/place": (settings.max_place_body_bytes, "MESHCTX_MAX_PLACE_BODY_BYTES")}
     app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes, per_path=place_limit)
     # The access log lines are INFO: written when enabled and the log level lets INFO through.
-    app.state.access_log = AccessLog() if settings.access_log and settings.log_level in ("info", "debug") else None
+    logged = settings.access_log and settings.log_level in ("info", "debug")
+    app.state.access_log = AccessLog(on_drop=app.state.metrics.access_log_dropped.inc) if logged else None
     app.add_middleware(ObserveRequests, metrics=app.state.metrics, access_log=app.state.access_log)  # outermost
     if settings.open_validate:  # validate's direct path, observed and limited alike (topology/direct.py)
         limited = LimitBody(answer_directly, max_bytes=settings.max_body_bytes)
@@ -137,4 +163,5 @@ def app_from_env() -> FastAPI:
     """uvicorn factory (``meshctx_service.app:app_from_env``): settings from ``MESHCTX_*``, JSON logs."""
     settings = Settings()
     configure_logging(settings.log_level)
+    HttpProtocol.configure(settings.max_header_bytes, settings.header_timeout_s, settings.max_connections)
     return create_app(settings)

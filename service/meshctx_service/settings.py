@@ -92,6 +92,20 @@ class Settings(BaseSettings):
     work_queue: Annotated[int, Field(ge=0)] = 32
     #: A request waiting for or running on a planning thread longer than this gets 503 + Retry-After.
     work_deadline_s: Annotated[float, Field(gt=0)] = 10.0
+    #: Kubernetes admission and the SkyPilot policy plan on threads of their own, which no other route can take
+    #: (a slow ``/v1/place`` never makes the gate answer "not checked"); this many, with this queue.
+    admission_threads: Annotated[int, Field(ge=1, le=16)] = 1
+    admission_queue: Annotated[int, Field(ge=0)] = 64
+    #: An opted-in workload meshctx could not check (deadline, saturation, a world size only known at run time):
+    #: ``deny`` (default: the gate stays shut and says why) or ``allow`` (admitted with a warning; logged, counted).
+    admission_unchecked: Literal["deny", "allow"] = "deny"
+    #: HTTP limits (``http/protocol.py``): a request line and headers longer than this get a 431...
+    max_header_bytes: Annotated[int, Field(ge=1024)] = 1 << 16
+    #: ...a connection that has not sent a whole request head this many seconds after it opened (or after its
+    #: last answer) is closed...
+    header_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    #: ...and past this many open connections a new one closes an idle one (per worker).
+    max_connections: Annotated[int, Field(ge=1)] = 1024
     #: Most nodes a placement (``POST /v1/place``) or an imported topology may have.
     max_place_nodes: Annotated[int, Field(ge=1)] = 16384
     #: Longest topology text (Slurm ``topology.conf`` / ``topology.yaml``) ``POST /v1/topology/import`` reads.

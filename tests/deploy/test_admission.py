@@ -12,7 +12,7 @@ from meshctx.config import ParallelismSizes as P
 from meshctx.integrations.job_sizes import FieldProblem, bounded_int, parse_count
 from meshctx.launch import LaunchSpec, render
 from meshctx.plan import plan_mesh
-from meshctx_service.integrations.kubernetes import WARNING_LIMIT, AdmissionReviewError, review, shorten
+from meshctx_service.integrations.kubernetes import WARNING_LIMIT, AdmissionReviewError, Unchecked, review, shorten
 
 
 def admission_review(obj: dict[str, Any] | None, operation: str = "CREATE") -> dict[str, Any]:
@@ -88,9 +88,9 @@ def jobset(annotations: dict[str, str], replicas: int = 2, parallelism: int = 2,
     }
 
 
-def response(obj: dict | None, operation: str = "CREATE") -> dict[str, Any]:
+def response(obj: dict | None, operation: str = "CREATE", unchecked: Unchecked = "deny") -> dict[str, Any]:
     body = admission_review(obj, operation)
-    out = review(body)
+    out = review(body, unchecked=unchecked)
     assert out["apiVersion"] == body["apiVersion"] and out["kind"] == "AdmissionReview"
     assert out["response"]["uid"] == body["request"]["uid"]
     for warning in out["response"].get("warnings", []):
@@ -124,10 +124,14 @@ def test_unreadable_annotations_are_denied_with_422() -> None:
     assert "meshctx.io/tp-size" in out["status"]["message"] and "meshctx.io/pp-size" in out["status"]["message"]
 
 
-def test_trainjob_without_num_nodes_is_allowed_with_a_warning() -> None:
+def test_trainjob_without_num_nodes_is_denied_as_unchecked_unless_allowed() -> None:
     obj = trainjob({"meshctx.io/tp-size": "8"})
     del obj["spec"]["trainer"]["numNodes"]
     out = response(obj)
+    assert out["allowed"] is False and out["status"]["code"] == 422
+    assert "could not be checked" in out["status"]["message"] and "numNodes" in out["status"]["message"]
+    assert "MESHCTX_ADMISSION_UNCHECKED=deny" in out["status"]["message"]
+    out = response(obj, unchecked="allow")
     assert out["allowed"] is True and "numNodes" in out["warnings"][0]
 
 
@@ -169,13 +173,15 @@ def test_jobset_world_is_pods_with_gpus_times_their_gpus() -> None:
     assert response(annotated)["allowed"] is True  # 4 pods × 4 processes
 
 
-def test_unsupported_kind_with_annotations_is_allowed_with_a_warning() -> None:
+def test_unsupported_kind_with_annotations_is_unchecked_denied_or_allowed_with_a_warning() -> None:
     obj = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": "j", "annotations": {"meshctx.io/tp-size": "8"}},
     }
     out = response(obj)
+    assert out["allowed"] is False and "cannot read the world size of 'Deployment'" in out["status"]["message"]
+    out = response(obj, unchecked="allow")
     assert out["allowed"] is True and "cannot read the world size of 'Deployment'" in out["warnings"][0]
 
 
@@ -342,7 +348,9 @@ def test_job_without_torchrun_uses_the_annotation_then_the_gpus() -> None:
     assert response(indexed_job({"meshctx.io/tp-size": "4"}, 2, wrapper))["allowed"] is True  # 2 × 4 GPUs
     annotated = {"meshctx.io/tp-size": "4", "meshctx.io/nproc-per-node": "2", "meshctx.io/dp-size": "1"}
     assert response(indexed_job(annotated, 2, wrapper))["allowed"] is True  # 2 × 2 processes, not the 8 GPUs
-    unknown = response(indexed_job({"meshctx.io/tp-size": "4"}, 2, container(["bash", "run.sh"], gpus=None)))
+    unknown_job = indexed_job({"meshctx.io/tp-size": "4"}, 2, container(["bash", "run.sh"], gpus=None))
+    assert "could not be checked" in response(unknown_job)["status"]["message"]
+    unknown = response(unknown_job, unchecked="allow")
     assert unknown["allowed"] is True and unknown["warnings"][0].startswith("meshctx: not checked")
 
 
@@ -356,11 +364,13 @@ def test_pod_running_torchrun() -> None:
     assert response(pod({"meshctx.io/tp-size": "16"}, standalone))["status"]["code"] == 403
 
 
-def test_pod_whose_world_is_only_known_at_run_time_is_allowed_with_a_warning() -> None:
+def test_pod_whose_world_is_only_known_at_run_time_is_unchecked() -> None:
     from_downward_api = container(["torchrun", "--nnodes=$(NNODES)", "--nproc-per-node=8", "t.py"])
-    out = response(pod({"meshctx.io/tp-size": "8"}, from_downward_api))
+    denied = response(pod({"meshctx.io/tp-size": "8"}, from_downward_api))
+    assert denied["allowed"] is False and "only known when the pod runs" in denied["status"]["message"]
+    out = response(pod({"meshctx.io/tp-size": "8"}, from_downward_api), unchecked="allow")
     assert out["allowed"] is True and "only known when the pod runs" in out["warnings"][0]
-    no_torchrun = response(pod({"meshctx.io/tp-size": "8"}, container(["python", "serve.py"])))
+    no_torchrun = response(pod({"meshctx.io/tp-size": "8"}, container(["python", "serve.py"])), unchecked="allow")
     assert no_torchrun["allowed"] is True and "does not run torchrun" in no_torchrun["warnings"][0]
     two = pod({"meshctx.io/tp-size": "8"}, container(TORCHRUN), container(TORCHRUN))
     assert response(two)["status"]["code"] == 422

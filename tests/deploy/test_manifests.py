@@ -7,6 +7,7 @@ have no schema there; the skip-list below checks them against small structural s
 from __future__ import annotations
 
 import configparser
+import re
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,22 @@ def test_validator_rejects_a_broken_manifest() -> None:
         kubernetes_validate.validate(broken, K8S_VERSION, strict=True)
 
 
+def test_image_is_pinned_by_digest() -> None:
+    image = BY_KIND["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert re.fullmatch(r"[a-z0-9./-]+(:[\w.-]+)?@sha256:[0-9a-f]{64}", image), image
+
+
+def test_network_policy_admits_https_only_and_lets_out_dns_and_postgres_only() -> None:
+    policy = BY_KIND["NetworkPolicy"]
+    labels = BY_KIND["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    [ingress] = policy["spec"]["ingress"]
+    container = BY_KIND["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert ingress["ports"] == [{"protocol": "TCP", "port": container["ports"][0]["containerPort"]}]
+    assert {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]} == {53, 5432}
+
+
 def test_kustomization_lists_every_manifest() -> None:
     listed = set(BY_KIND["Kustomization"]["resources"])
     present = {p.name for p in (DEPLOY / "kubernetes").glob("*.yaml")} - {"kustomization.yaml"}
@@ -157,6 +174,11 @@ def test_webhook_speaks_v1_without_side_effects_and_gets_its_ca_from_cert_manage
     assert [r for rule in pods["rules"] for r in rule["resources"]] == ["pods"]
     assert pods["rules"][0]["operations"] == ["CREATE"]
     assert pods["objectSelector"] == {"matchLabels": {"meshctx.io/check": "true"}}
+    # only objects with a meshctx.io/ annotation reach meshctx (DESIGN "The admission gate never opens by accident")
+    for hook in (jobs, pods):
+        [condition] = hook["matchConditions"]
+        assert "object.metadata.annotations.exists(k, k.startsWith('meshctx.io/'))" in condition["expression"]
+        assert condition["expression"].startswith("has(object.metadata.annotations)")
     assert (
         BY_KIND["Deployment"]["spec"]["template"]["spec"]["volumes"][1]["secret"]["secretName"]
         == certificate["spec"]["secretName"]

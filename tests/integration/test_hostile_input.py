@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.deploy.test_admission import admission_review, jobset, pytorchjob, trainjob
+from tests.deploy.test_admission import admission_review, container, jobset, pod, pytorchjob, trainjob
 from tests.deploy.test_skypilot_policy import user_request
 from tests.support.servers import LiveServer, start_server
 
@@ -147,6 +147,20 @@ HOSTILE_WORKLOADS: list[tuple[str, dict[str, Any], str]] = [
         "metadata.annotations must be a mapping",
     ),
     ("strategy of 100 kB", trainjob({"meshctx.io/strategy": "x" * 100_000}), "meshctx.io/strategy"),
+    (
+        "$(A) × 4000 with a 100 kB A",  # 400 MB once expanded, had it been
+        pod({"meshctx.io/tp-size": "8"}, container(["torchrun", "$(A)" * 4000], env={"A": "x" * 100_000})),
+        "longer than 131072 characters once $(VAR) is expanded",
+    ),
+    (
+        "GPU count above 2^64",
+        pod(
+            {"meshctx.io/tp-size": "8"},
+            container(["torchrun", "--nnodes=1", "--nproc-per-node=gpu", "t.py"], gpus=None)
+            | {"resources": {"limits": {"nvidia.com/gpu": 2**70}}},
+        ),
+        "nvidia.com/gpu",
+    ),
 ]
 
 
@@ -201,6 +215,21 @@ def test_hostile_skypilot_tasks_are_rejected_quickly_naming_the_field(probed: ht
     )
 
 
+@pytest.mark.parametrize(
+    ("task", "phrase"),
+    [
+        ("a: &a [*a]\nenvs: {MESHCTX_TP_SIZE: '8'}\n", "aliases"),  # refers to itself
+        ("a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\nenvs: {MESHCTX_TP_SIZE: '8'}\n", "aliases"),
+        ("envs: {MESHCTX_TP_SIZE: '8'}\nx: " + "[" * 100_000, "nested deeper than 64"),
+    ],
+    ids=["self-referencing anchor", "anchors of anchors", "nested 100,000 deep"],
+)
+def test_skypilot_yaml_aliases_and_deep_nesting_are_a_422(probed: httpx.Client, task: str, phrase: str) -> None:
+    answer = _timed_post(probed, POLICY, json={"task": task, "skypilot_config": ""})
+    assert answer.status_code == 422, answer.text
+    assert phrase in answer.text and len(answer.text) < 2000
+
+
 def test_after_the_hostile_requests_valid_ones_still_pass(probed: httpx.Client) -> None:
     answer = _timed_post(probed, ADMISSION, json=admission_review(trainjob({"meshctx.io/tp-size": "8"})))
     assert answer.json()["response"]["allowed"] is True
@@ -232,21 +261,23 @@ def impatient_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveS
     server = start_server(
         Path(tmp_path_factory.mktemp("impatient")),
         MESHCTX_CHECK_DEADLINE_S="0.000001",
-        MESHCTX_WORK_THREADS="1",
-        MESHCTX_WORK_QUEUE="0",
+        MESHCTX_ADMISSION_THREADS="1",
+        MESHCTX_ADMISSION_QUEUE="0",
     )
     yield server
     server.stop()
 
 
 def test_a_check_past_its_deadline_is_answered_unchecked(impatient_server: LiveServer) -> None:
-    """Before the API server's timeout would apply failurePolicy (Ignore) anyway: allowed, with a warning."""
+    """Before the API server's timeout would apply failurePolicy (Ignore) anyway: denied, saying why (the
+    default ``MESHCTX_ADMISSION_UNCHECKED=deny``)."""
     elastic = {"minReplicas": 1, "maxReplicas": 1024}
     review = admission_review(pytorchjob({"meshctx.io/tp-size": "3"}, nproc="8", elastic=elastic))
     answer = httpx.post(impatient_server.url + ADMISSION, json=review, timeout=30.0)
     assert answer.status_code == 200
     response = answer.json()["response"]
-    assert response["allowed"] is True and response["warnings"][0].startswith("meshctx: not checked: the check took")
+    assert response["allowed"] is False and response["status"]["code"] == 503
+    assert "could not be checked: the check took" in response["status"]["message"]
     # A SkyPilot check sent while an elastic check still holds the only planning thread (the webhook answered at
     # its deadline, the thread runs on for ~20 ms) finds the pool full: SkyPilot gets a 503, as when the policy
     # is down. The pair is retried a bounded number of times in case the thread ended before the second arrived.

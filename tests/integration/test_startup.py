@@ -4,6 +4,7 @@ exit 2 with a message naming the setting (and the file and line), never a traceb
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -108,6 +109,14 @@ def test_one_token_per_line_file_is_served(tmp_path: Path, servers: list[LiveSer
     [
         ("good-token\nnot a token\n", ["line 2: not a token", "one per line"]),
         ("replace-me-with-a-long-random-token\n", ["line 1: still the placeholder token"]),
+        # the placeholder in the mapping format the shipped Secret uses, and as its digest
+        ("replace-me-with-a-long-random-token: {tenant: default, role: write}\n", ["line 1: still the placeholder"]),
+        (
+            "sha256:" + hashlib.sha256(b"replace-me-with-a-long-random-token").hexdigest() + "\n",
+            ["line 1: still the placeholder token"],
+        ),
+        ("x\n", ["line 1: a token must have at least 16 characters"]),
+        ("x: {tenant: a, role: write}\n", ["line 1: a token must have at least 16 characters"]),
         ("tok: {tenant: a, role: write}\nbad: {tenant: b, role: owner}\n", ["line 2: 'role' must be read"]),
         ("tok: {tenant: a, role: write}\nbad: {tenant: b\n", ["line 3: not a valid YAML mapping"]),
         ("# only a comment\n", ["no tokens in the file"]),
@@ -121,6 +130,15 @@ def test_bad_token_file_is_exit_2_naming_file_and_line(tmp_path: Path, text: str
     for phrase in phrases:
         assert phrase in output
     assert "good-token" not in output and "tok:" not in output  # never the tokens themselves
+
+
+def test_a_token_file_others_may_write_is_exit_2(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("first-long-random-token\n")
+    for mode, who in ((0o666, "writable by others"), (0o664, "writable by its group")):
+        tokens.chmod(mode)
+        output = _serve_fails(service_env(MESHCTX_TOKENS_FILE=str(tokens), MESHCTX_DATA_DIR=str(tmp_path / "data")))
+        assert who in output and "chmod go-w" in output
 
 
 def test_unreadable_token_file_is_exit_2(tmp_path: Path) -> None:

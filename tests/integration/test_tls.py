@@ -122,3 +122,76 @@ def test_image_healthcheck_works_with_and_without_tls(
     assert argv[0] == "python"
     done = subprocess.run([sys.executable, *argv[1:]], env=env, capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr
+
+
+# --------------------------------------------------------------------------------------- certificate renewal
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+def _signed_pair(tmp: Path, ca: str) -> tuple[Path, Path, Path]:
+    """A CA named ``ca`` and a server certificate for 127.0.0.1 it signed: (CA certificate, certificate, key)."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ca_crt, ca_key = tmp / f"{ca}.crt", tmp / f"{ca}.key"
+    _openssl("req", "-x509", *ec, "-days", "1", "-subj", f"/CN={ca}", "-keyout", str(ca_key), "-out", str(ca_crt))
+    csr, key, crt = tmp / f"{ca}-server.csr", tmp / f"{ca}-server.key", tmp / f"{ca}-server.crt"
+    _openssl("req", *ec, "-subj", "/CN=meshctx.test", "-keyout", str(key), "-out", str(csr))
+    extensions = tmp / f"{ca}.ext"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\n")
+    _openssl(
+        "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-days", "1", "-out", str(crt), "-extfile", str(extensions),
+    )  # fmt: skip
+    return ca_crt, crt, key
+
+
+def _kubelet_swap(mount: Path, crt: Path, key: Path, version: str) -> None:
+    """What the kubelet does to a mounted Secret: a new timestamped directory, then ``..data`` renamed onto it."""
+    directory = mount / f"..{version}"
+    directory.mkdir()
+    shutil.copy(crt, directory / "tls.crt")
+    shutil.copy(key, directory / "tls.key")
+    (mount / "..data_tmp").symlink_to(directory.name)
+    (mount / "..data_tmp").rename(mount / "..data")
+
+
+def _answers(url: str, ca: Path) -> bool:
+    try:
+        return (
+            httpx.get(f"{url}/livez", verify=ssl.create_default_context(cafile=str(ca)), timeout=5).status_code == 200
+        )
+    except httpx.TransportError:
+        return False
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(tmp_path: Path) -> None:
+    """cert-manager renews the certificate under a new CA and the kubelet swaps the Secret's ``..data`` symlink:
+    the running server serves the new pair (clients trusting only the new CA get through, the old CA's do not)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    first_ca, first_crt, first_key = _signed_pair(tmp_path, "ca-one")
+    second_ca, second_crt, second_key = _signed_pair(tmp_path, "ca-two")
+    mount = tmp_path / "secret"
+    mount.mkdir()
+    _kubelet_swap(mount, first_crt, first_key, "2026_01_01")
+    for name in ("tls.crt", "tls.key"):
+        (mount / name).symlink_to(f"..data/{name}")
+    server = start_server(
+        tmp_path, wait=False, MESHCTX_TLS_CERT_FILE=str(mount / "tls.crt"), MESHCTX_TLS_KEY_FILE=str(mount / "tls.key")
+    )
+    url = server.url.replace("http://", "https://")
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not _answers(url, first_ca):
+            assert server.process.poll() is None and time.monotonic() < deadline, server.stop()[-3000:]
+            time.sleep(0.1)
+        assert not _answers(url, second_ca)
+        _kubelet_swap(mount, second_crt, second_key, "2026_02_01")
+        deadline = time.monotonic() + 30
+        while not _answers(url, second_ca):
+            assert time.monotonic() < deadline, "the renewed certificate was never served"
+            time.sleep(0.2)
+        assert not _answers(url, first_ca)
+    finally:
+        log = server.stop()
+    assert "TLS certificate reloaded" in log

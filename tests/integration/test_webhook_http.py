@@ -138,10 +138,25 @@ def test_malformed_reviews_are_422_problems_naming_each_field(post: Post) -> Non
     assert {e["field"] for e in problem(post(PATH, json=wrong))["errors"]} == {"apiVersion", "kind"}
     no_uid = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": ""}}
     assert {e["field"] for e in problem(post(PATH, json=no_uid))["errors"]} == {"request.uid"}
+    assert problem(post(PATH, json=[]))["errors"][0]["field"] == "body"
+
+
+def test_a_review_that_cannot_be_read_is_still_answered_with_a_denial(post: Post) -> None:
+    """A review that names itself (apiVersion, request.uid) but cannot be read or validated is denied in a review:
+    a problem response would be a failed call, and failurePolicy Ignore would admit the workload unchecked."""
     bad_object = admission_review(trainjob({"meshctx.io/tp-size": "8"}))
     bad_object["request"]["object"] = ["not", "an", "object"]
-    assert {e["field"] for e in problem(post(PATH, json=bad_object))["errors"]} == {"request.object"}
-    assert problem(post(PATH, json=[]))["errors"][0]["field"] == "body"
+    out = verdict(post, bad_object)
+    assert out["allowed"] is False and out["status"]["code"] == 422 and "request.object" in out["status"]["message"]
     truncated = json.dumps(admission_review(trainjob(None)))[:-5]
     not_json = post(PATH, content=truncated, headers={"content-type": "application/json"})
-    assert "invalid JSON" in problem(not_json)["errors"][0]["detail"]
+    assert not_json.status_code == 200 and not_json.json()["response"]["uid"] == UID
+    assert not_json.json()["response"]["allowed"] is False and not_json.json()["response"]["status"]["code"] == 422
+    deep = "[" * 100_000 + "]" * 100_000  # past any JSON parser's depth limit
+    nested = json.dumps(admission_review(trainjob({"meshctx.io/tp-size": "8"}))).replace(
+        '"spec": {', f'"x": {deep}, "spec": {{', 1
+    )
+    answer = post(PATH, content=nested, headers={"content-type": "application/json"})
+    assert answer.status_code == 200, answer.text
+    response = answer.json()["response"]
+    assert response["uid"] == UID and response["allowed"] is False and response["status"]["code"] in (400, 422)

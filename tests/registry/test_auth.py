@@ -88,9 +88,9 @@ def test_json_file_and_environment_variable(tmp_path: Path) -> None:
     path = tmp_path / "tokens.json"
     path.write_text(json.dumps(TOKENS))
     assert len(TokenStore.from_file(path)) == 3
-    env = {"MESHCTX_TOKENS": json.dumps({"t0k": {"tenant": "acme", "role": "admin"}})}
-    assert TokenStore.from_env(environ=env).authenticate("Bearer t0k") == Principal(
-        "acme", Role.ADMIN, token_digest("t0k")[:12]
+    env = {"MESHCTX_TOKENS": json.dumps({"t0k-0123456789abc": {"tenant": "acme", "role": "admin"}})}
+    assert TokenStore.from_env(environ=env).authenticate("Bearer t0k-0123456789abc") == Principal(
+        "acme", Role.ADMIN, token_digest("t0k-0123456789abc")[:12]
     )
     assert len(TokenStore.from_env(environ={})) == 0
     with pytest.raises(UnauthenticatedError):

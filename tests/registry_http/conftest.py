@@ -17,13 +17,13 @@ from tests.support.servers import LiveServer, start_server
 #: token -> (tenant, role); the token file the servers read. team-c and team-d belong to tests that share a
 #: module's server with a team-a test and must not see its jobs.
 TOKENS = {
-    "admin-a": ("team-a", "admin"),
-    "writer-a": ("team-a", "write"),
-    "reader-a": ("team-a", "read"),
-    "writer-b": ("team-b", "write"),
-    "writer-c": ("team-c", "write"),
-    "reader-c": ("team-c", "read"),
-    "writer-d": ("team-d", "write"),
+    "admin-a-0123456789": ("team-a", "admin"),
+    "writer-a-0123456789": ("team-a", "write"),
+    "reader-a-0123456789": ("team-a", "read"),
+    "writer-b-0123456789": ("team-b", "write"),
+    "writer-c-0123456789": ("team-c", "write"),
+    "reader-c-0123456789": ("team-c", "read"),
+    "writer-d-0123456789": ("team-d", "write"),
 }
 
 

@@ -30,12 +30,12 @@ def test_mesh_context_attests_the_meshes_it_built(server: LiveServer) -> None:
     dist.init_process_group("fake", rank=13, world_size=64, store=FakeStore())
     try:
         ctx = MeshContext.build(FSDP2Config(), ParallelismSizes(tp_size=8, ep_size=4))
-        with MeshctxClient(server.url, token="writer-a") as client:
+        with MeshctxClient(server.url, token="writer-a-0123456789") as client:
             approved = client.register_job("moe-64", request(tp=8, ep=4))
             other = client.register_job("dense-64", request(tp=4))
 
             # The right job: its stored fingerprint equals the live meshes', so it is now running.
-            record = ctx.attest("moe-64", server.url, token="writer-a")
+            record = ctx.attest("moe-64", server.url, token="writer-a-0123456789")
             assert record["matched"] is True and record["reported"] == approved["fingerprint"]
             assert client.get_job("moe-64")["state"] == "running"
 
@@ -50,7 +50,7 @@ def test_mesh_context_attests_the_meshes_it_built(server: LiveServer) -> None:
 
             # A read-only token may not attest.
             with pytest.raises(ProblemError) as forbidden:
-                ctx.attest("moe-64", server.url, token="reader-a")
+                ctx.attest("moe-64", server.url, token="reader-a-0123456789")
             assert forbidden.value.status == 403
     finally:
         dist.destroy_process_group()
@@ -58,7 +58,7 @@ def test_mesh_context_attests_the_meshes_it_built(server: LiveServer) -> None:
 
 def test_async_client_drives_the_registry(server: LiveServer) -> None:
     async def scenario() -> None:
-        async with AsyncMeshctxClient(server.url, token="admin-a") as client:
+        async with AsyncMeshctxClient(server.url, token="admin-a-0123456789") as client:
             cluster = await client.put_cluster("pool", nodes=8, gpus_per_node=8, nvlink_domain=8)
             assert cluster["gpus"] == 64
             assert [c["name"] for c in (await client.list_clusters())["items"]] == ["pool"]

@@ -40,10 +40,10 @@ def refused(call: Callable[[], object]) -> ProblemError:
 
 def test_topology_place_and_job_placement(server: LiveServer) -> None:
     with (
-        MeshctxClient(server.url, token="admin-a") as admin,
-        MeshctxClient(server.url, token="reader-a") as reader,
-        MeshctxClient(server.url, token="writer-a") as writer,
-        MeshctxClient(server.url, token="writer-b") as other,
+        MeshctxClient(server.url, token="admin-a-0123456789") as admin,
+        MeshctxClient(server.url, token="reader-a-0123456789") as reader,
+        MeshctxClient(server.url, token="writer-a-0123456789") as writer,
+        MeshctxClient(server.url, token="writer-b-0123456789") as other,
     ):
         stored = admin.put_cluster("racks", nodes=4, gpus_per_node=4, topology=racks())
         assert stored["topology"]["nodes"][0] == racks()["nodes"][0]
@@ -58,7 +58,7 @@ def test_topology_place_and_job_placement(server: LiveServer) -> None:
         unknown_key = httpx.put(
             f"{server.url}/v1/clusters/odd",
             json={"nodes": 1, "gpus_per_node": 4, "topology": {"nodes": [{"name": "a", "gpus": 4, "rack": "r"}]}},
-            headers={"Authorization": "Bearer admin-a"},
+            headers={"Authorization": "Bearer admin-a-0123456789"},
         )
         assert unknown_key.status_code == 422 and "rack" in unknown_key.text
 
@@ -98,14 +98,25 @@ def test_cli_topology_and_place_cluster(server: LiveServer, tmp_path: Path) -> N
     )
     assert done.returncode == 0 and "topology of 4 nodes" in done.stdout, done.stderr
     placed = meshctx(
-        server, "place", "--cluster", "racks-cli", "--server", server.url, "--tp", "8", "--json", token="reader-a"
+        server,
+        "place",
+        "--cluster",
+        "racks-cli",
+        "--server",
+        server.url,
+        "--tp",
+        "8",
+        "--json",
+        token="reader-a-0123456789",
     )
     assert placed.returncode == 0, placed.stderr
     offline = meshctx(server, "place", "--topology", str(topology), "--tp", "8", "--json")
     assert json.loads(placed.stdout) == json.loads(offline.stdout)  # world size filled from the stored topology
     none = meshctx(server, "place", "--cluster", "racks-cli", "--tp", "8")
     assert none.returncode == 2 and "--server" in none.stderr
-    other = meshctx(server, "place", "--cluster", "racks-cli", "--server", server.url, "--tp", "8", token="writer-b")
+    other = meshctx(
+        server, "place", "--cluster", "racks-cli", "--server", server.url, "--tp", "8", token="writer-b-0123456789"
+    )
     assert other.returncode == 2 and "racks-cli" in other.stderr
     meshctx(server, "clusters", "put", "bare-cli", "--nodes", "4", "--gpus-per-node", "4")
     bare = meshctx(server, "place", "--cluster", "bare-cli", "--server", server.url, "--tp", "8")

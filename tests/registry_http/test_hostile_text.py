@@ -11,8 +11,8 @@ import httpx
 
 from tests.support.servers import LiveServer
 
-WRITER = {"Authorization": "Bearer writer-a"}
-ADMIN = {"Authorization": "Bearer admin-a"}
+WRITER = {"Authorization": "Bearer writer-a-0123456789"}
+ADMIN = {"Authorization": "Bearer admin-a-0123456789"}
 REQUEST = {"strategy": "fsdp2", "world_size": 8, "sizes": {"tp_size": 2}}
 
 

@@ -13,7 +13,7 @@ from meshctx.plan import plan_mesh
 from tests.support.servers import LiveServer, service_env
 
 
-def meshctx(server: LiveServer, *args: str, token: str = "admin-a") -> subprocess.CompletedProcess[str]:
+def meshctx(server: LiveServer, *args: str, token: str = "admin-a-0123456789") -> subprocess.CompletedProcess[str]:
     env = service_env(MESHCTX_SERVER=server.url, MESHCTX_TOKEN=token)
     return subprocess.run(
         [sys.executable, "-m", "meshctx.cli", *args], env=env, capture_output=True, text=True, timeout=60
@@ -58,7 +58,7 @@ def test_cli_registry_commands(server: LiveServer) -> None:
     assert done.returncode == 0 and "matches" in done.stdout
     assert "j1: running" in meshctx(server, "jobs", "get", "j1").stdout
     assert meshctx(server, "jobs", "state", "j1", "finished").returncode == 0
-    assert meshctx(server, "jobs", "delete", "j1", token="reader-a").returncode == 1  # read-only token
+    assert meshctx(server, "jobs", "delete", "j1", token="reader-a-0123456789").returncode == 1  # read-only token
     assert meshctx(server, "jobs", "delete", "j1").returncode == 0
     assert meshctx(server, "jobs", "get", "j1").returncode == 1
     assert meshctx(server, "clusters", "delete", "pool").returncode == 0

@@ -27,7 +27,7 @@ def test_parallel_registrations_through_two_replicas(
 ) -> None:
     replicas = [serve(MESHCTX_DATABASE_URL=db_url, MESHCTX_TOKENS_FILE=str(tokens_file)) for _ in range(2)]
     urls = [r.url for r in replicas]
-    with MeshctxClient(urls[0], token="admin-a") as admin:
+    with MeshctxClient(urls[0], token="admin-a-0123456789") as admin:
         admin.put_cluster("pool", nodes=8, gpus_per_node=8)
     acknowledged: set[str] = set()
     lock, stop = threading.Lock(), threading.Event()
@@ -39,7 +39,7 @@ def test_parallel_registrations_through_two_replicas(
     peaks: list[int] = []
 
     def watch() -> None:  # a snapshot never shows more active GPUs than the cluster has
-        with MeshctxClient(urls[1], token="reader-a") as reader:
+        with MeshctxClient(urls[1], token="reader-a-0123456789") as reader:
             while not stop.is_set():
                 peaks.append(_active_gpus(reader))
 
@@ -48,7 +48,9 @@ def test_parallel_registrations_through_two_replicas(
     try:
         with ThreadPoolExecutor(CLIENTS) as pool:
             futures = [
-                pool.submit(register_loop, urls[i % 2 :] + urls[: i % 2], "writer-a", f"c{i}", ATTEMPTS, ack, stop)
+                pool.submit(
+                    register_loop, urls[i % 2 :] + urls[: i % 2], "writer-a-0123456789", f"c{i}", ATTEMPTS, ack, stop
+                )
                 for i in range(CLIENTS)
             ]
             unexpected = [answer for f in futures for answer in f.result(timeout=240)]
@@ -57,7 +59,7 @@ def test_parallel_registrations_through_two_replicas(
         watcher.join(timeout=60)
     assert unexpected == []
     assert peaks and max(peaks) <= CAPACITY, max(peaks)
-    with MeshctxClient(urls[1], token="reader-a") as reader:
+    with MeshctxClient(urls[1], token="reader-a-0123456789") as reader:
         stored = {j["job_id"] for j in reader.list_jobs(limit=1000)["items"]}
         assert not acknowledged - stored, f"acknowledged but lost: {sorted(acknowledged - stored)}"
         assert len(acknowledged) > CAPACITY // 8  # capacity turned over: more jobs were admitted than fit at once

@@ -33,7 +33,7 @@ def test_acknowledged_registrations_survive_sigkill(
     database = tmp_path / "registry.db"
     env = {"MESHCTX_DATABASE_URL": f"sqlite:///{database}", "MESHCTX_TOKENS_FILE": str(tokens_file)}
     server = serve(**env)
-    with MeshctxClient(server.url, token="admin-a") as admin:
+    with MeshctxClient(server.url, token="admin-a-0123456789") as admin:
         admin.put_cluster("pool", nodes=8, gpus_per_node=8)
     acknowledged: set[str] = set()
     lock = threading.Lock()
@@ -47,7 +47,7 @@ def test_acknowledged_registrations_survive_sigkill(
         before = len(acknowledged)
         with ThreadPoolExecutor(CLIENTS) as pool:
             futures = [
-                pool.submit(register_loop, [server.url], "writer-a", f"r{round_}c{i}", 10_000, ack, stop)
+                pool.submit(register_loop, [server.url], "writer-a-0123456789", f"r{round_}c{i}", 10_000, ack, stop)
                 for i in range(CLIENTS)
             ]
             deadline = time.monotonic() + TIMEOUT_S
@@ -64,7 +64,7 @@ def test_acknowledged_registrations_survive_sigkill(
         _integrity(database)
 
         server = serve(**env)  # restarted on the same file
-        with MeshctxClient(server.url, token="writer-a") as client:
+        with MeshctxClient(server.url, token="writer-a-0123456789") as client:
             stored = {j["job_id"] for j in client.list_jobs(limit=1000)["items"]}
             assert not acknowledged - stored, f"acknowledged but lost: {sorted(acknowledged - stored)}"
             for state in ("registered", "running"):  # the killed round's jobs died with it: free the cluster

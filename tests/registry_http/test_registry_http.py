@@ -29,19 +29,22 @@ def refused(call: Callable[[], object]) -> ProblemError:
 
 
 def test_jobs_and_clusters_lifecycle(server: LiveServer) -> None:
-    with MeshctxClient(server.url, token="admin-a") as admin, MeshctxClient(server.url, token="writer-a") as client:
+    with (
+        MeshctxClient(server.url, token="admin-a-0123456789") as admin,
+        MeshctxClient(server.url, token="writer-a-0123456789") as client,
+    ):
         assert admin.put_cluster("pool", nodes=4, gpus_per_node=8)["gpus"] == 32
         raw = httpx.put(
             f"{server.url}/v1/clusters/pool",
             json={"nodes": 4, "gpus_per_node": 8},
-            headers={"Authorization": "Bearer admin-a"},
+            headers={"Authorization": "Bearer admin-a-0123456789"},
         )
         assert raw.status_code == 200  # the same shape again: replaced, not created
 
         created = httpx.put(
             f"{server.url}/v1/jobs/llm-1",
             json={"request": fsdp2(16, tp=4).to_dict(), "cluster": "pool", "labels": {"team": "llm"}},
-            headers={"Authorization": "Bearer writer-a"},
+            headers={"Authorization": "Bearer writer-a-0123456789"},
         )
         assert created.status_code == 201
         job = created.json()
@@ -74,7 +77,7 @@ def test_jobs_and_clusters_lifecycle(server: LiveServer) -> None:
         invalid = httpx.put(
             f"{server.url}/v1/jobs/bad",
             json={"request": fsdp2(16, tp=3).to_dict()},
-            headers={"Authorization": "Bearer writer-a"},
+            headers={"Authorization": "Bearer writer-a-0123456789"},
         )
         assert invalid.status_code == 422 and invalid.headers["content-type"] == PROBLEM_JSON
         problems = invalid.json()["problems"]
@@ -95,7 +98,7 @@ def test_jobs_and_clusters_lifecycle(server: LiveServer) -> None:
         rest = client.list_jobs(limit=2, cursor=first["next_cursor"])
         assert [j["job_id"] for j in first["items"] + rest["items"]] == ["llm-1", "small-0", "small-1"]
         assert rest["next_cursor"] is None
-        bad_label = refused(lambda: httpx_get(server, "/v1/jobs?label=nokey", "reader-a"))
+        bad_label = refused(lambda: httpx_get(server, "/v1/jobs?label=nokey", "reader-a-0123456789"))
         assert bad_label.status == 422
 
         # Attestation: a mismatch is a 409 with both fingerprints, and recorded; a match makes it running.
@@ -138,7 +141,7 @@ def httpx_get(server: LiveServer, path: str, token: str | None) -> dict[str, obj
 
 def test_auth_no_token_wrong_token_wrong_tenant_read_only(server: LiveServer) -> None:
     # Tenants c and d: the module's server also holds the lifecycle test's team-a jobs.
-    with MeshctxClient(server.url, token="writer-c") as writer:
+    with MeshctxClient(server.url, token="writer-c-0123456789") as writer:
         writer.register_job("a-job", fsdp2(8))
 
     for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic d3JpdGVyLWE="}):
@@ -148,14 +151,14 @@ def test_auth_no_token_wrong_token_wrong_tenant_read_only(server: LiveServer) ->
         assert response.headers["content-type"] == PROBLEM_JSON
         assert response.json()["code"] == "unauthenticated" and "a-job" not in response.json()["detail"]
 
-    with MeshctxClient(server.url, token="writer-d") as other:  # another tenant: as if the job did not exist
+    with MeshctxClient(server.url, token="writer-d-0123456789") as other:  # another tenant: as if the job did not exist
         assert refused(lambda: other.get_job("a-job")).status == 404
         assert refused(lambda: other.delete_job("a-job")).status == 404
         assert refused(lambda: other.attest("a-job", "sha256:x")).status == 404
         assert other.list_jobs()["items"] == []
         other.register_job("a-job", fsdp2(4))  # the same id in its own namespace
 
-    with MeshctxClient(server.url, token="reader-c") as reader:
+    with MeshctxClient(server.url, token="reader-c-0123456789") as reader:
         assert reader.get_job("a-job")["gpus"] == 8  # team-c's job is untouched by team-d
         for write in (
             lambda: reader.register_job("r-job", fsdp2(8)),
@@ -167,7 +170,7 @@ def test_auth_no_token_wrong_token_wrong_tenant_read_only(server: LiveServer) ->
             forbidden = refused(write)
             assert forbidden.status == 403 and forbidden.problem["code"] == "forbidden"
             assert "read role" in forbidden.problem["detail"]
-    with MeshctxClient(server.url, token="writer-c") as writer:
+    with MeshctxClient(server.url, token="writer-c-0123456789") as writer:
         assert refused(lambda: writer.put_cluster("c", nodes=1, gpus_per_node=8)).status == 403  # admin only
         assert writer.get_job("a-job")["state"] == "registered"
 
@@ -190,11 +193,11 @@ def test_auth_defaults_and_closed_validation(serve: Callable[..., LiveServer], t
     guarded = serve(
         MESHCTX_DATA_DIR=str(tmp_path / "guarded"),
         MESHCTX_OPEN_VALIDATE="false",
-        MESHCTX_TOKENS='{"reader-x": {"tenant": "x", "role": "read"}}',
+        MESHCTX_TOKENS='{"reader-x-0123456789": {"tenant": "x", "role": "read"}}',
     )
     for path in ("/v1/validate", "/v1/layout"):
         assert httpx.post(f"{guarded.url}{path}", json=fsdp2(8).to_dict()).status_code == 401
         answer = httpx.post(
-            f"{guarded.url}{path}", json=fsdp2(8).to_dict(), headers={"Authorization": "Bearer reader-x"}
+            f"{guarded.url}{path}", json=fsdp2(8).to_dict(), headers={"Authorization": "Bearer reader-x-0123456789"}
         )
         assert answer.status_code == 200

@@ -39,7 +39,7 @@ OPERATIONS = [
 def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("schema")
     tokens = tmp / "tokens.yaml"
-    tokens.write_text("admin-s: {tenant: s, role: admin}\n")
+    tokens.write_text("admin-s-0123456789: {tenant: s, role: admin}\n")
     server = start_server(tmp, MESHCTX_ACCESS_LOG="false", MESHCTX_DATA_DIR=str(tmp), MESHCTX_TOKENS_FILE=str(tokens))
     yield server
     server.stop()
@@ -58,7 +58,7 @@ def test_registry_operation_conforms(registry_server: LiveServer, path: str, met
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=25, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
     def check(case: schemathesis.Case) -> None:
-        case.headers = {**(case.headers or {}), "Authorization": "Bearer admin-s"}
+        case.headers = {**(case.headers or {}), "Authorization": "Bearer admin-s-0123456789"}
         response = case.call_and_validate(checks=checks)
         calls.append(response.status_code)
 

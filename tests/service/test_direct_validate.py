@@ -19,14 +19,14 @@ import pytest
 
 from tests.support.servers import LiveServer, start_server
 
-TOKEN = {"Authorization": "Bearer reader"}
+TOKEN = {"Authorization": "Bearer reader-0123456789"}
 LIMITS = {"MESHCTX_MAX_BODY_BYTES": "2048", "MESHCTX_WORK_DEADLINE_S": "0.000001"}
 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, LiveServer]]:
     tmp = tmp_path_factory.mktemp("direct")
-    tokens = json.dumps({"reader": {"tenant": "acme", "role": "read"}})
+    tokens = json.dumps({"reader-0123456789": {"tenant": "acme", "role": "read"}})
     direct = start_server(tmp, **LIMITS)
     routed = start_server(tmp, MESHCTX_TOKENS=tokens, MESHCTX_OPEN_VALIDATE="false", **LIMITS)
     yield direct, routed
@@ -139,7 +139,7 @@ def test_an_unexpected_error_is_the_same_logged_500(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(direct, "answer_validate", broken)
     monkeypatch.setattr(routes, "answer_validate", broken)
-    tokens = json.dumps({"reader": {"tenant": "acme", "role": "read"}})
+    tokens = json.dumps({"reader-0123456789": {"tenant": "acme", "role": "read"}})
     answers = []
     for settings, headers in (
         (Settings(data_dir=tmp_path / "open"), {}),

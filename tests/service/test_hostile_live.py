@@ -179,14 +179,14 @@ def test_layout_and_validate_refuse_the_same_bodies_alike(server: LiveServer) ->
 
 
 def test_render_needs_a_token_when_validate_is_closed(tmp_path: Path) -> None:
-    tokens = json.dumps({"reader": {"tenant": "acme", "role": "read"}})
+    tokens = json.dumps({"reader-0123456789": {"tenant": "acme", "role": "read"}})
     closed = start_server(tmp_path, MESHCTX_TOKENS=tokens, MESHCTX_OPEN_VALIDATE="false")
     body = {"strategy": "fsdp2", "nnodes": 1, "nproc_per_node": 8, "sizes": {"tp_size": 8}}
     try:
         for path in ("/v1/render/torchrun", "/v1/validate", "/v1/layout"):
             refused = httpx.post(closed.url + path, json={**body, "world_size": None} if "render" not in path else body)
             assert refused.status_code == 401, (path, refused.text)
-            allowed = httpx.post(closed.url + path, json=body, headers={"Authorization": "Bearer reader"})
+            allowed = httpx.post(closed.url + path, json=body, headers={"Authorization": "Bearer reader-0123456789"})
             assert allowed.status_code == 200, (path, allowed.text)
     finally:
         closed.stop()

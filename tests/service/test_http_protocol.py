@@ -117,3 +117,31 @@ def test_a_malformed_request_gets_its_400_before_the_connection_closes(live_serv
         while chunk := sock.recv(1 << 16):
             received += chunk
     assert received.startswith(b"HTTP/1.1 400 ")
+
+
+# ------------------------------------------------------------------------------ half-close and the limits
+ELASTIC = json.dumps({"strategy": "fsdp2", "nnodes": "1:512", "nproc_per_node": 8, "sizes": {"tp_size": 8}}).encode()
+
+
+def test_a_request_then_a_half_close_gets_its_answer(live_server: LiveServer) -> None:
+    """``shutdown(SHUT_WR)`` after the request: the answer still comes, then the close — for a quick route and
+    for one planned off the event loop (held writes used to be dropped when the end of input closed the socket)."""
+    for request in [_request("GET", "/livez"), _request("POST", "/v1/validate", BODY)] * 10 + [
+        _request("POST", "/v1/validate", ELASTIC)
+    ]:
+        with _connect(live_server) as sock:
+            sock.sendall(request)
+            sock.shutdown(socket.SHUT_WR)
+            received = b""
+            while chunk := sock.recv(1 << 16):
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 200 "), received[:200]
+
+
+def test_pipelined_requests_then_a_half_close_are_all_answered(live_server: LiveServer) -> None:
+    with _connect(live_server) as sock:
+        sock.sendall(_request("POST", "/v1/validate", ELASTIC) + _request("GET", "/livez") * 2)
+        sock.shutdown(socket.SHUT_WR)
+        pending = bytearray()
+        statuses = [_read_response(sock, pending)[0] for _ in range(3)]
+        assert statuses == [200, 200, 200] and sock.recv(1) == b""

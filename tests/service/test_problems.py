@@ -21,7 +21,7 @@ from meshctx_service.settings import Settings
 from meshctx_service.topology import routes as topology_routes
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "problem-codes.md"
-TOKENS = json.dumps({"s3cret": {"tenant": "team-a", "role": "read"}})
+TOKENS = json.dumps({"s3cret-0123456789": {"tenant": "team-a", "role": "read"}})
 BODY = {"strategy": "fsdp2", "world_size": 64, "sizes": {"tp_size": 8}}
 
 
@@ -38,7 +38,9 @@ def test_validate_refuses_a_missing_token_with_no_registry_router_in_the_app() -
         assert refused.headers["www-authenticate"].startswith("Bearer")
         assert refused.json()["code"] == "unauthenticated"
         assert refused.json()["type"] == "urn:meshctx:problem:unauthenticated"
-        assert client.post("/v1/validate", json=BODY, headers={"Authorization": "Bearer s3cret"}).json()["valid"]
+        assert client.post("/v1/validate", json=BODY, headers={"Authorization": "Bearer s3cret-0123456789"}).json()[
+            "valid"
+        ]
 
 
 def _subclasses(cls: type[ServiceError]) -> list[type[ServiceError]]:

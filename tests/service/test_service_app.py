@@ -228,7 +228,7 @@ def test_validate_memo_keeps_short_bodies_and_short_answers(client: TestClient) 
 def test_access_log_is_structured(client: TestClient, capfd: pytest.CaptureFixture[str]) -> None:
     capfd.readouterr()
     client.post("/v1/validate", json={"strategy": "fsdp2", "world_size": 8})
-    client.app.state.access_log.flush()  # type: ignore[attr-defined]  # lines are batched (a quarter second)
+    client.app.state.access_log.sync()  # type: ignore[attr-defined]  # lines are batched, written by a thread
     lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
     (entry,) = [e for e in lines if e["logger"] == "meshctx.access"]
     assert entry["method"] == "POST" and entry["route"] == "/v1/validate" and entry["status"] == 200

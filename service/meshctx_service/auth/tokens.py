@@ -9,6 +9,9 @@ or one token per line (``#`` starts a comment line), the format of the shipped K
 token is the ``admin`` of tenant ``default`` (a single-team deployment: use the mapping for several tenants
 or lesser roles). ``$MESHCTX_TOKENS`` holds the JSON mapping.
 
+Refused at start-up: the shipped placeholder token in any format, a token shorter than ``MIN_TOKEN_LENGTH``, and
+a token file that its group or others may write.
+
 A key ``sha256:<hex>`` gives the token's digest instead of the token, so the file need not hold secrets.
 Only digests are kept in memory. A presented token is hashed and compared with *every* stored digest using
 ``hmac.compare_digest`` without stopping at a match, so the time taken says nothing about which digest (or
@@ -22,6 +25,7 @@ import hmac
 import json
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -34,8 +38,11 @@ LINE_TENANT, LINE_ROLE = "default", Role.ADMIN
 #: RFC 6750 ``b64token``: what may follow ``Bearer``.
 _TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _DIGEST = re.compile(r"sha256:[0-9a-fA-F]{64}")
-#: The shipped Secret's placeholder (deploy/kubernetes/config.yaml): a known token must never grant access.
+#: The shipped Secret's placeholder (deploy/kubernetes/config.yaml): a known token must never grant access, in
+#: whichever format it is written (a line, a mapping key, its ``sha256:`` digest).
 PLACEHOLDERS = frozenset({"replace-me-with-a-long-random-token"})
+#: Shortest token accepted: a short one is guessed (``openssl rand -hex 32`` makes 64 characters).
+MIN_TOKEN_LENGTH = 16
 
 
 class TokenConfigError(ValueError):
@@ -72,6 +79,18 @@ def _mapping_entries(text: str, source: str) -> list[tuple[object, object, int]]
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+_PLACEHOLDER_DIGESTS = frozenset(token_digest(t) for t in PLACEHOLDERS)
+
+
+def _weak(token: str | None, digest: str) -> str | None:
+    """Why a configured token (``None`` when only its digest is given) must not be accepted, or ``None``."""
+    if digest in _PLACEHOLDER_DIGESTS:
+        return "still the placeholder token; replace it with a long random one (openssl rand -hex 32)."
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        return f"a token must have at least {MIN_TOKEN_LENGTH} characters; make one with openssl rand -hex 32."
+    return None
 
 
 class TokenStore:
@@ -112,6 +131,9 @@ class TokenStore:
                     continue
             else:
                 digest = token_digest(key)
+            weak = _weak(None if key.startswith("sha256:") else key, digest)
+            if weak is not None:
+                errors.append(f"{where}: {weak}")
             if not isinstance(entry, Mapping):
                 errors.append(f"{where}: expected {{tenant: NAME, role: read|write|admin}}.")
                 continue
@@ -139,18 +161,20 @@ class TokenStore:
             token = raw.strip()
             if not token or token.startswith("#"):
                 continue
-            if token in PLACEHOLDERS:
-                errors.append(f"{source} line {line}: still the placeholder token; replace it with a long random one.")
-                continue
             if _DIGEST.fullmatch(token):
                 digest = token.removeprefix("sha256:").lower()
+                weak = _weak(None, digest)
             elif _TOKEN.fullmatch(token):
                 digest = token_digest(token)
+                weak = _weak(token, digest)
             else:
                 errors.append(
                     f"{source} line {line}: not a token: one per line, each one word of A-Z a-z 0-9 - . _ ~ + / "
                     "(then =), or sha256:<64 hex digits>; or write the file as a YAML mapping token: {tenant, role}."
                 )
+                continue
+            if weak is not None:
+                errors.append(f"{source} line {line}: {weak}")
                 continue
             if digest in seen:
                 errors.append(f"{source} line {line}: the same token as line {seen[digest]}.")
@@ -167,10 +191,16 @@ class TokenStore:
     def from_file(cls, path: str | Path) -> TokenStore:
         """A YAML or JSON mapping (JSON is YAML, so one parser reads both), or one token per line."""
         try:
+            mode = Path(path).stat().st_mode  # of the file a symlink (a Kubernetes Secret's) points at
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
             reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
             raise TokenConfigError(f"Cannot read token file {path}: {reason}.") from None
+        if mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise TokenConfigError(
+                f"Token file {path} is writable by {'others' if mode & stat.S_IWOTH else 'its group'} (mode "
+                f"{stat.S_IMODE(mode):o}): anyone who can write it can grant themselves access; chmod go-w {path}."
+            )
         entries = _mapping_entries(text, str(path))
         return cls._from_entries(entries, str(path)) if entries is not None else cls.from_lines(text, str(path))
 

@@ -40,6 +40,21 @@ class Metrics:
             ["code", "severity"],
             registry=self.registry,
         )
+        self.admissions = Counter(
+            "meshctx_admission_verdicts",
+            "Admission (Kubernetes webhook) and SkyPilot policy verdicts: allowed, denied, or unchecked (the check "
+            "could not be made or finish; answered as MESHCTX_ADMISSION_UNCHECKED says).",
+            ["integration", "verdict"],
+            registry=self.registry,
+        )
+        self.access_log_dropped = Counter(
+            "meshctx_access_log_dropped_lines",
+            "Access log lines dropped because the log's reader did not keep up (a stalled stderr pipe).",
+            registry=self.registry,
+        )
+        for integration in ("kubernetes", "skypilot"):  # every series exists from the start (rate() needs a zero)
+            for verdict in ("allowed", "denied", "unchecked"):
+                self.admissions.labels(integration, verdict)
 
         # Label children by their labels: ``labels()`` takes a lock and checks its arguments on every call, and
         # every request is counted here. Routes are templates and statuses few, so these stay small.
@@ -71,6 +86,9 @@ class Metrics:
             if problem is None:
                 problem = self._problem_children[key] = self.problems.labels(*key)
             problem.inc()
+
+    def observe_admission(self, integration: str, verdict: str) -> None:
+        self.admissions.labels(integration, verdict).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

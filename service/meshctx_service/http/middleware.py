@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import problem_response
 from .logging import AccessLog
+from .memory import trim_soon
 from .metrics import Metrics
 
 
@@ -76,6 +77,7 @@ class ObserveRequests:
             await self.app(scope, receive, send_and_record)
         finally:
             seconds = time.perf_counter() - start
+            trim_soon(seconds)  # a long request may have grown the heap: give the free pages back
             route = scope.get("route")
             # The route template, not the path, so unknown URLs cannot blow up the label set.
             template = getattr(route, "path", None) or "unmatched"

@@ -43,9 +43,9 @@ class Busy(ServiceError):
 
 
 class WorkPool:
-    def __init__(self, threads: int, queue: int, deadline_s: float) -> None:
+    def __init__(self, threads: int, queue: int, deadline_s: float, name: str = "meshctx-work") -> None:
         self.threads, self.queue, self.deadline_s = threads, queue, deadline_s
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="meshctx-work")
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
         self._lock = threading.Lock()
         self._pending = 0  # submitted and not yet finished (running, queued, or abandoned past the deadline)
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
@@ -58,12 +58,16 @@ class WorkPool:
         with self._lock:
             self._pending -= 1
 
-    async def run(self, fn: Callable[..., T], *args: object, deadline_s: float | None = None) -> T:
+    async def run(
+        self, fn: Callable[..., T], *args: object, deadline_s: float | None = None, admitted: bool = False
+    ) -> T:
         """``fn(*args)`` on a pool thread; ``Busy`` (503) when saturated or past the deadline (the pool's, or a
-        shorter one of the caller's, e.g. an admission webhook that must answer before the API server gives up)."""
+        shorter one of the caller's, e.g. an admission webhook that must answer before the API server gives up).
+        ``admitted``: the next piece of a request the pool already took (a streamed listing's chunk, its status
+        already sent): it waits its turn rather than being refused mid-response."""
         deadline = self.deadline_s if deadline_s is None else min(deadline_s, self.deadline_s)
         with self._lock:
-            if self._pending >= self.threads + self.queue:
+            if self._pending >= self.threads + self.queue and not admitted:
                 raise Busy(
                     f"Every planning thread ({self.threads}) is busy and {self.queue} requests are queued; retry "
                     "shortly (MESHCTX_WORK_THREADS, MESHCTX_WORK_QUEUE).",

@@ -1,6 +1,8 @@
 """What every scheduler integration applies before it plans: the validate route's own limits
 (``TopologyBody.checked_request``, so a workload can ask no more than a ``/v1/validate`` body), then the
-planning itself off the event loop on the shared work pool with a deadline, so ``/livez`` answers throughout."""
+planning itself off the event loop with a deadline, so ``/livez`` answers throughout — on admission's own
+threads (``app.state.admission_work``), which no other route can take: a slow ``/v1/place`` or ``groups=true``
+layout never keeps the gate from checking a workload."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException  # what FastAPI raises for a body it cannot parse
 
 from meshctx.integrations.job_sizes import bounded_int
 from meshctx.integrations.limits import Check
@@ -50,14 +54,18 @@ class TooSlow(Exception):
 
 
 async def off_loop(request: Request, work: Callable[[], T], deadline_s: float) -> T:
-    """``work()`` on the service's work pool (the one every planning route shares), within ``deadline_s``;
-    ``TooSlow`` when the pool is saturated or the deadline passes, so the caller answers as its scheduler
-    expects (an unfinished thread runs to its end on its own, still counted by the pool)."""
-    pool: WorkPool = request.app.state.work
+    """``work()`` on admission's own pool (the integrations share it; no other route can use it), within
+    ``deadline_s``; ``TooSlow`` when the pool is saturated or the deadline passes, so the caller answers as
+    ``MESHCTX_ADMISSION_UNCHECKED`` says (an unfinished thread runs to its end on its own, still counted)."""
+    pool: WorkPool = request.app.state.admission_work
     try:
         return await pool.run(work, deadline_s=deadline_s)
     except Busy as busy:
-        reason = f"the check took longer than {deadline_s:g} s" if busy.timed_out else "every planning thread was busy"
+        reason = (
+            f"the check took longer than {deadline_s:g} s (MESHCTX_CHECK_DEADLINE_S)"
+            if busy.timed_out
+            else "every admission thread was busy (MESHCTX_ADMISSION_THREADS, MESHCTX_ADMISSION_QUEUE)"
+        )
         raise TooSlow(reason) from None
 
 
@@ -72,10 +80,22 @@ class LongNumbersRoute(APIRoute):
     """A route whose JSON body may hold integers of any length: another system's document (an
     AdmissionReview) must get a verdict naming the field, not a 400 from the JSON parser."""
 
+    def refused(self, error: Exception, body: bytes) -> Response | None:
+        """The answer to a body FastAPI could not read or validate (``error``: its 400 or 422), or ``None`` for
+        FastAPI's own problem response. The webhook answers an AdmissionReview it can still identify."""
+        return None
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
-            return await handler(_LongNumbersRequest(request.scope, request.receive))
+            long_numbers = _LongNumbersRequest(request.scope, request.receive)
+            try:
+                return await handler(long_numbers)
+            except (HTTPException, RequestValidationError) as error:
+                answer = self.refused(error, getattr(long_numbers, "_body", b""))
+                if answer is None:
+                    raise
+                return answer
 
         return route

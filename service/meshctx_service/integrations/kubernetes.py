@@ -8,15 +8,23 @@ and an UPDATE that changes the topology are checked: deletion-time updates (fina
 unsuspend and status changes of an admitted job always pass. Denials carry status 403 for an invalid
 topology (as Kubernetes' own examples and controller-runtime do) and 422 for unreadable or oversized
 ``meshctx.io/*`` annotations or job fields.
+
+An opted-in workload that meshctx cannot check — its world size is only known at run time, its kind is not
+one meshctx reads, or the check cannot finish before ``MESHCTX_CHECK_DEADLINE_S`` — is *unchecked*: denied
+(422, or 503 for a check that ran out of time) with a message saying so, unless the site chose
+``MESHCTX_ADMISSION_UNCHECKED=allow`` (admitted with a ``not checked`` warning). The gate never opens by accident.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from meshctx.integrations.job_sizes import read_job_sizes, shown
@@ -35,6 +43,14 @@ API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 WARNING_LIMIT = 120
 CODE_INVALID_TOPOLOGY = 403
 CODE_UNREADABLE = 422
+#: A body that could not be parsed at all (but still names its review).
+CODE_MALFORMED = 400
+#: A check that could not finish in time (the API server's own message says the webhook refused it).
+CODE_UNFINISHED = 503
+Unchecked = Literal["deny", "allow"]
+#: Marks a response whose workload was not checked; ``judge`` takes it out and reports ``unchecked``.
+_UNCHECKED = "meshctx-unchecked"
+log = logging.getLogger("meshctx.admission")
 #: Longest workload name quoted in a message (a hostile body may carry a megabyte of one).
 NAME_LIMIT = 120
 
@@ -75,6 +91,18 @@ def _check_envelope(body: object) -> tuple[str, Mapping[str, Any]]:
 
 def _deny(code: int, message: str) -> dict[str, object]:
     return {"allowed": False, "status": {"code": code, "message": message}}
+
+
+def not_checked(name: str, reason: str, unchecked: Unchecked, code: int = CODE_UNREADABLE) -> dict[str, object]:
+    """The answer for an opted-in workload meshctx could not check: denied saying so (``deny``), or admitted
+    with a warning (``allow``)."""
+    if unchecked == "allow":
+        log.warning("admitted unchecked: %s: %s", name, reason)
+        return {"allowed": True, "warnings": [shorten(f"meshctx: not checked: {reason}")], _UNCHECKED: True}
+    message = (
+        f"meshctx: {name}: not admitted because it could not be checked: {reason} (MESHCTX_ADMISSION_UNCHECKED=deny)"
+    )
+    return {**_deny(code, message), _UNCHECKED: True}
 
 
 def _listed(problems: list[str]) -> str:
@@ -121,15 +149,24 @@ def _unchanged_update(request: Mapping[str, Any], obj: Mapping[str, Any]) -> boo
     return isinstance(old, Mapping) and _topology_key(old) == _topology_key(obj)
 
 
-def decide(request: Mapping[str, Any], check: Check | None = None) -> dict[str, object]:
-    """The response fields other than ``uid`` for one AdmissionRequest; ``check`` bounds the topology
-    before any planning (the service passes its ``/v1/validate`` limits; default: ``Limits()``)."""
+def _not_ours(request: Mapping[str, Any]) -> bool:
+    """Allowed without any work: not a CREATE/UPDATE of an object, a deletion-time update, or a workload that
+    did not opt in (answered on the event loop, so even a saturated gate never refuses workloads not its own)."""
     obj = request.get("object")
     if request.get("operation") not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping) or _deleting(request, obj):
-        return {"allowed": True}
+        return True
     annotations = get(obj, "metadata", "annotations")
-    if annotations is None:
+    return annotations is None or (isinstance(annotations, Mapping) and not _opted_in(annotations))
+
+
+def decide(request: Mapping[str, Any], check: Check | None = None, unchecked: Unchecked = "deny") -> dict[str, object]:
+    """The response fields other than ``uid`` for one AdmissionRequest; ``check`` bounds the topology
+    before any planning (the service passes its ``/v1/validate`` limits; default: ``Limits()``); ``unchecked``
+    answers an opted-in workload that cannot be checked (``not_checked``)."""
+    if _not_ours(request):
         return {"allowed": True}
+    obj: Mapping[str, Any] = request["object"]
+    annotations = get(obj, "metadata", "annotations")
     group, kind = _kind(obj)
     namespace = get(obj, "metadata", "namespace") or request.get("namespace") or ""
     name = shorten(f"{kind} {namespace}/{get(obj, 'metadata', 'name') or ''}", NAME_LIMIT)
@@ -137,20 +174,19 @@ def decide(request: Mapping[str, Any], check: Check | None = None) -> dict[str, 
         return _deny(
             CODE_UNREADABLE, f"meshctx: {name}: metadata.annotations must be a mapping, got {shown(annotations)}"
         )
-    if not _opted_in(annotations) or _unchanged_update(request, obj):
+    if _unchanged_update(request, obj):
         return {"allowed": True}
     reader = WORKLOADS.get((group, kind))
     if reader is None:
         supported = ", ".join(k for _, k in WORKLOADS)
-        warning = shorten(f"meshctx: cannot read the world size of {shown(kind)}; checks {supported}")
-        return {"allowed": True, "warnings": [warning]}
+        return not_checked(name, f"cannot read the world size of {shown(kind)}; checks {supported}", unchecked)
     job = read_job_sizes(annotations, STRATEGY, SIZE_ANNOTATIONS | MODEL_ANNOTATIONS)
     world = reader(obj, annotations)
     unreadable = job.errors + world.problems
     if unreadable:
         return _deny(CODE_UNREADABLE, f"meshctx: {name}: {_listed(unreadable)}")
     if world.unknown is not None:
-        return {"allowed": True, "warnings": [shorten(f"meshctx: not checked: {world.unknown}")]}
+        return not_checked(name, world.unknown, unchecked)
     ask = TopologyRequest(
         strategy=job.strategy,
         sizes=job.sizes,
@@ -184,12 +220,18 @@ def _verdict(name: str, ask: TopologyRequest, world: World, claimed: object) -> 
     return {"allowed": True, "warnings": warnings} if warnings else {"allowed": True}
 
 
-def review(body: object, check: Check | None = None) -> dict[str, object]:
+def judge(body: object, check: Check | None = None, unchecked: Unchecked = "deny") -> tuple[dict[str, object], str]:
+    """``review`` and its verdict as counted in ``/metrics``: ``allowed``, ``denied`` or ``unchecked``."""
+    api_version, request = _check_envelope(body)
+    response = {"uid": request["uid"], **decide(request, check, unchecked)}
+    verdict = "unchecked" if response.pop(_UNCHECKED, False) else "allowed" if response["allowed"] else "denied"
+    return {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}, verdict
+
+
+def review(body: object, check: Check | None = None, unchecked: Unchecked = "deny") -> dict[str, object]:
     """An AdmissionReview in, its response out (same apiVersion and kind, uid copied).
     Raises ``AdmissionReviewError`` when ``body`` is not an AdmissionReview."""
-    api_version, request = _check_envelope(body)
-    response = {"uid": request["uid"], **decide(request, check)}
-    return {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}
+    return judge(body, check, unchecked)[0]
 
 
 # ------------------------------------------------------------------------------------------------ HTTP
@@ -219,7 +261,10 @@ class StatusOut(BaseModel):
 class AdmissionResponseOut(BaseModel):
     uid: str
     allowed: bool
-    status: StatusOut | None = Field(default=None, description="On denial: 403 invalid topology, 422 unreadable")
+    status: StatusOut | None = Field(
+        default=None,
+        description="On denial: 403 invalid topology, 422 unreadable or uncheckable, 503 check unfinished in time",
+    )
     warnings: list[Annotated[str, Field(max_length=WARNING_LIMIT)]] | None = None
 
 
@@ -229,7 +274,42 @@ class AdmissionReviewOut(BaseModel):
     response: AdmissionResponseOut
 
 
-router = APIRouter(prefix="/v1", route_class=LongNumbersRoute)
+#: Where a body that is no readable AdmissionReview still names itself: the API server writes ``apiVersion`` and
+#: then ``request`` with ``uid`` first (bounded gaps: a megabyte of anything else is never scanned twice).
+_API_VERSION = re.compile(rb'"apiVersion"\s*:\s*"(admission\.k8s\.io/v1(?:beta1)?)"')
+_UID = re.compile(rb'"request"\s*:\s*\{[^{}]{0,2000}?"uid"\s*:\s*"([A-Za-z0-9._:-]{1,128})"')
+
+
+def _identified(body: bytes) -> tuple[str, str] | None:
+    """(apiVersion, request uid) of a body that may not parse: enough to answer it with a review."""
+    version, uid = _API_VERSION.search(body), _UID.search(body)
+    if version is None or uid is None:
+        return None
+    return version.group(1).decode(), uid.group(1).decode()
+
+
+class ReviewRoute(LongNumbersRoute):
+    """The webhook's route: a body the API server sent that cannot be read (nested too deep for the parser,
+    malformed JSON, a field of the wrong type) is still answered with a review denying it — a problem response
+    would count as a failed call, and ``failurePolicy: Ignore`` would admit the workload unchecked."""
+
+    def refused(self, error: Exception, body: bytes) -> Response | None:
+        found = _identified(body)
+        if found is None:
+            return None
+        api_version, uid = found
+        if isinstance(error, RequestValidationError):
+            fields = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in error.errors()[:MAX_PROBLEMS]
+            )
+            code, reason = CODE_UNREADABLE, f"the AdmissionReview is malformed: {fields}"
+        else:
+            code, reason = CODE_MALFORMED, "the AdmissionReview could not be parsed (nested too deep, or not JSON)"
+        answer = {"uid": uid, **_deny(code, shorten(f"meshctx: not admitted: {reason}", 1000))}
+        return JSONResponse({"apiVersion": api_version, "kind": "AdmissionReview", "response": answer})
+
+
+router = APIRouter(prefix="/v1", route_class=ReviewRoute)
 
 
 @router.post(
@@ -246,22 +326,29 @@ async def admission_kubernetes(body: AdmissionReviewIn, request: Request) -> JSO
     """``admission.k8s.io/v1`` (or ``v1beta1``) AdmissionReview in, the same apiVersion and kind
     back with ``response.uid`` copied. Every verdict about the *workload* is a 200 review: denied
     with ``status.code`` 403 for an invalid topology and 422 for unreadable ``meshctx.io/*``
-    annotations or job fields. A body that is not an AdmissionReview at all (no ``request.uid``,
-    another kind) cannot be answered with one, so it gets a 422 problem response — the API server
-    then applies the webhook's ``failurePolicy`` as for any failed call."""
+    annotations or job fields, 503 for a check that could not finish in time (unless
+    ``MESHCTX_ADMISSION_UNCHECKED=allow``). A body that is not an AdmissionReview at all (no
+    ``request.uid``, another kind) cannot be answered with one, so it gets a 422 problem response — the API
+    server then applies the webhook's ``failurePolicy`` as for any failed call."""
     settings: Settings = request.app.state.settings
     document = body.model_dump()
-    # The model already checks the envelope; review() checks it again (AdmissionReviewError, the same 422).
+    policy = settings.admission_unchecked
+    # The model already checks the envelope; judge() checks it again (AdmissionReviewError, the same 422).
+    if _not_ours(document["request"]):
+        request.app.state.metrics.observe_admission("kubernetes", "allowed")
+        return JSONResponse(judge(document)[0])
     try:
-        answer = await off_loop(request, lambda: review(document, limits_of(settings)), settings.check_deadline_s)
+        answer, verdict = await off_loop(
+            request, lambda: judge(document, limits_of(settings), policy), settings.check_deadline_s
+        )
     except TooSlow as slow:  # answer before the API server's own timeout would apply failurePolicy anyway
-        answer = {
-            "apiVersion": document["apiVersion"],
-            "kind": "AdmissionReview",
-            "response": {
-                "uid": document["request"]["uid"],
-                "allowed": True,
-                "warnings": [shorten(f"meshctx: not checked: {slow}")],
-            },
-        }
+        obj = document["request"].get("object") or {}
+        name = shorten(f"{get(obj, 'kind') or ''} {get(obj, 'metadata', 'name') or ''}", NAME_LIMIT)
+        response = {"uid": document["request"]["uid"], **not_checked(name, str(slow), policy, CODE_UNFINISHED)}
+        response.pop(_UNCHECKED)
+        answer, verdict = (
+            {"apiVersion": document["apiVersion"], "kind": "AdmissionReview", "response": response},
+            "unchecked",
+        )
+    request.app.state.metrics.observe_admission("kubernetes", verdict)
     return JSONResponse(answer)

@@ -13,6 +13,7 @@ module only speaks SkyPilot's HTTP encoding and applies this service's limits.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -21,7 +22,8 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import Discriminator, Field, Tag
 
-from meshctx.integrations.job_sizes import LONG_DIGITS, bounded_int
+from meshctx.integrations import safe_yaml
+from meshctx.integrations.job_sizes import bounded_int
 from meshctx.integrations.limits import Check
 from meshctx.integrations.skypilot_policy import TaskRejected, check_task
 
@@ -29,25 +31,13 @@ from ..http.errors import REFUSED, InvalidFields, ProblemDetails, problem_respon
 from ..http.wire import Open
 from ..settings import Settings
 from .checks import LongNumbersRoute, TooSlow, limits_of, off_loop
+from .kubernetes import shorten
+
+log = logging.getLogger("meshctx.admission")
 
 
 class PolicyRequestError(InvalidFields):
     """The body is not a SkyPilot policy request: a 422 problem naming each field."""
-
-
-class _TaskLoader(yaml.SafeLoader):
-    """``yaml.safe_load`` whose integers go through ``bounded_int`` (a 5,000-digit one is a named error, not a
-    ``ValueError``)."""
-
-
-def _bounded_yaml_int(loader: yaml.SafeLoader, node: yaml.Node) -> int | str:
-    text = str(node.value).replace("_", "")
-    if len(text.lstrip("+-")) > LONG_DIGITS:
-        return bounded_int(text)
-    return loader.construct_yaml_int(node)  # type: ignore[arg-type]
-
-
-_TaskLoader.add_constructor("tag:yaml.org,2002:int", _bounded_yaml_int)
 
 
 def _decode(body: object) -> tuple[dict[str, Any], str, str]:
@@ -56,15 +46,17 @@ def _decode(body: object) -> tuple[dict[str, Any], str, str]:
             body = json.loads(body, parse_int=bounded_int)
         except json.JSONDecodeError as error:
             raise PolicyRequestError([("body", f"not JSON: {error.msg}")]) from None
+        except RecursionError:
+            raise PolicyRequestError([("body", "nested too deep")]) from None
     if not isinstance(body, Mapping):
         raise PolicyRequestError([("body", "expected the SkyPilot user request object")])
     errors = [(k, "expected a YAML string") for k in ("task", "skypilot_config") if not isinstance(body.get(k), str)]
     if errors:
         raise PolicyRequestError(errors)
     try:
-        task = yaml.load(body["task"], Loader=_TaskLoader) or {}
-    except yaml.YAMLError as error:
-        raise PolicyRequestError([("task", f"not YAML: {error}")]) from None
+        task = safe_yaml.load(body["task"]) or {}
+    except yaml.YAMLError as error:  # aliases and deep nesting refused too (meshctx.integrations.safe_yaml)
+        raise PolicyRequestError([("task", f"not YAML: {shorten(str(error), 300)}")]) from None
     if not isinstance(task, dict):
         raise PolicyRequestError([("task", "expected a YAML mapping")])
     return task, body["task"], body["skypilot_config"]
@@ -140,13 +132,38 @@ async def policy_skypilot(
     valid one gets ``MESHCTX_WORLD_SIZE``, ``MESHCTX_DP_SIZE`` and ``MESHCTX_FINGERPRINT`` added,
     others pass unchanged. A rejection is a 400 with a plain-text reason, as SkyPilot expects."""
     settings: Settings = request.app.state.settings
+    metrics = request.app.state.metrics
     document = body if isinstance(body, str) else body.model_dump()
     try:
         mutated = await off_loop(
             request, lambda: apply_policy(document, limits_of(settings)), settings.check_deadline_s
         )
     except TaskRejected as rejected:
+        metrics.observe_admission("skypilot", "denied")
         return PlainTextResponse(str(rejected), status_code=400)
+    except PolicyRequestError:
+        metrics.observe_admission("skypilot", "denied")
+        raise
     except TooSlow as slow:  # SkyPilot fails the request, as when the policy URL is down (docs/skypilot.md)
-        return problem_response(503, f"meshctx could not check the task: {slow}; retry")
+        metrics.observe_admission("skypilot", "unchecked")
+        unchanged = _unchanged(document) if settings.admission_unchecked == "allow" else None
+        if unchanged is not None:
+            log.warning("SkyPilot task passed unchecked: %s", slow)
+            return Response(json.dumps(unchanged), media_type="application/json")
+        return problem_response(
+            503, f"meshctx could not check the task, so it is refused: {slow}; retry (MESHCTX_ADMISSION_UNCHECKED=deny)"
+        )
+    metrics.observe_admission("skypilot", "allowed")
     return Response(json.dumps(mutated), media_type="application/json")
+
+
+def _unchanged(document: object) -> str | None:
+    """The request's task and config passed back untouched (``MESHCTX_ADMISSION_UNCHECKED=allow``); ``None`` when
+    the body cannot even be read as a user request (then it is refused like any unchecked task)."""
+    try:
+        body = json.loads(document) if isinstance(document, str) else document
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(body, dict) or not all(isinstance(body.get(k), str) for k in ("task", "skypilot_config")):
+        return None
+    return json.dumps({"task": body["task"], "skypilot_config": body["skypilot_config"]})

@@ -198,7 +198,7 @@ async def _listing(work: WorkPool, plan: MeshPlan) -> AsyncIterator[bytes]:
         step = max(1, LISTING_CHUNK_RANKS // layout.size)
         yield (b"," if index else b"") + orjson.dumps(name) + b":["
         for first in range(0, groups, step):
-            yield await work.run(_encode_groups, plan, layout, first, min(first + step, groups))
+            yield await work.run(_encode_groups, plan, layout, first, min(first + step, groups), admitted=True)
         yield b"]"
     yield b"}}"
 

@@ -2,7 +2,9 @@
 envs torchrun reads for an absent flag, or torchrun's defaults, 1 and 1).
 
 Kubernetes expands ``$(NAME)`` in ``command``/``args`` from the container's literal ``env`` values, so
-this does too. Flags are read up to the training script: what follows belongs to the script.
+this does too — within ``MAX_COMMAND_CHARS`` in all (a 16 kB command of ``$(A)`` with a 100 kB ``A`` would
+otherwise expand to 400 MB): a longer command is a ``CommandTooLong`` naming the limit. Flags are read up to
+the training script: what follows belongs to the script.
 """
 
 from __future__ import annotations
@@ -29,6 +31,19 @@ SWITCHES = frozenset(
 )
 SHELL_BREAKS = frozenset({"&&", "||", ";", "|", "&"})
 _VARIABLE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+#: Most characters a container's ``command`` and ``args`` may hold after ``$(VAR)`` expansion, all together: Linux
+#: refuses a single argument longer than this (``MAX_ARG_STRLEN``), so no runnable ``bash -c`` line is longer.
+MAX_COMMAND_CHARS = 1 << 17
+
+
+class CommandTooLong(ValueError):
+    """``command`` and ``args`` hold more than ``MAX_COMMAND_CHARS`` characters once ``$(VAR)`` is expanded."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(
+            f"{where} command and args are longer than {MAX_COMMAND_CHARS} characters once $(VAR) is expanded; "
+            "meshctx reads at most that much (Linux runs no longer argument)"
+        )
 
 
 @dataclass(frozen=True)
@@ -51,14 +66,28 @@ def literal_env(container: Mapping[str, object]) -> dict[str, str]:
     return out
 
 
-def _words(container: Mapping[str, object], env: Mapping[str, str]) -> list[str]:
+def _words(container: Mapping[str, object], env: Mapping[str, str], where: str = "the container") -> list[str]:
     words: list[str] = []
+    budget = MAX_COMMAND_CHARS
+
+    def spend(size: int) -> None:
+        nonlocal budget
+        budget -= size
+        if budget < 0:
+            raise CommandTooLong(where)
+
+    def expand(match: re.Match[str]) -> str:
+        value = env.get(match.group(1), match.group(0))
+        spend(len(value) - len(match.group(0)))  # counted before the expanded text is ever joined
+        return value
+
     for key in ("command", "args"):
         parts = container.get(key)
         for part in parts if isinstance(parts, list) else []:
             if not isinstance(part, str):
                 continue
-            part = _VARIABLE.sub(lambda m: env.get(m.group(1), m.group(0)), part)
+            spend(len(part))
+            part = _VARIABLE.sub(expand, part) if "$(" in part else part
             if any(c.isspace() for c in part):  # a shell line, e.g. the argument of bash -c
                 try:
                     words.extend(shlex.split(part))
@@ -97,9 +126,10 @@ def _flags(words: Sequence[str]) -> dict[str, str]:
 
 
 def read_torchrun(container: Mapping[str, object], where: str) -> TorchrunArgs | None:
-    """torchrun's settings in this container, or ``None`` when its command does not run torchrun."""
+    """torchrun's settings in this container, or ``None`` when its command does not run torchrun; raises
+    ``CommandTooLong`` for a command longer than ``MAX_COMMAND_CHARS`` once expanded."""
     env = literal_env(container)
-    words = _words(container, env)
+    words = _words(container, env, where)
     start = _start(words)
     if start is None:
         return None

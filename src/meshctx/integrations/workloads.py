@@ -14,7 +14,7 @@ from typing import Any
 
 from ..launch.annotations import NPROC_PER_NODE
 from .job_sizes import FieldProblem, parse_count, shown
-from .torchrun_args import TorchrunArgs, literal_env, read_torchrun
+from .torchrun_args import CommandTooLong, TorchrunArgs, literal_env, read_torchrun
 
 GPU = "nvidia.com/gpu"
 #: ``numProcPerNode`` / ``nprocPerNode`` keywords that leave the count to the runtime (then the GPU limit counts).
@@ -277,7 +277,11 @@ def pod_launch(pod: object, where: str, world: World) -> PodLaunch:
         if not isinstance(container, Mapping):
             world.problems.append(f"{name} must be a mapping, got {shown(container)}")
             continue
-        args = read_torchrun(container, name)
+        try:
+            args = read_torchrun(container, name)
+        except CommandTooLong as error:
+            world.problems.append(str(error))
+            continue
         gpus = container_gpus(container, name, world)
         total_gpus += gpus
         if args is not None:
