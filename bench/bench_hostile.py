@@ -1,4 +1,4 @@
-"""Hostile input (DESIGN "Targets"): few-kB requests built to cost a lot, sent to every route with and without a
+"""Hostile input (contract.md "Targets"): few-kB requests built to cost a lot, sent to every route with and without a
 token, one at a time, against one ``meshctx serve`` (shipped defaults, a token file) on loopback. For each: the
 status and the seconds to the answer (target: a 4xx within 2 s); meanwhile a thread probes ``/livez`` every 20 ms
 (target: each ≤ 1 s) and another samples the server's RSS every 20 ms (target: peak ≤ 160 MB); after the last

@@ -130,7 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.body_models = (topology_schemas.TopologyBody, render.RenderBody)  # read from bytes, see openapi.py
     app.state.answers = topology_routes.RecentAnswers()
     app.state.work = WorkPool(settings.work_threads, settings.work_queue, settings.work_deadline_s)
-    # Admission's own planning threads: no other route can take them (DESIGN "The admission gate never opens").
+    # Admission's own planning threads: no other route can take them (contract.md "The admission gate never opens").
     app.state.admission_work = WorkPool(
         settings.admission_threads, settings.admission_queue, settings.work_deadline_s, name="meshctx-admission"
     )

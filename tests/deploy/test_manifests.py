@@ -174,7 +174,7 @@ def test_webhook_speaks_v1_without_side_effects_and_gets_its_ca_from_cert_manage
     assert [r for rule in pods["rules"] for r in rule["resources"]] == ["pods"]
     assert pods["rules"][0]["operations"] == ["CREATE"]
     assert pods["objectSelector"] == {"matchLabels": {"meshctx.io/check": "true"}}
-    # only objects with a meshctx.io/ annotation reach meshctx (DESIGN "The admission gate never opens by accident")
+    # only objects with a meshctx.io/ annotation reach meshctx (contract.md: "The admission gate never opens")
     for hook in (jobs, pods):
         [condition] = hook["matchConditions"]
         assert "object.metadata.annotations.exists(k, k.startsWith('meshctx.io/'))" in condition["expression"]

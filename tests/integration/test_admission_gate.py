@@ -1,4 +1,4 @@
-"""The admission gate never opens by accident (DESIGN): against a real ``meshctx serve``, a general planning
+"""The admission gate never opens by accident (docs/contract.md): against a real ``meshctx serve``, a general planning
 pool kept saturated by slow ``groups=true`` layouts cannot make the webhook answer "not checked" — admission plans
 on threads of its own — and a check that cannot finish is denied, saying so, unless the site chose ``allow``.
 Every verdict is counted in ``/metrics``."""

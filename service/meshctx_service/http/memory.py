@@ -1,4 +1,4 @@
-"""Memory back after big requests (DESIGN "Targets": RSS back at or below 100 MB within 60 s of any request).
+"""Memory back after big requests (contract.md "Targets": RSS back at or below 100 MB within 60 s of any request).
 
 A request that built large structures frees them, but glibc keeps the freed heap pages mapped for reuse, so the
 process's RSS stays at its peak (measured: 179 MB a minute after a hostile placement burst). ``trim_soon`` runs

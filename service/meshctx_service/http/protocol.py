@@ -12,7 +12,7 @@ and closing sends what is held first.
 
 A client that sends its request and then half-closes (``shutdown(SHUT_WR)``) still gets the answer: the end of
 its input closes the connection only once every request it sent has been answered. And the limits uvicorn's
-httptools protocol lacks (DESIGN "Bounded work"): a request line and headers longer than ``MAX_HEAD_BYTES`` get
+httptools protocol lacks (contract.md "Bounded work"): a request line and headers longer than ``MAX_HEAD_BYTES`` get
 a 431 (uvicorn would keep appending a 64 MB URL, quadratically); a connection that has not finished its request
 head within ``HEAD_TIMEOUT_S`` is closed (a silent or trickling client holds nothing); and past
 ``MAX_CONNECTIONS`` a new connection closes an idle one (no request running), so idle connections can never

@@ -1,7 +1,7 @@
 """The serving certificate follows its files: cert-manager renews it, the kubelet swaps the Secret's ``..data``
 symlink, and the API server's ``caBundle`` moves to the new CA. A server that kept the certificate it started with
 would fail every webhook call from then on — and with ``failurePolicy: Ignore`` admit every job unchecked while
-its probes stay green (DESIGN "The admission gate never opens by accident").
+its probes stay green (contract.md "The admission gate never opens by accident").
 
 ``CertificateFiles.check(config)`` runs as each connection is accepted, before its TLS handshake (at most once a
 ``CHECK_EVERY_S``): when the files' identity (device, inode, size, mtime — through any symlinks) has changed, the
