@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from ..job_states import NAMES as STATES
 from .common import Json, add_topology_args, connection_args, emit, page_args, registry_call, request_from_args, table
 
 if TYPE_CHECKING:
     from ..client import MeshctxClient
-
-STATES = ("registered", "running", "finished", "failed")
 
 
 def _label(text: str) -> tuple[str, str]:
