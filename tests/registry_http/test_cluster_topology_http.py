@@ -79,14 +79,16 @@ def test_topology_place_and_job_placement(server: LiveServer) -> None:
         assert httpx.post(f"{server.url}/v1/place", json={**body, "topology": racks()}).status_code == 200
 
         # A job with its allocation keeps the placement the place route computes.
-        job = writer.register_job("llm", TP8, cluster="racks", nodes="gpu[1-4]")
-        assert job["placement"] == {k: named[k] for k in ("order", "gpus_per_node", "axes")}
-        assert reader.get_job("llm")["placement"] == job["placement"]
         bad = refused(lambda: writer.register_job("bad", TP8, cluster="racks", nodes=["gpu1", "gpu2", "gpu9"]))
         assert bad.status == 422 and bad.problem["code"] == "invalid_placement"
         assert {p["code"] for p in bad.problem["problems"]} >= {"unknown_node", "allocation_size_mismatch"}
         assert str(bad).find("nodes: ") >= 0
-        bare = refused(lambda: writer.register_job("bad", TP8, cluster="bare", nodes="gpu[1-4]"))
+        job = writer.register_job("llm", TP8, cluster="racks", nodes="gpu[1-4]")
+        assert job["placement"] == {k: named[k] for k in ("order", "gpus_per_node", "axes")}
+        assert reader.get_job("llm")["placement"] == job["placement"]
+        full = refused(lambda: writer.register_job("bad", TP8, cluster="racks", nodes=["gpu1", "gpu2", "gpu9"]))
+        assert full.status == 409 and full.problem["code"] == "capacity_exceeded"  # checked before placing
+        bare = refused(lambda: writer.register_job("bad", TP8, cluster="bare", nodes="gpu1"))  # held: too few
         assert bare.status == 422 and bare.problem["errors"][0]["field"] == "nodes"
 
 

@@ -657,8 +657,9 @@ class Registry:
             raise NotFoundError("cluster", name)
         if due.lease_due is not None and _utc(due.lease_due) <= now:
             run_write_core(self.engine, lambda c: _lock_and_expire(c, tenant, name, now))
-        with self.engine.connect() as connection:  # one snapshot (PostgreSQL: repeatable read)
-            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        with self.engine.connect() as connection:  # one snapshot (SQLite: one read transaction)
+            if self.engine.dialect.name == "postgresql":
+                connection = connection.execution_options(isolation_level="REPEATABLE READ")
             cluster = connection.execute(
                 select(CLUSTERS).where(CLUSTERS.c.tenant == tenant, CLUSTERS.c.name == name)
             ).first()
