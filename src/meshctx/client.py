@@ -223,9 +223,16 @@ class _Api(Generic[R]):
     def get_cluster(self, name: str) -> R:
         return self._do(_Call("GET", f"/v1/clusters/{_seg(name)}"))
 
-    def list_clusters(self, *, limit: int | None = None, cursor: str | None = None) -> R:
-        """``{"items": [...], "next_cursor": str | None}``."""
-        return self._do(_Call("GET", "/v1/clusters", params=_page(limit, cursor)))
+    def list_clusters(self, *, limit: int | None = None, cursor: str | None = None, topology: bool = False) -> R:
+        """``{"items": [...], "next_cursor": str | None}``; each cluster's ``topology`` only with ``topology``."""
+        params = _page(limit, cursor)
+        if topology:
+            params["topology"] = "true"
+        return self._do(_Call("GET", "/v1/clusters", params=params))
+
+    def occupancy(self, name: str) -> R:
+        """Per node of the cluster the active job holding it (``occupancy``: ``[{"node", "job"}]``), free GPUs."""
+        return self._do(_Call("GET", f"/v1/clusters/{_seg(name)}/occupancy"))
 
     def register_job(
         self,
@@ -236,12 +243,17 @@ class _Api(Generic[R]):
         labels: Mapping[str, str] | None = None,
         if_match: str | None = None,
         nodes: str | Sequence[str] | None = None,
+        lease_seconds: int | None = None,
     ) -> R:
-        """The stored job (``etag`` included). Repeating the same registration is a no-op. ``nodes`` (hostlist
-        or list) is the job's allocation, placed on the cluster's topology (the job's ``placement``)."""
+        """The stored job (``etag`` included). Repeating the same registration is a no-op (renewing its lease).
+        ``nodes`` (hostlist or list) is the job's allocation, held while it is active and placed on the
+        cluster's topology (the job's ``placement``). ``lease_seconds``: lost unless renewed within it (0: never;
+        default: the service's ``MESHCTX_JOB_LEASE_S``)."""
         body: dict[str, Any] = {"request": dict(_body(request)), "cluster": cluster, "labels": dict(labels or {})}
         if nodes is not None:
             body["nodes"] = nodes if isinstance(nodes, str) else list(nodes)
+        if lease_seconds is not None:
+            body["lease_seconds"] = lease_seconds
         return self._do(_Call("PUT", f"/v1/jobs/{_seg(job_id)}", json=body, headers=_if_match(if_match)))
 
     def get_job(self, job_id: str) -> R:
@@ -264,6 +276,11 @@ class _Api(Generic[R]):
     def set_state(self, job_id: str, state: str, *, if_match: str | None = None) -> R:
         body = {"state": state}
         return self._do(_Call("PUT", f"/v1/jobs/{_seg(job_id)}/state", json=body, headers=_if_match(if_match)))
+
+    def heartbeat(self, job_id: str) -> R:
+        """Renew the job's lease; the job, with its new ``lease_expires_at``. An ended (or lost) job: 409
+        ``job_ended``."""
+        return self._do(_Call("POST", f"/v1/jobs/{_seg(job_id)}/heartbeat"))
 
     def attest(self, job_id: str, fingerprint: str) -> R:
         """Report the fingerprint the job built; a mismatch raises ``ProblemError`` (409, both fingerprints)."""

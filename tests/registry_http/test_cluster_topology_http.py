@@ -112,6 +112,21 @@ def test_cli_topology_and_place_cluster(server: LiveServer, tmp_path: Path) -> N
     meshctx(server, "clusters", "put", "bare-cli", "--nodes", "4", "--gpus-per-node", "4")
     bare = meshctx(server, "place", "--cluster", "bare-cli", "--server", server.url, "--tp", "8")
     assert bare.returncode == 2 and "--topology FILE" in bare.stderr
+    refused_job = meshctx(  # before j1 fills the cluster: capacity is checked before placing
+        server,
+        "jobs",
+        "register",
+        "j2",
+        "--tp",
+        "8",
+        "--world-size",
+        "16",
+        "--cluster",
+        "racks-cli",
+        "--nodes",
+        "gpu[1-2],gpu9",
+    )
+    assert refused_job.returncode == 1 and "invalid_placement" in refused_job.stderr and "gpu9" in refused_job.stderr
     job = meshctx(
         server,
         "jobs",
@@ -131,18 +146,3 @@ def test_cli_topology_and_place_cluster(server: LiveServer, tmp_path: Path) -> N
         and "placed: " in job.stdout
         and "crossings (node/nvlink_domain/leaf/spine): tp 2/0/0/2" in job.stdout
     ), job.stdout
-    refused_job = meshctx(
-        server,
-        "jobs",
-        "register",
-        "j2",
-        "--tp",
-        "8",
-        "--world-size",
-        "16",
-        "--cluster",
-        "racks-cli",
-        "--nodes",
-        "gpu[1-2],gpu9",
-    )
-    assert refused_job.returncode == 1 and "invalid_placement" in refused_job.stderr and "gpu9" in refused_job.stderr
