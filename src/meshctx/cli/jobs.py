@@ -1,4 +1,5 @@
-"""``meshctx jobs register|get|list|delete|state|attest|heartbeat``: jobs in a meshctx registry (``--server``, ``--token``).
+"""``meshctx jobs register|get|list|delete|state|attest|heartbeat``: jobs in a meshctx registry (``--server``,
+``--token``).
 
 Exit status: 0 done, 1 the registry refused (the problem is printed: not found, conflict, invalid topology, no
 permission), 2 usage error, 3 the server could not answer.
