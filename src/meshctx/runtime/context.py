@@ -294,6 +294,7 @@ class MeshContext:
         from ..launch.spec import ENV_STRATEGY
         from ..plan.problems import TopologyError
         from ..plan.strategies import resolve_strategy
+        from .heartbeat import start_job_heartbeat
         from .launch_env import LaunchEnvError, read_launch_env
 
         launch = read_launch_env(environ)
@@ -324,6 +325,7 @@ class MeshContext:
             **policy,
         )
         launch.check_fingerprint(ctx.fingerprint())
+        start_job_heartbeat(ctx, environ)  # rank 0 attests and renews the job's lease (MESHCTX_JOB_ID/SERVER)
         return ctx
 
     def fingerprint(self) -> str:
