@@ -29,6 +29,7 @@ from meshctx.plan.request import TopologyRequest
 from ..http.errors import REFUSED, InvalidFields
 from ..http.wire import Open
 from ..settings import Settings
+from .admission_register import register_admitted
 from .checks import LongNumbersRoute, TooSlow, limits_of, off_loop
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
@@ -264,4 +265,4 @@ async def admission_kubernetes(body: AdmissionReviewIn, request: Request) -> JSO
                 "warnings": [shorten(f"meshctx: not checked: {slow}")],
             },
         }
-    return JSONResponse(answer)
+    return JSONResponse(await register_admitted(request, document, answer))  # MESHCTX_ADMISSION_REGISTER
