@@ -15,7 +15,9 @@ from meshctx_service.registry import (
     CapacityError,
     IllegalTransitionError,
     InvalidInputError,
+    InvalidTopologyError,
     JobState,
+    NotFoundError,
     Registry,
 )
 from meshctx_service.registry.errors import JobEndedError, NodesInUseError
@@ -192,3 +194,27 @@ def test_occupancy_lists_every_topology_node(registry: Registry) -> None:
         {"node": "gpu4", "job": "j"},
     ]
     assert (occupancy["gpus"], occupancy["held_gpus"], occupancy["free_gpus"]) == (16, 8, 8)
+
+
+def test_a_replica_plans_again_when_another_reshaped_or_recreated_the_cluster(registry: Registry) -> None:
+    """Registrations plan on the cluster's shape as their process last saw it; the write checks it is still the
+    shape of the row it locks, so a cluster another replica reshaped, or deleted and created again, is read anew."""
+    other = Registry(registry.engine)  # another replica: its own memory, the same database
+    registry.put_cluster("acme", "c", nodes=4, gpus_per_node=8)
+    registry.register_job("acme", "first", fsdp2(8), cluster="c")  # this replica now knows c as 4 × 8
+    registry.delete_job("acme", "first")
+    other.delete_cluster("acme", "c")
+    other.put_cluster("acme", "c", nodes=4, gpus_per_node=4)  # same name, version 1 again, 16 GPUs
+    with pytest.raises(InvalidTopologyError) as small:
+        registry.register_job("acme", "big", fsdp2(32), cluster="c")
+    assert "cluster_too_small" in {p["code"] for p in small.value.problems}
+    assert registry.register_job("acme", "fits", fsdp2(16), cluster="c").job.gpus == 16
+    other.put_cluster("acme", "c", nodes=8, gpus_per_node=4)  # reshaped (grown) while "fits" runs
+    assert registry.register_job("acme", "more", fsdp2(16), cluster="c").created
+    with pytest.raises(CapacityError):
+        registry.register_job("acme", "over", fsdp2(8), cluster="c")
+    other.delete_job("acme", "fits")
+    other.delete_job("acme", "more")
+    other.delete_cluster("acme", "c")
+    with pytest.raises(NotFoundError):
+        registry.register_job("acme", "gone", fsdp2(8), cluster="c")

@@ -16,6 +16,8 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Select, Table, case, delete, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import InstrumentedAttribute, Session, defer
 
 from meshctx.job_states import NAMES, TRANSITIONS, JobState
@@ -115,6 +117,15 @@ class Registry:
     def __init__(self, engine: Engine, *, default_lease_s: int = DEFAULT_LEASE_S) -> None:
         self.engine = engine
         self.default_lease_s = default_lease_s
+        #: (tenant, cluster) → its shape as this process last read it: registrations plan on it, and their write
+        #: (which reads the shape back from the row it locks) plans again if it changed.
+        self._shapes: dict[tuple[str, str | None], _Shape] = {}
+        self._sqlite = engine.dialect.name == "sqlite"
+
+    def _insert_new(self, table: Table) -> Any:
+        """``INSERT … ON CONFLICT (tenant, job_id) DO NOTHING`` in this engine's dialect."""
+        dialect = sqlite_insert if self._sqlite else postgresql_insert
+        return dialect(table).on_conflict_do_nothing(index_elements=["tenant", "job_id"])
 
     # -- clusters -------------------------------------------------------------------------------------------
 
@@ -265,72 +276,77 @@ class Registry:
             raise InvalidInputError([("nodes", "an allocation is held on a cluster; name the cluster.")])
         body = {"request": request.to_dict(), "cluster": cluster, "labels": labels}
         digest = body_digest(body if hosts is None else {**body, "nodes": hosts})
-        for _ in range(ATTEMPTS):
-            shape, stored = self._snapshot(tenant, job_id, cluster, topology=hosts is not None)
+        for attempt in range(ATTEMPTS):
+            # A job with an allocation reads a fresh snapshot (its capacity is checked before the costly placement);
+            # one without plans on the cluster's shape as this process last saw it, which the write verifies.
+            cached = self._shapes.get((tenant, cluster)) if hosts is None and attempt == 0 else None
+            if cluster is None or cached is not None:
+                shape, stored, fresh = cached, None, False
+            else:
+                shape, stored = self._snapshot(tenant, job_id, cluster, topology=hosts is not None)
+                self._shapes[(tenant, cluster)] = shape
+                fresh = True
             if stored is not None and stored.body_digest == digest:
                 planned = None  # a repeat: the write returns the stored job
             else:
-                planned = self._plan(request, cluster, shape, stored, hosts)
+                planned = self._plan(request, shape, stored if fresh else None, hosts, fresh=fresh)
+            args: dict[str, Any] = {
+                "tenant": tenant,
+                "job_id": job_id,
+                "cluster": cluster,
+                "labels": labels,
+                "hosts": hosts,
+            }
+            args |= {"lease": lease, "digest": digest, "planned": planned}
             try:
-                return run_write_core(
-                    self.engine,
-                    partial(
-                        self._register,
-                        tenant=tenant,
-                        job_id=job_id,
-                        cluster=cluster,
-                        labels=labels,
-                        if_match=if_match,
-                        hosts=hosts,
-                        lease=lease,
-                        digest=digest,
-                        planned=planned,
-                    ),
-                )
+                if planned is not None and if_match is None:
+                    try:  # the common case, a new job
+                        return run_write_core(self.engine, partial(self._register_new, **args))
+                    except _Exists:
+                        pass
+                return run_write_core(self.engine, partial(self._register, if_match=if_match, **args))
             except _ClusterChanged:
+                self._shapes.pop((tenant, cluster), None)
                 continue
         raise RegistryBusyError(f"Cluster {cluster!r} kept changing shape while job {job_id!r} was registered.")
 
-    def _snapshot(self, tenant: str, job_id: str, cluster: str | None, *, topology: bool) -> tuple[Any, Any]:
+    def _snapshot(self, tenant: str, job_id: str, cluster: str, *, topology: bool) -> tuple[_Shape, Any]:
         """The cluster's shape and counters and the stored job's summary, as of now (no lock)."""
-        columns = [
-            CLUSTERS.c.name,
-            CLUSTERS.c.version,
-            CLUSTERS.c.nodes,
-            CLUSTERS.c.gpus_per_node,
-            CLUSTERS.c.nvlink_domain,
-            CLUSTERS.c.held_gpus,
-            CLUSTERS.c.lease_due,
-        ]
         with self.engine.connect() as connection:
-            shape = None
-            if cluster is not None:
-                query = select(*columns, *([CLUSTERS.c.topology] if topology else []))
-                shape = connection.execute(query.where(CLUSTERS.c.tenant == tenant, CLUSTERS.c.name == cluster)).first()
-                if shape is None:
-                    raise NotFoundError("cluster", cluster)
+            extra = [CLUSTERS.c.held_gpus, CLUSTERS.c.lease_due, *([CLUSTERS.c.topology] if topology else [])]
+            where = (CLUSTERS.c.tenant == tenant) & (CLUSTERS.c.name == cluster)
+            row = connection.execute(select(*_SHAPE, *extra).where(where)).first()
+            if row is None:
+                raise NotFoundError("cluster", cluster)
             stored = connection.execute(
                 select(JOBS.c.body_digest, JOBS.c.state, JOBS.c.cluster_name, JOBS.c.gpus).where(
                     JOBS.c.tenant == tenant, JOBS.c.job_id == job_id
                 )
             ).first()
             connection.rollback()
+        shape = _Shape(
+            key=tuple(row[: len(_SHAPE)]),
+            name=row.name,
+            nodes=row.nodes,
+            gpus_per_node=row.gpus_per_node,
+            nvlink_domain=row.nvlink_domain,
+            held_gpus=row.held_gpus,
+            lease_due=row.lease_due,
+            topology=row.topology if topology else None,
+        )
         return shape, stored
 
     @staticmethod
     def _plan(
-        request: TopologyRequest, cluster: str | None, shape: Any, stored: Any, hosts: list[str] | None
+        request: TopologyRequest, shape: _Shape | None, stored: Any, hosts: list[str] | None, *, fresh: bool
     ) -> _Planned:
-        """Plan the job on the cluster's snapshot, check its free GPUs (unless expired leases may free some), then
-        place its allocation: all outside the write transaction, the cheap checks before the costly one."""
+        """Plan the job on the cluster's shape; on a fresh snapshot also check its free GPUs (unless expired
+        leases may free some), then place its allocation: all outside the write transaction, the cheap checks
+        before the costly one."""
         fitted = fit(request, shape)
-        if shape is not None and (shape.lease_due is None or _utc(shape.lease_due) > _now()):
-            own = (
-                stored.gpus
-                if stored is not None and stored.cluster_name == cluster and JobState(stored.state).active
-                else 0
-            )
-            check_free(shape, shape.held_gpus - own, fitted.gpus)
+        if shape is not None and fresh and (shape.lease_due is None or _utc(shape.lease_due) > _now()):
+            active = stored is not None and stored.cluster_name == shape.name and JobState(stored.state).active
+            check_free(shape, shape.held_gpus - (stored.gpus if active else 0), fitted.gpus)
         placement = None
         if hosts is not None and shape is not None:
             if shape.topology is not None:
@@ -338,7 +354,7 @@ class Registry:
                 placement = placement_summary(fitted.mesh, shape.topology, hosts)
             else:
                 check_host_count(hosts, shape.nodes, shape.gpus_per_node, fitted.gpus)
-        return _Planned(fitted, placement, shape.version if shape is not None else None)
+        return _Planned(fitted, placement, shape.key if shape is not None else None)
 
     def _register(
         self,
@@ -354,8 +370,9 @@ class Registry:
         digest: str,
         planned: _Planned | None,
     ) -> Registration:
-        """The write: a few Core statements (the job's row, one ``UPDATE … RETURNING`` per cluster that both
-        locks it and moves its counters, the insert), plus node rows when the job holds nodes."""
+        """The write of any registration: a few Core statements (the job's row, one ``UPDATE … RETURNING`` per
+        cluster that both locks it and moves its counters, the insert or update), plus node rows when the job
+        holds nodes."""
         now = _now()
         row = connection.execute(
             select(*_SUMMARY).where(JOBS.c.tenant == tenant, JOBS.c.job_id == job_id).with_for_update()
@@ -394,66 +411,19 @@ class Registry:
             delta[1] += fitted.gpus
         for name in sorted(deltas):
             jobs_delta, gpus_delta = deltas[name]
-            values: dict[str, Any] = {
-                "active_jobs": CLUSTERS.c.active_jobs + jobs_delta,
-                "held_gpus": CLUSTERS.c.held_gpus + gpus_delta,
-            }
-            mine = name == cluster and expiry is not None
-            if mine:
-                earlier = or_(CLUSTERS.c.lease_due.is_(None), CLUSTERS.c.lease_due > expiry)
-                values["lease_due"] = case((earlier, expiry), else_=CLUSTERS.c.lease_due)
-            locked = connection.execute(
-                update(CLUSTERS)
-                .where(CLUSTERS.c.tenant == tenant, CLUSTERS.c.name == name)
-                .values(**values)
-                .returning(
-                    CLUSTERS.c.version,
-                    CLUSTERS.c.nodes,
-                    CLUSTERS.c.gpus_per_node,
-                    CLUSTERS.c.held_gpus,
-                    CLUSTERS.c.lease_due,
-                )
-            ).first()
-            if locked is None:
-                raise NotFoundError("cluster", name)
-            if name != cluster:
-                continue
-            if locked.version != planned.cluster_version:
-                raise _ClusterChanged
-            held = locked.held_gpus
-            if locked.lease_due is not None and _utc(locked.lease_due) <= now:
-                held -= sum(
-                    lost.gpus for lost in expire_due(connection, tenant, name, now, keep=expiry if mine else None)
-                )
-            capacity = locked.nodes * locked.gpus_per_node
-            if gpus_delta > 0 and held > capacity:
-                raise CapacityError(name, capacity, held - fitted.gpus, fitted.gpus)
+            key = planned.cluster_key if name == cluster else None
+            mine = name == cluster
+            _hold(connection, tenant, name, jobs_delta, gpus_delta, key, expiry if mine else None, now, fitted.gpus)
         if row is not None and row.nodes:
             connection.execute(delete(NODES).where(NODES.c.job_pk == row.id))
         if hosts is not None and cluster is not None:
             _check_nodes_free(connection, tenant, cluster, hosts)
-        values = {
-            "cluster_name": cluster,
-            "labels": labels,
-            "request": fitted.request,
-            "plan": fitted.plan,
-            "fingerprint": fitted.fingerprint,
-            "gpus": fitted.gpus,
-            "body_digest": digest,
-            "placement": planned.placement,
-            "nodes": hosts,
-            "lease_seconds": lease,
-            "lease_expires_at": expiry,
-            "updated_at": now,
-        }
+        values = _job_values(cluster, labels, hosts, lease, digest, planned, now, expiry)
         if row is None:
             version, created_at = 1, now
+            fields = {"tenant": tenant, "job_id": job_id, "state": JobState.REGISTERED.value, "version": 1}
             pk = connection.execute(
-                insert(JOBS)
-                .values(
-                    tenant=tenant, job_id=job_id, state=JobState.REGISTERED.value, version=1, created_at=now, **values
-                )
-                .returning(JOBS.c.id)
+                insert(JOBS).values(created_at=now, **fields, **values).returning(JOBS.c.id)
             ).scalar_one()
         else:
             pk, version, created_at = row.id, row.version + 1, row.created_at
@@ -473,6 +443,41 @@ class Registry:
             )
         )
         return Registration(record, created=row is None, changed=True)
+
+    def _register_new(
+        self,
+        connection: Connection,
+        *,
+        tenant: str,
+        job_id: str,
+        cluster: str | None,
+        labels: dict[str, str],
+        hosts: list[str] | None,
+        lease: int,
+        digest: str,
+        planned: _Planned,
+    ) -> Registration:
+        """The write of a job not registered yet, the hot path: ``INSERT … ON CONFLICT DO NOTHING`` (``_Exists``
+        when it is registered after all: the full write decides), then the cluster's lock and counters in one
+        ``UPDATE … RETURNING``; with BEGIN and COMMIT, four statements."""
+        now = _now()
+        expiry = expires(now, lease)
+        values = _job_values(cluster, labels, hosts, lease, digest, planned, now, expiry)
+        fields = {"tenant": tenant, "job_id": job_id, "state": JobState.REGISTERED.value, "version": 1}
+        adding = self._insert_new(JOBS).values(created_at=now, **fields, **values).returning(JOBS.c.id)
+        pk = connection.execute(adding).scalar_one_or_none()
+        if pk is None:
+            raise _Exists
+        if cluster is not None:
+            gpus = planned.fitted.gpus
+            _hold(connection, tenant, cluster, 1, gpus, planned.cluster_key, expiry, now, gpus)
+            if hosts is not None:
+                _check_nodes_free(connection, tenant, cluster, hosts)
+                connection.execute(
+                    insert(NODES), [{"tenant": tenant, "cluster_name": cluster, "host": h, "job_pk": pk} for h in hosts]
+                )
+        record = _job_record(SimpleNamespace(created_at=now, **fields, **values))
+        return Registration(record, created=True, changed=True)
 
     def get_job(self, tenant: str, job_id: str) -> JobRecord:
         with read_session(self.engine) as session:
@@ -737,6 +742,10 @@ class _Retry(Exception):
     """The job changed between two statements of a write: run it again."""
 
 
+class _Exists(Exception):
+    """The fast path's insert found the job already registered."""
+
+
 class _ClusterChanged(Exception):
     """The cluster (or the job) changed between the snapshot a registration planned on and its write."""
 
@@ -745,7 +754,33 @@ class _ClusterChanged(Exception):
 class _Planned:
     fitted: Fit
     placement: dict[str, Any] | None
-    cluster_version: int | None
+    cluster_key: tuple[Any, ...] | None  # the ``_SHAPE`` of the cluster it was planned on
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """A cluster as a registration plans on it; ``key`` (its ``_SHAPE`` columns) tells whether it changed."""
+
+    key: tuple[Any, ...]
+    name: str
+    nodes: int
+    gpus_per_node: int
+    nvlink_domain: int | None
+    held_gpus: int
+    lease_due: datetime | None
+    topology: dict[str, Any] | None
+
+
+#: What a plan depends on; ``id`` and ``created_at`` tell a cluster deleted and created again from the old one.
+_SHAPE = (
+    CLUSTERS.c.id,
+    CLUSTERS.c.created_at,
+    CLUSTERS.c.version,
+    CLUSTERS.c.name,
+    CLUSTERS.c.nodes,
+    CLUSTERS.c.gpus_per_node,
+    CLUSTERS.c.nvlink_domain,
+)
 
 
 #: What the register write reads of an existing job (not its request, plan or placement).
@@ -796,6 +831,77 @@ def _release(connection: Connection, tenant: str, row: Any) -> None:
             .where(CLUSTERS.c.tenant == tenant, CLUSTERS.c.name == row.cluster_name)
             .values(active_jobs=CLUSTERS.c.active_jobs - 1, held_gpus=CLUSTERS.c.held_gpus - row.gpus)
         )
+
+
+def _hold(
+    connection: Connection,
+    tenant: str,
+    name: str,
+    jobs_delta: int,
+    gpus_delta: int,
+    planned_on: tuple[Any, ...] | None,
+    expiry: datetime | None,
+    now: datetime,
+    needed: int = 0,
+) -> None:
+    """Lock cluster ``name`` and move its counters in one ``UPDATE … RETURNING`` (lowering its ``lease_due`` to a
+    new lease's ``expiry``); for the cluster a job is planned on (``planned_on``, its ``_SHAPE``), check it has
+    not changed since, settle its expired leases if due, and check its capacity for the job's ``needed`` GPUs."""
+    values: dict[str, Any] = {
+        "active_jobs": CLUSTERS.c.active_jobs + jobs_delta,
+        "held_gpus": CLUSTERS.c.held_gpus + gpus_delta,
+    }
+    if expiry is not None:
+        earlier = or_(CLUSTERS.c.lease_due.is_(None), CLUSTERS.c.lease_due > expiry)
+        values["lease_due"] = case((earlier, expiry), else_=CLUSTERS.c.lease_due)
+    locked = connection.execute(
+        update(CLUSTERS)
+        .where(CLUSTERS.c.tenant == tenant, CLUSTERS.c.name == name)
+        .values(**values)
+        .returning(*_SHAPE, CLUSTERS.c.held_gpus, CLUSTERS.c.lease_due)
+    ).first()
+    if locked is None:
+        if planned_on is not None:
+            raise _ClusterChanged  # deleted since it was planned on: look again (then 404)
+        raise NotFoundError("cluster", name)
+    if planned_on is None:
+        return
+    if tuple(locked[: len(_SHAPE)]) != planned_on:
+        raise _ClusterChanged
+    held = locked.held_gpus
+    if locked.lease_due is not None and _utc(locked.lease_due) <= now:
+        held -= sum(lost.gpus for lost in expire_due(connection, tenant, name, now, keep=expiry))
+    capacity = locked.nodes * locked.gpus_per_node
+    if gpus_delta > 0 and held > capacity:
+        raise CapacityError(name, capacity, held - needed, needed)
+
+
+def _job_values(
+    cluster: str | None,
+    labels: dict[str, str],
+    hosts: list[str] | None,
+    lease: int,
+    digest: str,
+    planned: _Planned,
+    now: datetime,
+    expiry: datetime | None,
+) -> dict[str, Any]:
+    """The columns a registration writes (besides its key, state, version and created_at)."""
+    fitted = planned.fitted
+    return {
+        "cluster_name": cluster,
+        "labels": labels,
+        "request": fitted.request,
+        "plan": fitted.plan,
+        "fingerprint": fitted.fingerprint,
+        "gpus": fitted.gpus,
+        "body_digest": digest,
+        "placement": planned.placement,
+        "nodes": hosts,
+        "lease_seconds": lease,
+        "lease_expires_at": expiry,
+        "updated_at": now,
+    }
 
 
 def _check_nodes_free(connection: Connection, tenant: str, cluster: str, hosts: list[str]) -> None:
