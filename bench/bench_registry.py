@@ -95,13 +95,18 @@ def seed(registry: Registry, jobs: int, samples: int) -> tuple[dict[str, object]
     return admission.plan, admission.fingerprint
 
 
-def timed(action: Callable[[int], object], samples: int) -> list[float]:
+def timed(
+    action: Callable[[int], object], baseline: Callable[[int], object], samples: int
+) -> tuple[list[float], list[float]]:
+    """Each sample times the action, then its baseline: interleaved, so a slow spell of a shared machine hits both."""
     action(-1)  # warm-up
-    out = []
+    baseline(-1)
+    out: tuple[list[float], list[float]] = ([], [])
     for i in range(samples):
-        start = time.perf_counter()
-        action(i)
-        out.append(time.perf_counter() - start)
+        for run, times in ((action, out[0]), (baseline, out[1])):
+            start = time.perf_counter()
+            run(i)
+            times.append(time.perf_counter() - start)
     return out
 
 
@@ -154,7 +159,7 @@ def run_backend(name: str, url: str, jobs: int, samples: int) -> list[tuple[str,
     ]
     results = []
     for label, action, baseline in cases:
-        results.append((f"{name}: {label}", timed(action, samples), timed(baseline, samples)))
+        results.append((f"{name}: {label}", *timed(action, baseline, samples)))
     with engine.connect() as connection:
         stored = connection.execute(text("SELECT count(*) FROM jobs")).scalar_one()
     engine.dispose()
@@ -194,7 +199,10 @@ def main() -> int:
         if server is not None:
             server.stop()
 
-    print(f"{args.jobs} stored jobs, {args.samples} samples each; baseline = bare SQL through the same engine")
+    print(
+        f"{args.jobs} stored jobs, {args.samples} samples each; baseline = bare SQL through the same engine, "
+        "timed alternately with the operation"
+    )
     print("| operation | median | p99 | baseline median | baseline p99 | ratio (median) |")
     print("|---|---:|---:|---:|---:|---:|")
     for label, measured, baseline in rows:

@@ -15,7 +15,20 @@ from functools import partial
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Select, Table, case, delete, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    Select,
+    Table,
+    bindparam,
+    case,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import InstrumentedAttribute, Session, defer
@@ -120,12 +133,10 @@ class Registry:
         #: (tenant, cluster) → its shape as this process last read it: registrations plan on it, and their write
         #: (which reads the shape back from the row it locks) plans again if it changed.
         self._shapes: dict[tuple[str, str | None], _Shape] = {}
-        self._sqlite = engine.dialect.name == "sqlite"
-
-    def _insert_new(self, table: Table) -> Any:
-        """``INSERT … ON CONFLICT (tenant, job_id) DO NOTHING`` in this engine's dialect."""
-        dialect = sqlite_insert if self._sqlite else postgresql_insert
-        return dialect(table).on_conflict_do_nothing(index_elements=["tenant", "job_id"])
+        # INSERT … ON CONFLICT (tenant, job_id) DO NOTHING in this engine's dialect, built once: a statement object
+        # made per call costs more Python (its construction and cache key) than its round trip.
+        dialect = sqlite_insert if engine.dialect.name == "sqlite" else postgresql_insert
+        self._add_new = dialect(JOBS).on_conflict_do_nothing(index_elements=["tenant", "job_id"]).returning(JOBS.c.id)
 
     # -- clusters -------------------------------------------------------------------------------------------
 
@@ -464,8 +475,7 @@ class Registry:
         expiry = expires(now, lease)
         values = _job_values(cluster, labels, hosts, lease, digest, planned, now, expiry)
         fields = {"tenant": tenant, "job_id": job_id, "state": JobState.REGISTERED.value, "version": 1}
-        adding = self._insert_new(JOBS).values(created_at=now, **fields, **values).returning(JOBS.c.id)
-        pk = connection.execute(adding).scalar_one_or_none()
+        pk = connection.execute(self._add_new, {"created_at": now, **fields, **values}).scalar_one_or_none()
         if pk is None:
             raise _Exists
         if cluster is not None:
@@ -847,19 +857,8 @@ def _hold(
     """Lock cluster ``name`` and move its counters in one ``UPDATE … RETURNING`` (lowering its ``lease_due`` to a
     new lease's ``expiry``); for the cluster a job is planned on (``planned_on``, its ``_SHAPE``), check it has
     not changed since, settle its expired leases if due, and check its capacity for the job's ``needed`` GPUs."""
-    values: dict[str, Any] = {
-        "active_jobs": CLUSTERS.c.active_jobs + jobs_delta,
-        "held_gpus": CLUSTERS.c.held_gpus + gpus_delta,
-    }
-    if expiry is not None:
-        earlier = or_(CLUSTERS.c.lease_due.is_(None), CLUSTERS.c.lease_due > expiry)
-        values["lease_due"] = case((earlier, expiry), else_=CLUSTERS.c.lease_due)
-    locked = connection.execute(
-        update(CLUSTERS)
-        .where(CLUSTERS.c.tenant == tenant, CLUSTERS.c.name == name)
-        .values(**values)
-        .returning(*_SHAPE, CLUSTERS.c.held_gpus, CLUSTERS.c.lease_due)
-    ).first()
+    params = {"b_tenant": tenant, "b_name": name, "b_jobs": jobs_delta, "b_gpus": gpus_delta, "b_expiry": expiry}
+    locked = connection.execute(_HOLD_LEASE if expiry is not None else _HOLD, params).first()
     if locked is None:
         if planned_on is not None:
             raise _ClusterChanged  # deleted since it was planned on: look again (then 404)
@@ -874,6 +873,24 @@ def _hold(
     capacity = locked.nodes * locked.gpus_per_node
     if gpus_delta > 0 and held > capacity:
         raise CapacityError(name, capacity, held - needed, needed)
+
+
+#: ``_hold``'s statement, built once (with ``_HOLD_LEASE`` lowering ``lease_due`` to a new lease's expiry).
+_HOLD = (
+    update(CLUSTERS)
+    .where(CLUSTERS.c.tenant == bindparam("b_tenant"), CLUSTERS.c.name == bindparam("b_name"))
+    .values(
+        active_jobs=CLUSTERS.c.active_jobs + bindparam("b_jobs", type_=Integer),
+        held_gpus=CLUSTERS.c.held_gpus + bindparam("b_gpus", type_=Integer),
+    )
+    .returning(*_SHAPE, CLUSTERS.c.held_gpus, CLUSTERS.c.lease_due)
+)
+_EXPIRY = bindparam("b_expiry", type_=CLUSTERS.c.lease_due.type)
+_HOLD_LEASE = _HOLD.values(
+    lease_due=case(
+        (or_(CLUSTERS.c.lease_due.is_(None), CLUSTERS.c.lease_due > _EXPIRY), _EXPIRY), else_=CLUSTERS.c.lease_due
+    )
+)
 
 
 def _job_values(
