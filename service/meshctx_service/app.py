@@ -55,7 +55,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     url = settings.database_url or default_database_url(settings.data_dir)
     await anyio.to_thread.run_sync(ensure_schema, url)  # safe from every replica at once (migrate.py)
-    app.state.registry = Registry(make_engine(url))
+    app.state.registry = Registry(make_engine(url), default_lease_s=settings.job_lease_s)
     # Everything loaded so far lives as long as the process: move it out of the collector's sight, so the
     # periodic full collections between requests scan only per-request garbage (shorter tail latencies).
     gc.collect()

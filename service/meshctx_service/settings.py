@@ -149,6 +149,15 @@ class Settings(BaseSettings):
     auth: AuthMode = "auto"
     #: ``/v1/validate``, ``/v1/layout`` and ``/v1/render/*`` answer without a token; ``false``: they need a read token.
     open_validate: bool = True
+    #: A registered job's lease when its registration names none: not heard from (heartbeat, attestation) for this
+    #: many seconds, it is ``lost`` and frees its GPUs and nodes. 0: jobs hold until told otherwise.
+    job_lease_s: Annotated[int, Field(ge=0, le=30 * 24 * 3600)] = 600
+    #: The admission webhook registers the workloads it admits (keyed by UID; integrations/admission_register.py).
+    admission_register: bool = False
+    #: Namespace → tenant of those registrations (JSON; ``"*"``: every other namespace).
+    admission_tenants: dict[str, str] | None = None
+    #: The registered cluster those registrations hold GPUs on (unset: on no cluster).
+    admission_cluster: str | None = None
 
     @model_validator(mode="after")
     def _data_dir_usable(self) -> Settings:

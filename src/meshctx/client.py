@@ -267,16 +267,25 @@ class _Api(Generic[R]):
         """``GET /v1/clusters/{name}``: the stored cluster, with its held GPUs; ``ProblemError`` 404 if none."""
         return self._do(_Call("GET", f"/v1/clusters/{_seg(name)}"))
 
-    def list_clusters(self, *, limit: int | None = None, cursor: str | None = None) -> R:
+    def list_clusters(self, *, limit: int | None = None, cursor: str | None = None, topology: bool = False) -> R:
         """``GET /v1/clusters``: one page of the tenant's clusters.
 
         Args:
             limit: the page size; cursor: the previous page's ``next_cursor``.
+            topology: include each cluster's ``topology`` (left out by default: it can be large).
 
         Returns:
             ``{"items": [...], "next_cursor": str | None}``.
         """
-        return self._do(_Call("GET", "/v1/clusters", params=_page(limit, cursor)))
+        params = _page(limit, cursor)
+        if topology:
+            params["topology"] = "true"
+        return self._do(_Call("GET", "/v1/clusters", params=params))
+
+    def occupancy(self, name: str) -> R:
+        """``GET /v1/clusters/{name}/occupancy``: per node the active job holding it (``occupancy``:
+        ``[{"node", "job"}]``), and the cluster's free GPUs."""
+        return self._do(_Call("GET", f"/v1/clusters/{_seg(name)}/occupancy"))
 
     def register_job(
         self,
@@ -287,21 +296,28 @@ class _Api(Generic[R]):
         labels: Mapping[str, str] | None = None,
         if_match: str | None = None,
         nodes: str | Sequence[str] | None = None,
+        lease_seconds: int | None = None,
     ) -> R:
-        """``PUT /v1/jobs/{job_id}``: register a job's validated plan. Repeating the same registration is a no-op.
+        """``PUT /v1/jobs/{job_id}``: register a job's validated plan. Repeating the same registration is a no-op
+        (renewing its lease).
 
         Args:
             job_id: the job's name; request: its topology (a ``TopologyRequest`` or its dict).
             cluster: the cluster whose GPUs it holds; labels: key/value labels to filter by.
             if_match: the job's current ETag, to replace a registered job.
-            nodes: its allocation (hostlist or list), placed on the cluster's topology (the job's ``placement``).
+            nodes: its allocation (hostlist or list), held while it is active and placed on the cluster's topology
+                (the job's ``placement``).
+            lease_seconds: the job is lost unless renewed within it (0: never; default: the service's
+                ``MESHCTX_JOB_LEASE_S``).
 
         Returns:
-            The stored job, ``etag`` included; an invalid topology or no capacity raises ``ProblemError``.
+            The stored job, ``etag`` included; an invalid topology, no capacity or nodes in use raise ``ProblemError``.
         """
         body: dict[str, Any] = {"request": dict(_body(request)), "cluster": cluster, "labels": dict(labels or {})}
         if nodes is not None:
             body["nodes"] = nodes if isinstance(nodes, str) else list(nodes)
+        if lease_seconds is not None:
+            body["lease_seconds"] = lease_seconds
         return self._do(_Call("PUT", f"/v1/jobs/{_seg(job_id)}", json=body, headers=_if_match(if_match)))
 
     def get_job(self, job_id: str) -> R:
@@ -342,6 +358,11 @@ class _Api(Generic[R]):
         """
         body = {"state": state}
         return self._do(_Call("PUT", f"/v1/jobs/{_seg(job_id)}/state", json=body, headers=_if_match(if_match)))
+
+    def heartbeat(self, job_id: str) -> R:
+        """Renew the job's lease; the job, with its new ``lease_expires_at``. An ended (or lost) job: 409
+        ``job_ended``."""
+        return self._do(_Call("POST", f"/v1/jobs/{_seg(job_id)}/heartbeat"))
 
     def attest(self, job_id: str, fingerprint: str) -> R:
         """``POST /v1/jobs/{job_id}/attestations``: report the fingerprint the job built.

@@ -1,8 +1,10 @@
 """A registered job's life: its states and the moves between them (the registry enforces them; clients show them).
 
 A job is registered with a validated plan, runs once it attests the mesh it built, and ends finished or failed.
-It may fail before it ever runs (e.g. the launch crashed before attesting). Active jobs hold their GPUs on
-their cluster; ended ones hold none and never change again. Standard library only, so every layer can import it.
+It may fail before it ever runs (e.g. the launch crashed before attesting). A job whose lease ran out (no
+heartbeat, attestation or re-registration in time) is lost: it ended without telling anyone. Active jobs hold
+their GPUs (and nodes) on their cluster; ended ones hold none and never change again. Standard library only, so
+every layer can import it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ class JobState(str, Enum):
     RUNNING = "running"
     FINISHED = "finished"
     FAILED = "failed"
+    LOST = "lost"
 
     def __str__(self) -> str:
         return self.value
@@ -32,10 +35,11 @@ class JobState(str, Enum):
 
 #: Legal next states of each state.
 TRANSITIONS: dict[JobState, tuple[JobState, ...]] = {
-    JobState.REGISTERED: (JobState.RUNNING, JobState.FAILED),
-    JobState.RUNNING: (JobState.FINISHED, JobState.FAILED),
+    JobState.REGISTERED: (JobState.RUNNING, JobState.FAILED, JobState.LOST),
+    JobState.RUNNING: (JobState.FINISHED, JobState.FAILED, JobState.LOST),
     JobState.FINISHED: (),
     JobState.FAILED: (),
+    JobState.LOST: (),
 }
 ACTIVE: tuple[JobState, ...] = (JobState.REGISTERED, JobState.RUNNING)
 ENDED: tuple[JobState, ...] = tuple(s for s, following in TRANSITIONS.items() if not following)

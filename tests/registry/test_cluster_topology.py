@@ -92,8 +92,8 @@ def test_bad_allocations_are_refused_naming_nodes(registry: Registry) -> None:
     assert {"unknown_node", "allocation_size_mismatch"} <= codes, codes
     assert all(any(f == "nodes" for f in p["fields"]) for p in err.value.problems)  # type: ignore[attr-defined]
     with pytest.raises(InvalidInputError) as bare:
-        registry.register_job("acme", "j", tp8(), cluster="bare", nodes="gpu[1-4]")
-    assert bare.value.errors[0]["field"] == "nodes" and "has no topology" in bare.value.errors[0]["detail"]
+        registry.register_job("acme", "j", tp8(), cluster="bare", nodes="gpu1")  # held, not placed: too few
+    assert bare.value.errors[0]["field"] == "nodes" and "allocate at least 4 hosts" in bare.value.errors[0]["detail"]
     with pytest.raises(InvalidInputError) as nowhere:
         registry.register_job("acme", "j", tp8(), nodes="gpu[1-4]")
     assert "name the cluster" in nowhere.value.errors[0]["detail"]

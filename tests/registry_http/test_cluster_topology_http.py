@@ -79,14 +79,16 @@ def test_topology_place_and_job_placement(server: LiveServer) -> None:
         assert httpx.post(f"{server.url}/v1/place", json={**body, "topology": racks()}).status_code == 200
 
         # A job with its allocation keeps the placement the place route computes.
-        job = writer.register_job("llm", TP8, cluster="racks", nodes="gpu[1-4]")
-        assert job["placement"] == {k: named[k] for k in ("order", "gpus_per_node", "axes")}
-        assert reader.get_job("llm")["placement"] == job["placement"]
         bad = refused(lambda: writer.register_job("bad", TP8, cluster="racks", nodes=["gpu1", "gpu2", "gpu9"]))
         assert bad.status == 422 and bad.problem["code"] == "invalid_placement"
         assert {p["code"] for p in bad.problem["problems"]} >= {"unknown_node", "allocation_size_mismatch"}
         assert str(bad).find("nodes: ") >= 0
-        bare = refused(lambda: writer.register_job("bad", TP8, cluster="bare", nodes="gpu[1-4]"))
+        job = writer.register_job("llm", TP8, cluster="racks", nodes="gpu[1-4]")
+        assert job["placement"] == {k: named[k] for k in ("order", "gpus_per_node", "axes")}
+        assert reader.get_job("llm")["placement"] == job["placement"]
+        full = refused(lambda: writer.register_job("bad", TP8, cluster="racks", nodes=["gpu1", "gpu2", "gpu9"]))
+        assert full.status == 409 and full.problem["code"] == "capacity_exceeded"  # checked before placing
+        bare = refused(lambda: writer.register_job("bad", TP8, cluster="bare", nodes="gpu1"))  # held: too few
         assert bare.status == 422 and bare.problem["errors"][0]["field"] == "nodes"
 
 
@@ -121,6 +123,21 @@ def test_cli_topology_and_place_cluster(server: LiveServer, tmp_path: Path) -> N
     meshctx(server, "clusters", "put", "bare-cli", "--nodes", "4", "--gpus-per-node", "4")
     bare = meshctx(server, "place", "--cluster", "bare-cli", "--server", server.url, "--tp", "8")
     assert bare.returncode == 2 and "--topology FILE" in bare.stderr
+    refused_job = meshctx(  # before j1 fills the cluster: capacity is checked before placing
+        server,
+        "jobs",
+        "register",
+        "j2",
+        "--tp",
+        "8",
+        "--world-size",
+        "16",
+        "--cluster",
+        "racks-cli",
+        "--nodes",
+        "gpu[1-2],gpu9",
+    )
+    assert refused_job.returncode == 1 and "invalid_placement" in refused_job.stderr and "gpu9" in refused_job.stderr
     job = meshctx(
         server,
         "jobs",
@@ -140,18 +157,3 @@ def test_cli_topology_and_place_cluster(server: LiveServer, tmp_path: Path) -> N
         and "placed: " in job.stdout
         and "crossings (node/nvlink_domain/leaf/spine): tp 2/0/0/2" in job.stdout
     ), job.stdout
-    refused_job = meshctx(
-        server,
-        "jobs",
-        "register",
-        "j2",
-        "--tp",
-        "8",
-        "--world-size",
-        "16",
-        "--cluster",
-        "racks-cli",
-        "--nodes",
-        "gpu[1-2],gpu9",
-    )
-    assert refused_job.returncode == 1 and "invalid_placement" in refused_job.stderr and "gpu9" in refused_job.stderr

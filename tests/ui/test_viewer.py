@@ -613,12 +613,18 @@ def test_registered_jobs_are_listed_and_open_in_the_form(page: Any, ui_server: L
     request = TopologyRequest(strategy="fsdp2", sizes=ParallelismSizes(tp_size=4, pp_size=2), world_size=32)
     with MeshctxClient(ui_server.url, token="") as client:
         client.register_job("viewer-job", request, labels={"from": "ui-test"})
+        client.put_cluster("viewer-pool", nodes=4, gpus_per_node=8)
+        client.register_job(
+            "viewer-holder", {"strategy": "ddp", "world_size": 16}, cluster="viewer-pool", nodes="ui-n[1-2]"
+        )
     open_viewer(page, ui_server, world_size=8, tp_size=1)
     assert page.is_visible("#jobs")
     page.click("#jobs [data-action=load-jobs]")
     entry = page.locator("#jobs .job-list button", has_text="viewer-job")
     entry.wait_for()
     assert "32 GPUs" in str(entry.text_content()) and "registered" in str(entry.text_content())
+    holder = page.locator("#jobs .job-list button", has_text="viewer-holder")
+    assert str(holder.text_content()).endswith("· holds ui-n1, ui-n2 on viewer-pool")  # which job holds which node
     entry.click()
     page.wait_for_function("() => document.getElementById('f-world_size').value === '32'")
     assert page.input_value("#f-tp_size") == "4" and page.input_value("#f-pp_size") == "2"

@@ -37,6 +37,7 @@ from meshctx.plan.request import TopologyRequest
 from ..http.errors import REFUSED, InvalidFields
 from ..http.wire import Open
 from ..settings import Settings
+from .admission_register import register_admitted
 from .checks import LongNumbersRoute, TooSlow, limits_of, off_loop
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
@@ -351,4 +352,6 @@ async def admission_kubernetes(body: AdmissionReviewIn, request: Request) -> JSO
             "unchecked",
         )
     request.app.state.metrics.observe_admission("kubernetes", verdict)
+    if verdict == "allowed":  # checked and valid: registered when MESHCTX_ADMISSION_REGISTER says so
+        answer = await register_admitted(request, document, answer)
     return JSONResponse(answer)

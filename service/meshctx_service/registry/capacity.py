@@ -10,14 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from meshctx.plan import ClusterShape, MeshPlan
 from meshctx.plan.problems import Code, Problem
 from meshctx.plan.request import TopologyRequest
 
 from .errors import CapacityError, InvalidTopologyError
-from .models import Cluster
+
+
+class ClusterShapeRow(Protocol):
+    """What the checks read of a cluster: an ORM ``Cluster`` or a Core row of ``clusters``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def nodes(self) -> int: ...
+    @property
+    def gpus_per_node(self) -> int: ...
+    @property
+    def nvlink_domain(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -31,7 +43,7 @@ class Fit:
     mesh: MeshPlan | None = field(default=None, compare=False)  # the plan itself, to place an allocation on
 
 
-def _shape_problems(request: TopologyRequest, cluster: Cluster) -> list[Problem]:
+def _shape_problems(request: TopologyRequest, cluster: ClusterShapeRow) -> list[Problem]:
     problems = []
     given = request.cluster
     if given is not None and (given.gpus_per_node, given.nvlink_domain) != (
@@ -61,7 +73,7 @@ def _shape_problems(request: TopologyRequest, cluster: Cluster) -> list[Problem]
     return problems
 
 
-def fit(request: TopologyRequest, cluster: Cluster | None) -> Fit:
+def fit(request: TopologyRequest, cluster: ClusterShapeRow | None) -> Fit:
     """The plan to store, or ``InvalidTopologyError`` with every problem (planner's and cluster's) at once."""
     submitted = request
     problems: list[Problem] = []
@@ -112,7 +124,7 @@ def fit(request: TopologyRequest, cluster: Cluster | None) -> Fit:
     )
 
 
-def check_free(cluster: Cluster, held: int, needed: int) -> None:
+def check_free(cluster: ClusterShapeRow, held: int, needed: int) -> None:
     """``CapacityError`` unless the cluster's GPUs cover those its other active jobs hold plus ``needed``."""
     capacity = cluster.nodes * cluster.gpus_per_node
     if held + needed > capacity:

@@ -194,3 +194,45 @@ class InvalidPlacementError(InvalidTopologyError):
     def __init__(self, problems: list[dict[str, object]]) -> None:
         super().__init__(problems)
         self.args = ("nodes: " + "; ".join(str(p["message"]) for p in problems),)
+
+
+class NodesInUseError(ConflictError):
+    """The job's ``nodes`` overlap the nodes of active jobs on the same cluster."""
+
+    code = "nodes_in_use"
+
+    def __init__(self, cluster: str, held: Sequence[tuple[str, str]]) -> None:
+        self.cluster = cluster
+        self.hosts = sorted({host for host, _ in held})
+        by_job: dict[str, list[str]] = {}
+        for host, job in held:
+            by_job.setdefault(job, []).append(host)
+        self.jobs = {job: sorted(hosts) for job, hosts in sorted(by_job.items())}
+        shown = "; ".join(
+            f"{job} holds {', '.join(hosts[:8])}" + (f", … ({len(hosts)} in all)" if len(hosts) > 8 else "")
+            for job, hosts in list(self.jobs.items())[:8]
+        )
+        super().__init__(
+            f"{len(self.hosts)} of the job's nodes on cluster {cluster!r} are held by active jobs: {shown}. "
+            f"Allocate other nodes, or end those jobs first (finished, failed, or lost when their lease runs out)."
+        )
+
+    def extras(self) -> dict[str, object]:
+        return {"cluster": self.cluster, "hosts": self.hosts, "jobs": self.jobs}
+
+
+class JobEndedError(ConflictError):
+    """A heartbeat or attestation for a job that has ended (finished, failed, or lost when its lease ran out)."""
+
+    code = "job_ended"
+
+    def __init__(self, job_id: str, state: str) -> None:
+        self.state = state
+        why = " (its lease ran out before a heartbeat renewed it)" if state == "lost" else ""
+        super().__init__(
+            f"Job {job_id!r} is {state}{why}; it holds nothing and cannot be renewed. Register the job again "
+            f"under a new job id."
+        )
+
+    def extras(self) -> dict[str, object]:
+        return {"state": self.state}

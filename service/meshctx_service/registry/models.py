@@ -41,6 +41,9 @@ class Cluster(Base):
     # The meshctx topology JSON (``Topology.to_dict()``) of its nodes, when registered: jobs that name their
     # allocation are placed on it.
     topology: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # No active job's lease on this cluster runs out before this (a lower bound, kept under this row's lock):
+    # writes look for expired leases only once it has passed (see leases.py). None: no active job has a lease.
+    lease_due: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -53,6 +56,8 @@ class Job(Base):
         CheckConstraint("gpus >= 1", name="ck_jobs_gpus"),
         Index("ix_jobs_tenant_cluster_state", "tenant", "cluster_name", "state", "gpus"),  # covers the capacity sum
         Index("ix_jobs_tenant_state", "tenant", "state"),
+        # Finds a cluster's expired leases, and its earliest lease, by a range scan (ended jobs have none).
+        Index("ix_jobs_lease", "tenant", "cluster_name", "lease_expires_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -70,6 +75,11 @@ class Job(Base):
     body_digest: Mapped[str] = mapped_column(String(64))
     # The placement of the job's allocation on its cluster's topology (order + crossings), when it named one.
     placement: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The hosts the job was allocated (``nodes`` of the registration), held while it is active (``JobNode``).
+    nodes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # 0: no lease. Otherwise an active job whose ``lease_expires_at`` passed is lost; an ended one has none.
+    lease_seconds: Mapped[int] = mapped_column(Integer, server_default="0")
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -85,3 +95,20 @@ class Attestation(Base):
     reported: Mapped[str] = mapped_column(String(80))
     matched: Mapped[bool]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class JobNode(Base):
+    """A host an active job holds on its cluster: one row per host, unique per cluster, so two active jobs can
+    never hold the same node. Rows go when the job ends (or is deleted)."""
+
+    __tablename__ = "job_nodes"
+    __table_args__ = (
+        UniqueConstraint("tenant", "cluster_name", "host", name="uq_job_nodes_host"),
+        Index("ix_job_nodes_job", "job_pk"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    cluster_name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    host: Mapped[str] = mapped_column(String(253))
+    job_pk: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))

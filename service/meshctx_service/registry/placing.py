@@ -81,3 +81,21 @@ def placement_summary(plan: MeshPlan, topology: Mapping[str, Any], hosts: Sequen
     except PlacementError as error:
         raise InvalidPlacementError([p.to_dict() for p in error.problems]) from None
     return {key: placed[key] for key in ("order", "gpus_per_node", "axes")}
+
+
+def check_host_count(hosts: Sequence[str], nodes: int, gpus_per_node: int, gpus: int) -> None:
+    """On a cluster without a topology the allocation is only held, not placed: it must still be able to hold the
+    job (its GPUs) and fit the cluster (its node count); ``InvalidInputError`` naming ``nodes`` otherwise."""
+    errors = []
+    if len(hosts) > nodes:
+        errors.append(("nodes", f"{len(hosts)} hosts given but the cluster has {nodes} nodes."))
+    if len(hosts) * gpus_per_node < gpus:
+        errors.append(
+            (
+                "nodes",
+                f"{len(hosts)} hosts × {gpus_per_node} GPUs = {len(hosts) * gpus_per_node} GPUs cannot hold the "
+                f"job's {gpus} ranks; allocate at least {-(-gpus // gpus_per_node)} hosts.",
+            )
+        )
+    if errors:
+        raise InvalidInputError(errors)

@@ -19,13 +19,15 @@ class ClusterRecord:
     created_at: datetime
     updated_at: datetime
     topology: dict[str, Any] | None = None
+    #: False in listings that leave topologies out (``topology`` is then absent from ``to_dict()``).
+    with_topology: bool = True
 
     @property
     def gpus(self) -> int:
         return self.nodes * self.gpus_per_node
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "name": self.name,
             "nodes": self.nodes,
             "gpus_per_node": self.gpus_per_node,
@@ -35,6 +37,9 @@ class ClusterRecord:
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
+        if not self.with_topology:
+            del out["topology"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,9 @@ class JobRecord:
     created_at: datetime
     updated_at: datetime
     placement: dict[str, Any] | None = None
+    nodes: list[str] | None = None
+    lease_seconds: int = 0
+    lease_expires_at: datetime | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -64,7 +72,10 @@ class JobRecord:
             "fingerprint": self.fingerprint,
             "gpus": self.gpus,
             "placement": self.placement,
+            "nodes": self.nodes,
             "state": self.state.value,
+            "lease_seconds": self.lease_seconds,
+            "lease_expires_at": self.lease_expires_at.isoformat() if self.lease_expires_at is not None else None,
             "version": self.version,
             "etag": self.etag,
             "created_at": self.created_at.isoformat(),

@@ -30,6 +30,7 @@ from .schemas import (
     JobIn,
     JobOut,
     JobPage,
+    OccupancyOut,
     RegistryProblem,
     StateIn,
 )
@@ -137,10 +138,25 @@ def get_cluster(name: ClusterName, principal: Reader, request: Request) -> JSONR
     summary="The tenant's clusters, by name",
 )
 def list_clusters(
-    principal: Reader, request: Request, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    principal: Reader,
+    request: Request,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    topology: Annotated[bool, Query(description="Include each cluster's topology (its node list).")] = False,
 ) -> JSONResponse:
-    page = _registry(request).list_clusters(principal.tenant, limit=limit, cursor=cursor)
+    page = _registry(request).list_clusters(principal.tenant, limit=limit, cursor=cursor, topology=topology)
     return JSONResponse({"items": [c.to_dict() for c in page.items], "next_cursor": page.next_cursor})
+
+
+@router.get(
+    "/clusters/{name}/occupancy",
+    tags=["clusters"],
+    response_model=None,
+    responses={200: {"model": OccupancyOut}, **_problems(404, 422, 503)},
+    summary="Which active job holds each node, and the free GPUs",
+)
+def occupancy(name: ClusterName, principal: Reader, request: Request) -> JSONResponse:
+    return JSONResponse(_registry(request).occupancy(principal.tenant, name))
 
 
 @router.delete(
@@ -184,6 +200,7 @@ def put_job(job_id: JobId, body: JobIn, principal: Writer, request: Request, if_
         if_match=if_match,
         nodes=body.nodes,
         max_nodes=request.app.state.settings.max_place_nodes,
+        lease_seconds=body.lease_seconds,
     )
     return _job_response(outcome.job, 201 if outcome.created else 200, warned=True)
 
@@ -210,7 +227,9 @@ def list_jobs(
     principal: Reader,
     request: Request,
     cluster: Annotated[str | None, Query(max_length=128, description="Only jobs on this cluster.")] = None,
-    state: Annotated[str | None, Query(max_length=32, description="registered, running, finished or failed.")] = None,
+    state: Annotated[
+        str | None, Query(max_length=32, description="registered, running, finished, failed or lost.")
+    ] = None,
     label: Annotated[list[str] | None, Query(description="KEY=VALUE; repeat for several (all must hold).")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
@@ -239,12 +258,27 @@ def delete_job(job_id: JobId, principal: Writer, request: Request, if_match: IfM
     tags=["jobs"],
     response_model=None,
     responses={200: {"model": JobOut}, **_problems(400, 413, 404, 409, 412, 422, 503)},
-    summary="Move a job along registered → running → finished | failed (write)",
+    summary="Move a job along registered → running → finished | failed | lost (write)",
 )
 def put_state(
     job_id: JobId, body: StateIn, principal: Writer, request: Request, if_match: IfMatch = None
 ) -> JSONResponse:
     return _job_response(_registry(request).set_state(principal.tenant, job_id, body.state, if_match=if_match))
+
+
+@router.post(
+    "/jobs/{job_id}/heartbeat",
+    tags=["jobs"],
+    response_model=None,
+    responses={
+        200: {"model": JobOut, "description": "Renewed: `lease_expires_at` is now + `lease_seconds`."},
+        **_problems(404, 409, 422, 503),
+    },
+    summary="Renew a job's lease while it runs (write)",
+)
+def heartbeat(job_id: JobId, principal: Writer, request: Request) -> JSONResponse:
+    """An ended job (finished, failed, or lost because its lease ran out first) is a 409 ``job_ended``."""
+    return _job_response(_registry(request).heartbeat(principal.tenant, job_id))
 
 
 @router.post(

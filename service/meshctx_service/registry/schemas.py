@@ -47,7 +47,7 @@ class ClusterOut(BaseModel):
     gpus_per_node: int
     nvlink_domain: int | None
     gpus: int
-    topology: TopologyOut | None
+    topology: TopologyOut | None = Field(default=None, description="Absent from listings unless `?topology=true`.")
     created_at: str
     updated_at: str
 
@@ -65,8 +65,14 @@ class JobIn(Strict):
     labels: dict[str, str] = Field(default_factory=dict, examples=[{"team": "llm", "priority": "high"}])
     nodes: Hostlist | list[Host] | None = Field(
         default=None,
-        description="The job's allocated hosts (a Slurm hostlist such as `gpu-[001-004]`, or a list): placed on "
-        "the cluster's topology, and the placement stored with the job.",
+        description="The job's allocated hosts (a Slurm hostlist such as `gpu-[001-004]`, or a list), held while "
+        "the job is active (409 `nodes_in_use` when an active job holds one); on a cluster with a topology they are "
+        "placed, and the placement stored with the job.",
+    )
+    lease_seconds: Int | None = Field(
+        default=None,
+        description="The job is `lost` (and frees its GPUs and nodes) unless a heartbeat, an attestation or the same "
+        "registration again renews it within this many seconds; 0: no lease. Default `MESHCTX_JOB_LEASE_S`.",
     )
 
 
@@ -87,7 +93,10 @@ class JobOut(BaseModel):
     fingerprint: str
     gpus: int
     placement: JobPlacementOut | None
+    nodes: list[str] | None
     state: State
+    lease_seconds: int
+    lease_expires_at: str | None
     version: int
     etag: str
     created_at: str
@@ -99,6 +108,26 @@ class JobOut(BaseModel):
 class JobPage(BaseModel):
     items: list[JobOut]
     next_cursor: str | None
+
+
+class NodeOccupancyOut(BaseModel):
+    node: str
+    job: str | None
+
+
+class OccupancyOut(BaseModel):
+    """Per node, the active job holding it (``null``: free); the nodes are the cluster's topology, or those
+    active jobs hold when it has none."""
+
+    cluster: str
+    nodes: int
+    gpus_per_node: int
+    gpus: int
+    active_jobs: int
+    held_gpus: int
+    free_gpus: int
+    held_nodes: int
+    occupancy: list[NodeOccupancyOut]
 
 
 class StateIn(Strict):

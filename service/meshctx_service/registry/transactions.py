@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -62,6 +62,23 @@ def run_write(engine: Engine, work: Callable[[Session], T]) -> T:
         try:
             with Session(bind, expire_on_commit=False) as session, session.begin():
                 return work(session)
+        except (IntegrityError, OperationalError) as err:
+            if not _retryable(err) or attempt == ATTEMPTS - 1:
+                if isinstance(err, OperationalError) and _retryable(err):
+                    raise RegistryBusyError(f"The registry database stayed busy: {err.orig}") from err
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def run_write_core(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """``run_write`` for SQLAlchemy Core: ``work`` gets the transaction's connection (no ORM session, no unit of
+    work: the register hot path, heartbeats and state changes are a few statements each)."""
+    bind = engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+    for attempt in range(ATTEMPTS):
+        try:
+            with bind.begin() as connection:
+                return work(connection)
         except (IntegrityError, OperationalError) as err:
             if not _retryable(err) or attempt == ATTEMPTS - 1:
                 if isinstance(err, OperationalError) and _retryable(err):

@@ -1,4 +1,4 @@
-"""``meshctx clusters put|get|list|delete``: the clusters jobs are registered on (``--server``, ``--token``).
+"""``meshctx clusters put|get|list|delete|occupancy``: the clusters jobs are registered on (``--server``, ``--token``).
 
 Exit status as ``meshctx jobs``.
 """
@@ -60,6 +60,20 @@ def cmd_clusters_list(args: argparse.Namespace) -> int:
     return emit(args, outcome, _clusters_table)
 
 
+def _occupancy_text(occupancy: Json) -> str:
+    rows = [["NODE", "JOB"]] + [[n["node"], n["job"] or "-"] for n in occupancy["occupancy"]]
+    head = (
+        f"cluster {occupancy['cluster']}: {occupancy['free_gpus']} of {occupancy['gpus']} GPUs free; "
+        f"{occupancy['active_jobs']} active job(s) hold {occupancy['held_gpus']} GPUs and "
+        f"{occupancy['held_nodes']} node(s)"
+    )
+    return head + ("\n" + table(rows, None) if occupancy["occupancy"] else "")
+
+
+def cmd_clusters_occupancy(args: argparse.Namespace) -> int:
+    return emit(args, registry_call(args, lambda c: c.occupancy(args.name)), _occupancy_text)
+
+
 def cmd_clusters_delete(args: argparse.Namespace) -> int:
     def delete(client: MeshctxClient) -> Json:
         client.delete_cluster(args.name)
@@ -86,6 +100,7 @@ def add_clusters_commands(commands: Any) -> None:
     for action, handler, text in (
         ("get", cmd_clusters_get, "one cluster"),
         ("delete", cmd_clusters_delete, "delete a cluster without active jobs (admin token)"),
+        ("occupancy", cmd_clusters_occupancy, "which active job holds each node, and the free GPUs"),
     ):
         sub = cluster_commands.add_parser(action, help=text)
         sub.add_argument("name", help="the cluster's name")

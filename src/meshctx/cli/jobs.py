@@ -1,4 +1,4 @@
-"""``meshctx jobs register|get|list|delete|state|attest|reconcile``: jobs in a meshctx registry (``--server``,
+"""``meshctx jobs register|get|list|delete|state|attest|heartbeat|reconcile``: jobs in a meshctx registry (``--server``,
 ``--token``).
 
 Exit status: 0 done, 1 the registry refused (the problem is printed: not found, conflict, invalid topology, no
@@ -29,8 +29,6 @@ from .common import (
 if TYPE_CHECKING:
     from ..client import MeshctxClient
 
-STATES = ("registered", "running", "finished", "failed")
-
 
 def _label(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
@@ -47,9 +45,15 @@ def _job_line(job: Json) -> str:
     return (
         f"job {job['job_id']}: {job['state']} {where}, {job['gpus']} GPUs ({job['plan']['strategy']} {shape})\n"
         f"  fingerprint {job['fingerprint']}\n  etag {job['etag']}  updated {job['updated_at']}"
+        + (f"\n  lease until {job['lease_expires_at']}" if job.get("lease_expires_at") else "")
+        + (f"\n  nodes {_hosts(job['nodes'])}" if job.get("nodes") else "")
         + (f"\n  labels {labels}" if labels else "")
         + (_placement_line(job["placement"]) if job.get("placement") else "")
     )
+
+
+def _hosts(hosts: list[str]) -> str:
+    return " ".join(hosts[:8]) + (f" … ({len(hosts)} nodes)" if len(hosts) > 8 else "")
 
 
 def _placement_line(placement: Json) -> str:
@@ -76,7 +80,13 @@ def cmd_jobs_register(args: argparse.Namespace) -> int:
     outcome = registry_call(
         args,
         lambda c: c.register_job(
-            args.job_id, request, cluster=args.cluster, labels=labels, if_match=args.if_match, nodes=args.nodes
+            args.job_id,
+            request,
+            cluster=args.cluster,
+            labels=labels,
+            if_match=args.if_match,
+            nodes=args.nodes,
+            lease_seconds=args.lease_seconds,
         ),
     )
     job = outcome[1]
@@ -114,6 +124,14 @@ def cmd_jobs_state(args: argparse.Namespace) -> int:
     return emit(args, outcome, _job_line)
 
 
+def cmd_jobs_heartbeat(args: argparse.Namespace) -> int:
+    def line(job: Json) -> str:
+        until = f"until {job['lease_expires_at']}" if job["lease_expires_at"] else "(it has no lease)"
+        return f"job {job['job_id']}: {job['state']}, lease renewed {until}"
+
+    return emit(args, registry_call(args, lambda c: c.heartbeat(args.job_id)), line)
+
+
 def cmd_jobs_attest(args: argparse.Namespace) -> int:
     outcome = registry_call(args, lambda c: c.attest(args.job_id, args.fingerprint))
     return emit(args, outcome, lambda a: f"job {a['job_id']}: fingerprint {a['reported']} matches the registration")
@@ -140,8 +158,8 @@ SLURM_ALIVE = frozenset(
         "RESV_DEL_HOLD",
     ]
 )
-#: Where a job Slurm no longer knows at all goes: ``lost`` where the registry has that state, else ``failed``.
-UNKNOWN_TO_SLURM = "lost" if "lost" in NAMES else "failed"
+#: Where a job Slurm no longer knows at all goes (a server older than leases refuses it: then ``failed``).
+UNKNOWN_TO_SLURM = "lost"
 
 
 def _run_slurm(argv: list[str]) -> subprocess.CompletedProcess[str] | None:
@@ -260,6 +278,13 @@ def add_jobs_commands(commands: Any) -> None:
         metavar="HOSTLIST",
         help="the job's allocated hosts (gpu-[001-004]): placed on the cluster's topology, placement stored",
     )
+    register.add_argument(
+        "--lease-seconds",
+        type=int,
+        metavar="S",
+        help="lost (GPUs and nodes freed) unless a heartbeat renews it within S seconds; 0: no lease "
+        "(default: the service's MESHCTX_JOB_LEASE_S)",
+    )
     register.add_argument("--if-match", metavar="ETAG", help="replace the registered topology of this version")
     register.set_defaults(handler=cmd_jobs_register)
 
@@ -270,7 +295,7 @@ def add_jobs_commands(commands: Any) -> None:
 
     listing = job_commands.add_parser("list", help="jobs by id, filtered")
     listing.add_argument("--cluster", help="only jobs on this cluster")
-    listing.add_argument("--state", choices=STATES, help="only jobs in this state")
+    listing.add_argument("--state", choices=NAMES, help="only jobs in this state")
     listing.add_argument("--label", type=_label, action="append", metavar="KEY=VALUE", help="repeatable; all must hold")
     page_args(listing)
     connection_args(listing)
@@ -284,7 +309,7 @@ def add_jobs_commands(commands: Any) -> None:
 
     state = job_commands.add_parser("state", help="move a job to running, finished or failed")
     state.add_argument("job_id", help="the job's id")
-    state.add_argument("state", choices=STATES, help="the new state")
+    state.add_argument("state", choices=NAMES, help="the new state")
     state.add_argument("--if-match", metavar="ETAG", help="change only this version (its etag)")
     connection_args(state)
     state.set_defaults(handler=cmd_jobs_state)
@@ -294,6 +319,11 @@ def add_jobs_commands(commands: Any) -> None:
     attest.add_argument("--fingerprint", required=True, help="sha256:… from MeshContext.to_plan().fingerprint()")
     connection_args(attest)
     attest.set_defaults(handler=cmd_jobs_attest)
+
+    heartbeat = job_commands.add_parser("heartbeat", help="renew a job's lease (it is lost when the lease runs out)")
+    heartbeat.add_argument("job_id", help="the job's id")
+    connection_args(heartbeat)
+    heartbeat.set_defaults(handler=cmd_jobs_heartbeat)
 
     reconcile = job_commands.add_parser(
         "reconcile",

@@ -23,6 +23,8 @@ from ..plan.sizes import SIZE_TABLE
 ENV_STRATEGY = "MESHCTX_STRATEGY"
 ENV_WORLD_SIZE = "MESHCTX_WORLD_SIZE"
 ENV_FINGERPRINT = "MESHCTX_FINGERPRINT"
+#: The job's id in the registry (its name): ``MeshContext.from_env`` heartbeats it when ``MESHCTX_SERVER`` is set.
+ENV_JOB_ID = "MESHCTX_JOB_ID"
 #: Size field → environment variable (the same names the SkyPilot policy reads from a task's envs).
 SIZE_ENV: dict[str, str] = {f.name: f.env for f in SIZE_TABLE}
 
@@ -204,7 +206,7 @@ def check_launch(plan: MeshPlan, launch: LaunchSpec) -> None:
 def job_env(plan: MeshPlan, launch: LaunchSpec) -> dict[str, str]:
     """The ``MESHCTX_*`` environment of the job. An elastic job's world size (and so ``dp`` and the
     fingerprint) is only known once it runs, so those are left out for a node range."""
-    env = {ENV_STRATEGY: plan.strategy.value}
+    env = {ENV_STRATEGY: plan.strategy.value, ENV_JOB_ID: launch.job_name}
     env |= {field.env: str(value) for field, value in plan.sizes.launch_values(elastic=launch.elastic)}
     if not launch.elastic:
         env[ENV_WORLD_SIZE] = str(plan.world_size)

@@ -315,6 +315,7 @@ class MeshContext:
         from ..config import STRATEGY_CONFIGS
         from ..launch.spec import ENV_STRATEGY
         from ..plan.problems import TopologyError
+        from .heartbeat import start_job_heartbeat
         from .launch_env import LaunchEnvError, read_launch_env
         from .nemo_rules import strategy_of
 
@@ -346,6 +347,7 @@ class MeshContext:
             **policy,
         )
         launch.check_fingerprint(ctx.fingerprint())
+        start_job_heartbeat(ctx, environ)  # rank 0 attests and renews the job's lease (MESHCTX_JOB_ID/SERVER)
         return ctx
 
     def fingerprint(self) -> str:

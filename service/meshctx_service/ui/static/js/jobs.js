@@ -32,12 +32,21 @@ export async function loadJobs(open) {
     const item = document.createElement("li");
     const button = document.createElement("button");
     button.type = "button";
-    button.textContent = `${job.job_id ?? job.id} · ${job.gpus ?? "?"} GPUs · ${job.state ?? ""}`;
+    button.textContent = `${job.job_id ?? job.id} · ${job.gpus ?? "?"} GPUs · ${job.state ?? ""}${heldNodes(job)}`;
     button.addEventListener("click", () => open(job.request));
     item.append(button);
     list.append(item);
   }
   status.textContent = `${jobs.length} job${jobs.length === 1 ? "" : "s"}${data.next_cursor ? " (first page)" : ""}.`;
+}
+
+/** " · holds gpu1, gpu2 … (N nodes) on CLUSTER" for a job holding nodes (the registry's occupancy), else "". */
+function heldNodes(job) {
+  const nodes = Array.isArray(job.nodes) ? job.nodes : [];
+  const active = job.state === "registered" || job.state === "running";
+  if (!nodes.length || !active) return "";
+  const shown = nodes.slice(0, 4).join(", ") + (nodes.length > 4 ? ` … (${nodes.length} nodes)` : "");
+  return ` · holds ${shown}${job.cluster ? ` on ${job.cluster}` : ""}`;
 }
 
 /** Keep the token typed in the jobs panel for this tab's session, then list again. */
