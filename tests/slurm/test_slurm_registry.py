@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from meshctx.client import MeshctxClient, ProblemError
-from meshctx.job_states import NAMES
 from meshctx.plan.request import TopologyRequest
 from tests.slurm.conftest import ROOT, Cluster
 from tests.support.servers import LiveServer, start_server
@@ -116,6 +115,7 @@ def test_a_job_is_registered_with_its_nodes_while_it_runs_and_finished_when_it_e
     assert registered["labels"]["slurm_job"] == job
     assert registered["placement"]["order"] == [HOST]  # SLURM_JOB_NODELIST, placed on the cluster's topology
     assert registered["plan"]["sizes"]["tp"] == 8
+    assert registered["lease_seconds"] == 0  # Slurm ends it, not a missing heartbeat
     _until(lambda: _state(hooked.client, f"slurm-{job}") == "finished", message="the epilog finishes it")
 
 
@@ -228,7 +228,7 @@ def test_reconcile_settles_the_jobs_slurm_ended_or_forgot_and_leaves_running_one
         settled = _reconcile(hooked)
         assert settled.returncode == 0, settled.stderr
         rows = {row["job_id"]: row for row in json.loads(settled.stdout)}
-        forgotten = "lost" if "lost" in NAMES else "failed"
+        forgotten = "lost"
         assert rows["slurm-999999"]["to"] == forgotten and rows["slurm-999999"]["slurm"] is None
         assert rows[f"slurm-{done}"] == {
             "job_id": f"slurm-{done}",
