@@ -9,6 +9,7 @@ the values they carry and named below with their module. Errors of bad input are
     │   └── RecipeError                   a recipe's distributed: section (meshctx.recipe)
     ├── FieldProblem (ValueError)         one unreadable annotation or env value (read by meshctx.integrations)
     ├── TaskRejected (ValueError)         a SkyPilot task the admin policy refuses (meshctx.integrations)
+    ├── CommandTooLong (ValueError)       a Pod's command over its bound once $(VAR) expands (meshctx.integrations)
     ├── TopologyError (ValueError)        every problem of a topology that cannot be built (meshctx.plan.problems)
     │   ├── PlacementError                an allocation or topology placement refuses (meshctx.place.problems)
     │   └── MeshBuildError                a mesh NeMo would build wrong (meshctx.runtime.nemo_rules)

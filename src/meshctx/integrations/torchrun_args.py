@@ -14,6 +14,8 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ..errors import MeshctxError
+
 LAUNCHERS = ("torch.distributed.run", "torch.distributed.launch")
 #: torchrun flags that take no value (every other ``--flag`` is followed by one unless written ``--flag=value``).
 SWITCHES = frozenset(
@@ -36,7 +38,7 @@ _VARIABLE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 MAX_COMMAND_CHARS = 1 << 17
 
 
-class CommandTooLong(ValueError):
+class CommandTooLong(MeshctxError, ValueError):
     """``command`` and ``args`` hold more than ``MAX_COMMAND_CHARS`` characters once ``$(VAR)`` is expanded."""
 
     def __init__(self, where: str) -> None:
