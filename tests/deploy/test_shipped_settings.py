@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shlex
 import shutil
 import socket
@@ -197,6 +198,9 @@ def test_systemd_unit_wires_its_state_directory_to_the_data_dir(tmp_path: Path) 
     (text,) = example.values()
     tokens.write_text(text)  # the format the docs give for /etc/meshctx/tokens (the Secret's example)
     settings["MESHCTX_TOKENS_FILE"] = str(tokens)
+    _refused_with_the_placeholder(settings)
+    text = _replace_placeholder(text)  # what the admin does before starting it
+    tokens.write_text(text)
     for served in serve(settings):
         token = next(iter(yaml.safe_load(text)))
         assert served.get("/v1/clusters", token)[0] == 200
@@ -270,13 +274,32 @@ def test_kubernetes_deployment_serves_with_its_configmap_secrets_and_mounts(tmp_
         settings[key] = str(reroot(tmp_path, value))
     assert "/tmp" in mounts and "emptyDir" in mounts["/tmp"], "Python's scratch needs a writable /tmp"
 
-    tokens = yaml.safe_load(Path(settings["MESHCTX_TOKENS_FILE"]).read_text())
+    tokens_file = Path(settings["MESHCTX_TOKENS_FILE"])
+    _refused_with_the_placeholder(settings)
+    tokens_file.write_text(_replace_placeholder(tokens_file.read_text()))  # what the admin does before applying it
+    tokens = yaml.safe_load(tokens_file.read_text())
     for served in serve(settings, cafile=Path(settings["MESHCTX_TLS_CERT_FILE"])):
         assert served.base.startswith("https://")
         assert served.get("/v1/clusters", next(iter(tokens)))[0] == 200
 
 
 # ---------------------------------------------------------------------------------------------- token files
+PLACEHOLDER = "replace-me-with-a-long-random-token"
+
+
+def _replace_placeholder(text: str) -> str:
+    assert PLACEHOLDER in text, "the shipped token example no longer names the placeholder"
+    return text.replace(PLACEHOLDER, secrets.token_hex(32))
+
+
+def _refused_with_the_placeholder(settings: dict[str, str]) -> None:
+    """The shipped tokens as they are must stop serve (exit 2, naming the placeholder), never grant access."""
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": NO_HOME, **settings, "MESHCTX_PORT": str(free_port())}
+    done = subprocess.run([*meshctx_cli(), "serve"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+    assert "placeholder" in done.stderr and settings["MESHCTX_TOKENS_FILE"] in done.stderr, done.stderr[-2000:]
+
+
 def test_a_broken_token_file_stops_serve_with_a_message_not_a_traceback(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
     tokens.write_text("first-token-of-many-chars: {tenant: team-a, role: emperor}\n")  # no such role
