@@ -42,7 +42,7 @@ def test_admitted_workloads_are_registered_once(
         assert answer.status_code == 200, answer.text
         return dict(answer.json()["response"])
 
-    with MeshctxClient(server.url, token="admin-a") as admin:
+    with MeshctxClient(server.url, token="admin-a-0123456789") as admin:
         admin.put_cluster("k8s", nodes=2, gpus_per_node=8)
         good = {"meshctx.io/tp-size": "8"}
         assert post(review(UIDS[0], good, dry_run=True))["allowed"] is True
@@ -61,5 +61,5 @@ def test_admitted_workloads_are_registered_once(
         other = post(review(UIDS[1], good, namespace="elsewhere"))
         assert other["allowed"] is True and "maps to no tenant" in other["warnings"][-1]
         assert [j["job_id"] for j in admin.list_jobs()["items"]] == [UIDS[0]]
-    with MeshctxClient(server.url, token="writer-b") as stranger:
+    with MeshctxClient(server.url, token="writer-b-0123456789") as stranger:
         assert stranger.list_jobs()["items"] == []  # registered for team-a only

@@ -30,9 +30,14 @@ def test_nothing_starts_without_the_registry_or_off_rank_zero(server: LiveServer
 
 
 def test_rank_zero_attests_and_keeps_the_lease_alive(server: LiveServer) -> None:
-    with MeshctxClient(server.url, token="writer-a") as client:
+    with MeshctxClient(server.url, token="writer-a-0123456789") as client:
         client.register_job("beating", _request(), lease_seconds=1)
-        env = {"MESHCTX_JOB_ID": "beating", "MESHCTX_SERVER": server.url, "MESHCTX_TOKEN": "writer-a", "RANK": "0"}
+        env = {
+            "MESHCTX_JOB_ID": "beating",
+            "MESHCTX_SERVER": server.url,
+            "MESHCTX_TOKEN": "writer-a-0123456789",
+            "RANK": "0",
+        }
         beat = start_job_heartbeat(Built(), env)
         assert beat is not None
         try:

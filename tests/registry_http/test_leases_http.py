@@ -31,9 +31,9 @@ def refused(call: Callable[[], object]) -> ProblemError:
 
 def test_lease_heartbeat_nodes_and_occupancy(server: LiveServer) -> None:
     with (
-        MeshctxClient(server.url, token="admin-a") as admin,
-        MeshctxClient(server.url, token="writer-a") as writer,
-        MeshctxClient(server.url, token="reader-a") as reader,
+        MeshctxClient(server.url, token="admin-a-0123456789") as admin,
+        MeshctxClient(server.url, token="writer-a-0123456789") as writer,
+        MeshctxClient(server.url, token="reader-a-0123456789") as reader,
     ):
         admin.put_cluster("leased", nodes=3, gpus_per_node=8)
         job = writer.register_job("leased-1", EIGHT, cluster="leased", nodes="n1", lease_seconds=6)
@@ -52,10 +52,12 @@ def test_lease_heartbeat_nodes_and_occupancy(server: LiveServer) -> None:
         occupancy = reader.occupancy("leased")
         assert occupancy["occupancy"] == [{"node": "n1", "job": "leased-1"}, {"node": "n2", "job": "kept-1"}]
         assert (occupancy["gpus"], occupancy["free_gpus"], occupancy["active_jobs"]) == (24, 8, 2)
-        shown = meshctx(server, "clusters", "occupancy", "leased", token="reader-a")
+        shown = meshctx(server, "clusters", "occupancy", "leased", token="reader-a-0123456789")
         assert shown.returncode == 0 and "8 of 24 GPUs free" in shown.stdout, shown.stderr
         assert any(line.split() == ["n1", "leased-1"] for line in shown.stdout.splitlines()), shown.stdout
-        as_json = json.loads(meshctx(server, "clusters", "occupancy", "leased", "--json", token="reader-a").stdout)
+        as_json = json.loads(
+            meshctx(server, "clusters", "occupancy", "leased", "--json", token="reader-a-0123456789").stdout
+        )
         assert as_json["occupancy"][0] == {"node": "n1", "job": "leased-1"}
 
         until = datetime.fromisoformat(renewed["lease_expires_at"])
@@ -65,25 +67,27 @@ def test_lease_heartbeat_nodes_and_occupancy(server: LiveServer) -> None:
         assert lost["state"] == "lost" and lost["lease_expires_at"] is None
         ended = refused(lambda: writer.heartbeat("leased-1"))
         assert ended.status == 409 and ended.problem["code"] == "job_ended" and ended.problem["state"] == "lost"
-        cli = meshctx(server, "jobs", "heartbeat", "leased-1", token="writer-a")
+        cli = meshctx(server, "jobs", "heartbeat", "leased-1", token="writer-a-0123456789")
         assert cli.returncode == 1 and "job_ended" in cli.stderr
         assert reader.occupancy("leased")["occupancy"] == [{"node": "n2", "job": "kept-1"}]
         assert writer.register_job("next-1", EIGHT, cluster="leased", nodes="n1", lease_seconds=0)["nodes"] == ["n1"]
         assert [j["job_id"] for j in reader.list_jobs(state="lost")["items"]] == ["leased-1"]
-        beat = meshctx(server, "jobs", "heartbeat", "kept-1", token="writer-a")
+        beat = meshctx(server, "jobs", "heartbeat", "kept-1", token="writer-a-0123456789")
         assert beat.returncode == 0 and "lease renewed until" in beat.stdout, beat.stderr
 
 
 def test_listings_leave_topologies_out_unless_asked(server: LiveServer) -> None:
     nodes = [{"name": f"t{i}", "gpus": 8, "nvlink_domain": None, "leaf": None, "spine": None} for i in range(64)]
-    with MeshctxClient(server.url, token="admin-a") as admin:
+    with MeshctxClient(server.url, token="admin-a-0123456789") as admin:
         admin.put_cluster("listed", nodes=64, gpus_per_node=8, topology={"nodes": nodes})
         plain = {c["name"]: c for c in admin.list_clusters()["items"]}["listed"]
         assert "topology" not in plain and plain["gpus"] == 512
         full = {c["name"]: c for c in admin.list_clusters(topology=True)["items"]}["listed"]
         assert len(full["topology"]["nodes"]) == 64
         assert admin.get_cluster("listed")["topology"] == full["topology"]
-        size = len(httpx.get(f"{server.url}/v1/clusters", headers={"Authorization": "Bearer admin-a"}).content)
+        size = len(
+            httpx.get(f"{server.url}/v1/clusters", headers={"Authorization": "Bearer admin-a-0123456789"}).content
+        )
         assert size < 2000, size
 
 
@@ -92,9 +96,9 @@ def test_two_replicas_expire_exactly_once(serve: Callable[..., LiveServer], db_u
     then clients on both replicas race for the two freed nodes and heartbeat the lost jobs: each freed node goes
     to exactly one job, the counters equal what the active jobs hold, and the lost jobs stay lost."""
     replicas = [serve(MESHCTX_DATABASE_URL=db_url, MESHCTX_TOKENS_FILE=str(tokens_file)) for _ in range(2)]
-    clients = [MeshctxClient(r.url, token="writer-a") for r in replicas]
+    clients = [MeshctxClient(r.url, token="writer-a-0123456789") for r in replicas]
     try:
-        with MeshctxClient(replicas[0].url, token="admin-a") as admin:
+        with MeshctxClient(replicas[0].url, token="admin-a-0123456789") as admin:
             admin.put_cluster("race", nodes=4, gpus_per_node=8)
         for i, name in enumerate("abcd"):
             clients[0].register_job(name, EIGHT, cluster="race", nodes=f"r{i + 1}", lease_seconds=2)

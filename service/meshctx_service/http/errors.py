@@ -24,12 +24,16 @@ tree, each class with its status and code (defined beside what raises it, module
         │   ├── JobNotUpdatableError      409 job_not_updatable
         │   ├── CapacityError             409 capacity_exceeded
         │   ├── ClusterInUseError         409 cluster_in_use
-        │   └── FingerprintMismatchError  409 fingerprint_mismatch
+        │   ├── FingerprintMismatchError  409 fingerprint_mismatch
+        │   ├── NodesInUseError           409 nodes_in_use
+        │   └── JobEndedError             409 job_ended
         └── RegistryBusyError             503 registry_busy
 
 Never answered over HTTP: ``SettingsError`` [settings] and ``TokenConfigError`` [auth.tokens] (``ValueError``s
 that stop start-up with exit status 2) and ``TooSlow`` [integrations.checks] (a check past its deadline, which
-the admission routes answer in their schedulers' own form). ``tests/service/test_problems.py`` keeps this
+the admission routes answer in their schedulers' own form); ``_Retry``, ``_Exists`` and ``_ClusterChanged``
+[registry.store] signal, inside one registration or heartbeat, that its write must run again or take the other
+path, and never leave the store. ``tests/service/test_problems.py`` keeps this
 picture complete and true.
 ``install_error_handlers`` installs every exception handler of the app, so each route answers the same way
 whichever routers an app includes.
