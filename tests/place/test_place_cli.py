@@ -66,6 +66,11 @@ def test_text_shows_the_table_and_the_launch_lines(topo_json: Path, capsys: pyte
     assert "4 / 4 / 4 / 0" in tp_row and "4 / 0 / 0 / 0" in tp_row  # lexicographic leaves; meshctx none
     assert "srun --nodes=8 --ntasks=8 --ntasks-per-node=1 bash -c" in out and "--distribution" not in out
     assert "export MESHCTX_ORDER=" in out and "--rdzv-backend=static" in out
+    assert "search: default, " in out and "optimal (" in out
+    status, out, _ = run(
+        ["place", "--topology", str(topo_json), "--tp", "8", "--search", "exhaustive", "--json"], capsys
+    )
+    assert status == 0 and json.loads(out)["search"]["mode"] == "exhaustive"
 
 
 def test_yaml_topology_gives_the_same_placement(

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from meshctx.place.placer import EXHAUSTIVE_BUDGET, EXHAUSTIVE_WORK
 from tests.support.servers import LiveServer, start_server
 
 #: Growth of the server's peak RSS a refused request may cause (the issue measured 315 MB to 1.9 GB).
@@ -241,3 +242,28 @@ def test_livez_keeps_answering_while_big_placement_bodies_arrive_back_to_back(
     assert statuses and set(statuses) == {200}
     print(f"/livez p99 {p99 * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms, {len(statuses)} placements")
     assert p99 < 0.080, f"/livez p99 {p99 * 1000:.0f} ms over {len(latencies)} probes, {len(statuses)} placements"
+
+
+#: The work deadline of the default settings (MESHCTX_WORK_DEADLINE_S): past it the answer would be a 503.
+WORK_DEADLINE_S = 10.0
+
+
+@pytest.mark.parametrize("count", [64, NODE_LIMIT], ids=["exact_search_at_64_nodes", "orders_at_the_node_limit"])
+def test_a_hostile_exhaustive_search_is_a_bounded_200(http: httpx.Client, count: int) -> None:
+    """``search: exhaustive`` at its two costliest points: 64 one-GPU nodes whose tiers do not nest with six
+    multi-node axes (the exact search runs to its whole budget: 2,000,000 assignments took 27 s before it was
+    bounded, past the deadline) and the node limit (the orders: at most 16). Each a 200 inside the deadline."""
+    cluster = [
+        {"name": f"n{i:05d}", "gpus": 1, "nvlink_domain": f"d{i * 7 % (count // 3)}", "leaf": f"l{i // 5}"}
+        for i in range(count)
+    ]
+    sizes = {"tp_size": 2, "cp_size": 2, "ep_size": 4, "pp_size": 4, "dp_replicate_size": 2}
+    body = {"strategy": "fsdp2", "world_size": count, "sizes": sizes, "topology": {"nodes": cluster}}
+    start = time.perf_counter()
+    answer = http.post("/v1/place", json={**body, "search": "exhaustive"})
+    seconds = time.perf_counter() - start
+    assert answer.status_code == 200, answer.text[:500]
+    search = answer.json()["search"]
+    assert search["mode"] == "exhaustive" and search["orders"] <= max(1, EXHAUSTIVE_WORK // count)
+    assert search["explored"] == (EXHAUSTIVE_BUDGET + 1 if count == 64 else 0)  # 64: the whole budget
+    assert seconds < WORK_DEADLINE_S, f"answered after {seconds:.1f} s"

@@ -101,6 +101,7 @@ def test_problems_are_a_200_with_valid_false(http: httpx.Client) -> None:
         ({"topology": {"nodes": [{"name": "a", "gpus": 4}, {"name": "a", "gpus": 4}]}}, "topology", "repeated: a"),
         ({"nnodes": "2:8", "nproc_per_node": 4, "world_size": None}, "nnodes", "elastic range"),
         ({"master_port": 0}, "master_port", "greater than or equal to 1"),
+        ({"search": "deep"}, "search", "'default' or 'exhaustive'"),
     ],
 )
 def test_malformed_requests_are_422_naming_the_field(
@@ -123,11 +124,24 @@ def test_server_prints_what_the_offline_command_prints(
         ["--tp", "4", "--pp", "2", "--nodes", "node[1-8]", "--command", "train.py --x 1", "--master-port", "29400"],
         ["--tp", "8", "--nodes", "node[1-3]", "--world-size", "32"],
         ["--tp", "3", "--json"],
+        ["--tp", "4", "--pp", "2", "--search", "exhaustive"],
+        ["--tp", "4", "--pp", "2", "--search", "exhaustive", "--json"],
     ):
         argv = ["place", "--topology", str(topo), *args]
         local = main(argv), capsys.readouterr()
         remote = main([*argv, "--server", server.url]), capsys.readouterr()
         assert remote == local, args
+
+
+def test_search_mode_is_the_bodys_and_the_answer_says_which_ran(http: httpx.Client) -> None:
+    body = {**BODY, "sizes": {"tp_size": 4, "pp_size": 2}}
+    plan = plan_mesh("fsdp2", ParallelismSizes(tp_size=4, pp_size=2), world_size=32)
+    for search in ("default", "exhaustive"):
+        answer = http.post("/v1/place", json={**body, "search": search})
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == place(plan, TOPOLOGY, search=search).to_dict()
+        assert answer.json()["search"]["mode"] == search
+    assert http.post("/v1/place", json=body).json()["search"]["mode"] == "default"
 
 
 def test_place_answer_is_the_http_body(http: httpx.Client) -> None:

@@ -10,6 +10,7 @@ import socket
 import time
 from pathlib import Path
 
+from meshctx.place.importers import import_slurm_conf
 from tests.slurm.conftest import Cluster
 
 JOB = """\
@@ -30,13 +31,46 @@ def test_place_slurm_lines_put_each_rank_on_its_host_file_line(slurm_cluster: Cl
     host = socket.gethostname().split(".")[0]  # the live node's name (.ci/slurm-up names it after this host)
     topology = {"nodes": [{"name": host, "gpus": GPUS, "nvlink_domain": "nvl0", "leaf": "leaf0", "spine": None}]}
     (tmp_path / "topology.json").write_text(json.dumps(topology))
+    _place_and_run(slurm_cluster, tmp_path, host, "--topology", str(tmp_path / "topology.json"))
+
+
+def test_place_slurm_lines_run_under_topology_tree(slurm_cluster: Cluster, tmp_path: Path) -> None:
+    """The cluster runs topology/tree (.ci/slurm-up's topology.conf: leaf0 over this host and meshctx-2, leaf1
+    over meshctx-[3-4], spine0 over both); Slurm reports that tree, meshctx reads the same file, and the placed
+    job runs under the plugin. Debian's Slurm 22.05 has no topology/block (23.11+), so that form is not run."""
+    host = socket.gethostname().split(".")[0]
+    config = slurm_cluster.run("scontrol", "show", "config")
+    assert re.search(r"^TopologyPlugin\s*=\s*topology/tree$", config.stdout, re.MULTILINE), config.stdout
+    shown = slurm_cluster.run("scontrol", "show", "topology")
+    assert shown.returncode == 0, shown.stderr
+    switches = {
+        fields["SwitchName"]: fields
+        for fields in (dict(item.split("=", 1) for item in line.split()) for line in shown.stdout.splitlines())
+    }
+    assert set(switches) == {"leaf0", "leaf1", "spine0"}, shown.stdout
+    assert switches["leaf0"]["Level"] == "0" and switches["leaf0"]["Nodes"] in (
+        f"{host},meshctx-2",
+        f"meshctx-2,{host}",
+    )
+    assert switches["leaf1"]["Nodes"] == "meshctx-[3-4]"
+    assert switches["spine0"]["Level"] == "1" and switches["spine0"]["Switches"] == "leaf[0-1]"
+    conf = slurm_cluster.dir / "topology.conf"
+    imported = import_slurm_conf(conf.read_text(), gpus_per_node=GPUS).topology.by_name()
+    assert (imported[host].leaf, imported[host].spine) == ("leaf0", "spine0")
+    assert (imported["meshctx-3"].leaf, imported["meshctx-3"].spine) == ("leaf1", "spine0")
+    args = ("--slurm-topology", str(conf), "--gpus-per-node", str(GPUS))
+    _place_and_run(slurm_cluster, tmp_path, host, *args)
+
+
+def _place_and_run(slurm_cluster: Cluster, tmp_path: Path, host: str, *topology: str) -> None:
+    """``meshctx place`` on ``host`` with the ``topology`` flags, its Slurm script run by ``sbatch --wait``:
+    every rank lands on the host the order gives its node rank."""
     (tmp_path / "job.py").write_text(JOB)
     port = _free_port()
     placed = slurm_cluster.run(
         "meshctx",
         "place",
-        "--topology",
-        str(tmp_path / "topology.json"),
+        *topology,
         "--nodes",
         host,
         "--tp",

@@ -4,7 +4,8 @@ Bounded: the body is read on the event loop (at most ``MESHCTX_MAX_BODY_BYTES``)
 service's work pool (``http/work.py``, shared with every planning route) under its deadline, so ``/livez`` keeps
 answering: parsing (pydantic takes ~80 ms for a 1 MiB topology), the node count and text size checked against
 the settings before any other work, then the hostlist expansion (bounded by the node limit), the import or the
-placement.
+placement (``search: exhaustive`` too: its orders and its exact search are bounded by the library, a few
+seconds at most at any size, docs/placement.md "Modes").
 """
 
 from __future__ import annotations
@@ -126,7 +127,8 @@ def _placement(raw: bytes, settings: Settings, http: Request) -> dict[str, Any]:
     except ValueError as error:
         raise InvalidFields([("topology", str(error))]) from None
     command = tuple(body.command) if body.command else None
-    return place_answer(request, topology, hosts, command=command, master_port=body.master_port or MASTER_PORT)
+    port = body.master_port or MASTER_PORT
+    return place_answer(request, topology, hosts, command=command, master_port=port, search=body.search)
 
 
 def _paused(raw: bytes, settings: Settings, http: Request) -> dict[str, Any]:

@@ -57,6 +57,11 @@ class PlaceBody(TopologyBody):
         default=None, description="The training command torchrun runs (default `train.py`)."
     )
     master_port: Annotated[Int, Field(ge=1, le=65535)] | None = None
+    search: Literal["default", "exhaustive"] = Field(
+        default="default",
+        description="`default`: bounded work, ≤ 100 ms at 2,048 nodes. `exhaustive`: every axis sequence and a "
+        "longer exact search, bounded too (seconds at most); the answer's `search.mode` says which ran.",
+    )
 
 
 ImportFormat = Literal["slurm-conf", "slurm-yaml", "kubectl"]

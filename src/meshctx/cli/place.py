@@ -71,6 +71,13 @@ def add_place_command(commands: Any) -> None:
         help="allocated hosts: a Slurm hostlist (gpu-[001-032,040]), a comma list, or @FILE with one host or "
         "hostlist a line (default: every node of the topology)",
     )
+    cmd.add_argument(
+        "--search",
+        choices=("default", "exhaustive"),
+        default="default",
+        help="default: bounded work, ≤ 100 ms at 2,048 nodes; exhaustive: every axis sequence and a longer exact "
+        "search (bounded too: seconds at most); the answer's search.mode says which ran",
+    )
     launch = cmd.add_argument_group("launch")
     launch.add_argument("--command", dest="train_command", metavar="CMD", help="training command (default train.py)")
     launch.add_argument("--master-port", type=int, default=MASTER_PORT, help=f"default {MASTER_PORT}")
@@ -243,9 +250,13 @@ def cmd_place(args: argparse.Namespace) -> int:
             body["command"] = command
         if args.master_port != MASTER_PORT:
             body["master_port"] = args.master_port
+        if args.search != "default":
+            body["search"] = args.search
         data = ask_server(args, lambda client: client.place(body))
     else:
-        data = place_answer(request, topology, allocation, command=command, master_port=args.master_port)
+        data = place_answer(
+            request, topology, allocation, command=command, master_port=args.master_port, search=args.search
+        )
     if args.json:
         print_json(data)
     elif "valid" in data:
@@ -285,6 +296,9 @@ def placement_text(data: Mapping[str, Any]) -> str:
         lines.append("  (no axis of size > 1: nothing to keep together)")
     shown = ", ".join(f"{i}={host}" for i, host in enumerate(order[:8]))
     lines += ["", f"order: {shown}{', …' if len(order) > 8 else ''}"]
+    search = data["search"]
+    proof = f"optimal ({search['proof']})" if search["optimal"] else "not proven optimal"
+    lines.append(f"search: {search['mode']}, {search['orders']} orders, {proof}")
     launch = data["launch"]
     slurm = launch["slurm"]
     lines += ["", "slurm (host file line i = node rank i):", *(f"  {line}" for line in slurm["script"])]

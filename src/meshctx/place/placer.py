@@ -133,10 +133,13 @@ EXACT_NODES = 16
 EXACT_BUDGET = 20_000
 ORDER_WORK = 6_144
 #: Exhaustive mode: every sequence of the axes (up to this many axes with classes; beyond, every single
-#: move), and the exact search up to this many nodes with this budget.
+#: move) while orders × nodes stays below ``EXHAUSTIVE_WORK`` (16 orders at 16,384 nodes, 128 at 2,048), and
+#: the exact search up to this many nodes with this budget. Bounded so that the service can offer it: a few
+#: seconds at most at any size (docs/placement.md, "Modes").
 EXHAUSTIVE_AXES = 7
+EXHAUSTIVE_WORK = 262_144
 EXHAUSTIVE_NODES = 64
-EXHAUSTIVE_BUDGET = 2_000_000
+EXHAUSTIVE_BUDGET = 200_000
 MODES = ("default", "exhaustive")
 #: The axes the default improvement loop moves (the flattened dp, dp_shard_cp and dp_cp are joins of these).
 MOVED_AXES = frozenset(PRIORITY[:7])
@@ -191,7 +194,7 @@ def place(
 
     ``allocation`` is a list of host names, a hostlist expression, or ``None`` for every node. ``search``
     is ``default`` (bounded work: ≤ 100 ms at 2,048 nodes) or ``exhaustive`` (every axis sequence and a
-    longer exact search; seconds at thousands of nodes)."""
+    longer exact search, both bounded too: seconds at most)."""
     if search not in MODES:
         raise ValueError(f"search: one of {', '.join(MODES)}, got {search!r}")
     exhaustive = search == "exhaustive"
@@ -228,7 +231,7 @@ def place(
     paths: tuple[Callable[[Node], Path], ...] = (nested_path,) if is_nested else (nested_path, domain_path)
     tried: set[tuple[object, ...]] = set()
     best: tuple[list[int], list[int], tuple[int, ...], Callable[[Node], Path]] | None = None
-    work = 10**12 if exhaustive else ORDER_WORK
+    work = EXHAUSTIVE_WORK if exhaustive else ORDER_WORK
     deferred: list[tuple[tuple[int, ...], Callable[[Node], Path]]] = []
 
     def attempt(
