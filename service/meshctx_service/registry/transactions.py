@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, select
@@ -36,6 +36,7 @@ from .errors import RegistryBusyError
 from .models import Cluster
 
 T = TypeVar("T")
+H = TypeVar("H")
 ATTEMPTS = 5
 _RETRYABLE_SQLSTATES = {"40001", "40P01", "23505"}  # serialization failure, deadlock, unique violation
 
@@ -54,14 +55,13 @@ def _retryable(err: DBAPIError) -> bool:
     return "unique constraint failed" in text or "database is locked" in text
 
 
-def run_write(engine: Engine, work: Callable[[Session], T]) -> T:
-    """Run ``work`` in one write transaction (``BEGIN IMMEDIATE`` on SQLite); commit, or retry it whole
-    after a lost insert race, deadlock or serialization abort. Registry errors raised by ``work`` roll back."""
-    bind = engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+def _retried(begin: Callable[[], AbstractContextManager[H]], work: Callable[[H], T]) -> T:
+    """``work`` in the transaction ``begin()`` opens; run again whole after a lost insert race, deadlock or
+    serialization abort, ``RegistryBusyError`` when the database stays locked."""
     for attempt in range(ATTEMPTS):
         try:
-            with Session(bind, expire_on_commit=False) as session, session.begin():
-                return work(session)
+            with begin() as handle:
+                return work(handle)
         except (IntegrityError, OperationalError) as err:
             if not _retryable(err) or attempt == ATTEMPTS - 1:
                 if isinstance(err, OperationalError) and _retryable(err):
@@ -69,23 +69,26 @@ def run_write(engine: Engine, work: Callable[[Session], T]) -> T:
                 raise
             time.sleep(0.01 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+@contextmanager
+def _write_session(bind: Engine) -> Iterator[Session]:
+    with Session(bind, expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+def run_write(engine: Engine, work: Callable[[Session], T]) -> T:
+    """Run ``work`` in one write transaction (``BEGIN IMMEDIATE`` on SQLite); commit, or retry it whole
+    after a lost insert race, deadlock or serialization abort. Registry errors raised by ``work`` roll back."""
+    bind = engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+    return _retried(lambda: _write_session(bind), work)
 
 
 def run_write_core(engine: Engine, work: Callable[[Connection], T]) -> T:
     """``run_write`` for SQLAlchemy Core: ``work`` gets the transaction's connection (no ORM session, no unit of
     work: the register hot path, heartbeats and state changes are a few statements each)."""
     bind = engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
-    for attempt in range(ATTEMPTS):
-        try:
-            with bind.begin() as connection:
-                return work(connection)
-        except (IntegrityError, OperationalError) as err:
-            if not _retryable(err) or attempt == ATTEMPTS - 1:
-                if isinstance(err, OperationalError) and _retryable(err):
-                    raise RegistryBusyError(f"The registry database stayed busy: {err.orig}") from err
-                raise
-            time.sleep(0.01 * (attempt + 1))
-    raise AssertionError("unreachable")
+    return _retried(bind.begin, work)
 
 
 def lock_cluster(session: Session, tenant: str, name: str) -> Cluster | None:
