@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
-from starlette.background import BackgroundTask
 
 from meshctx.place import Topology
 from meshctx.place.answer import place_answer
@@ -34,7 +33,7 @@ from ..registry.store import Registry
 from ..settings import Settings
 from ..topology.schemas import ValidationReportOut
 from .fastbody import parse_place_body
-from .memory import TRIM_AFTER_BYTES, gc_paused, give_back_memory
+from .memory import gc_paused
 from .schemas import IMPORT_EXAMPLES, PLACE_EXAMPLES, ImportBody, PlaceBody, PlacementOut, TopologyOut
 
 router = APIRouter(prefix="/v1", tags=["placement"])
@@ -162,9 +161,8 @@ async def place_route(request: Request) -> FastJSONResponse:
     settings: Settings = request.app.state.settings
     raw = await request.body()  # bounded by MESHCTX_MAX_PLACE_BODY_BYTES (413 above)
     answer = await _off_loop(request, lambda: _paused(raw, settings, request))
-    # A big placement leaves its parse and answer in freed heap the allocator keeps: hand it back once sent.
-    trim = BackgroundTask(give_back_memory) if len(raw) > TRIM_AFTER_BYTES else None
-    return FastJSONResponse(answer, background=trim)
+    # the heap a big placement freed goes back after the response (http/memory.py: trim_soon, for slow requests)
+    return FastJSONResponse(answer)
 
 
 def _imported(raw: bytes, settings: Settings) -> dict[str, Any]:
