@@ -18,7 +18,7 @@ import anyio
 from fastapi import Request
 
 from meshctx.integrations.job_sizes import read_job_sizes
-from meshctx.integrations.workloads import WORKLOADS, get
+from meshctx.integrations.workloads import WORKLOADS, get, workload_request
 from meshctx.launch.annotations import MODEL_ANNOTATIONS, PREFIX, SIZE_ANNOTATIONS, STRATEGY
 from meshctx.plan.request import TopologyRequest
 
@@ -50,13 +50,7 @@ def _admitted_request(request: Mapping[str, Any]) -> tuple[str, str, TopologyReq
         return None
     namespace = str(get(obj, "metadata", "namespace") or request.get("namespace") or "")
     name = str(get(obj, "metadata", "name") or request.get("name") or "")
-    ask = TopologyRequest(
-        strategy=job.strategy,
-        sizes=job.sizes,
-        nnodes=world.nnodes,
-        nproc_per_node=world.nproc_per_node,
-        model=job.model,
-    )
+    ask = workload_request(job, world)
     labels = {"k8s-kind": kind[:256], "k8s-namespace": namespace[:256], "k8s-name": name[:256]}
     return uid, namespace, ask, labels
 

@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 
 from meshctx.integrations.job_sizes import read_job_sizes, shown
 from meshctx.integrations.limits import Check, Limits
-from meshctx.integrations.workloads import MAX_PROBLEMS, WORKLOADS, World, get
+from meshctx.integrations.workloads import MAX_PROBLEMS, WORKLOADS, World, get, workload_request
 from meshctx.launch.annotations import FINGERPRINT, MODEL_ANNOTATIONS, SIZE_ANNOTATIONS, STRATEGY
 from meshctx.launch.annotations import PREFIX as ANNOTATION_PREFIX
 from meshctx.plan.request import TopologyRequest
@@ -188,13 +188,7 @@ def decide(request: Mapping[str, Any], check: Check | None = None, unchecked: Un
         return _deny(CODE_UNREADABLE, f"meshctx: {name}: {_listed(unreadable)}")
     if world.unknown is not None:
         return not_checked(name, world.unknown, unchecked)
-    ask = TopologyRequest(
-        strategy=job.strategy,
-        sizes=job.sizes,
-        nnodes=world.nnodes,
-        nproc_per_node=world.nproc_per_node,
-        model=job.model,
-    )
+    ask = workload_request(job, world)
     too_big = (check or Limits().errors)(ask)
     if too_big:
         sources = {**job.sources, **world.sources}

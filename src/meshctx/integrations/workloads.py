@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..launch.annotations import NPROC_PER_NODE
-from .job_sizes import FieldProblem, parse_count, shown
+from ..plan.request import TopologyRequest
+from .job_sizes import FieldProblem, JobSizes, parse_count, shown
 from .torchrun_args import CommandTooLong, TorchrunArgs, literal_env, read_torchrun
 
 GPU = "nvidia.com/gpu"
@@ -65,6 +66,17 @@ class World:
     def key(self) -> tuple[object, ...]:
         """What an update must leave alone for the workload not to need a new check."""
         return (self.nnodes, self.nproc_per_node, tuple(self.problems), self.unknown)
+
+
+def workload_request(job: JobSizes, world: World) -> TopologyRequest:
+    """The topology a workload asks for: its sizes and model from the annotations, its world from the spec."""
+    return TopologyRequest(
+        strategy=job.strategy,
+        sizes=job.sizes,
+        nnodes=world.nnodes,
+        nproc_per_node=world.nproc_per_node,
+        model=job.model,
+    )
 
 
 def get(data: object, *path: str) -> Any:
