@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,7 +25,8 @@ from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[1]
+from serving import meshctx_process
+
 TOKEN = "bench-hostile-writer-token-0123456789"
 ANSWER_S, LIVEZ_S, PEAK_MB, BACK_MB, BACK_WITHIN_S = 2.0, 1.0, 160.0, 100.0, 60.0
 UID = "705ab4f5-6393-11e8-b7cc-42010a800002"
@@ -234,29 +233,12 @@ class Watch:
 
 
 @contextmanager
-def server(port: int) -> Iterator[subprocess.Popen[bytes]]:
-    tmp = Path(tempfile.mkdtemp(prefix="meshctx-hostile-"))
-    tokens = tmp / "tokens.yaml"
+def server(port: int) -> Iterator[subprocess.Popen[str]]:
+    """``meshctx serve`` with shipped defaults and a token file (bench/serving.py)."""
+    tokens = Path(tempfile.mkdtemp(prefix="meshctx-hostile-")) / "tokens.yaml"
     tokens.write_text(f"{TOKEN}: {{tenant: bench, role: write}}\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO / "service")]))
-    env.update(MESHCTX_DATA_DIR=str(tmp / "data"), MESHCTX_TOKENS_FILE=str(tokens))
-    command = [sys.executable, "-m", "meshctx.cli", "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "wb"))  # noqa: SIM115
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"meshctx serve did not start: {(tmp / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.05)
+    with meshctx_process(port, MESHCTX_TOKENS_FILE=str(tokens)) as process:
         yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def main() -> int:

@@ -18,10 +18,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def meshctx_server(port: int, *args: str) -> Iterator[str]:
-    """The server's URL once ``/readyz`` answers 200 (``args`` follow ``meshctx serve --port PORT``)."""
+def meshctx_process(port: int, *args: str, **settings: str) -> Iterator[subprocess.Popen[str]]:
+    """The server process once ``/readyz`` answers 200 (``args`` follow ``meshctx serve --port PORT``; ``settings``
+    are ``MESHCTX_*`` variables added to the environment)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO / "service")]))
     env["MESHCTX_DATA_DIR"] = tempfile.mkdtemp(prefix="meshctx-bench-")  # a throwaway registry, not $HOME's
+    env.update(settings)
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile("w+") as log:
         command = [sys.executable, "-m", "meshctx.cli", "serve", "--port", str(port), *args]
@@ -38,7 +40,14 @@ def meshctx_server(port: int, *args: str) -> Iterator[str]:
                     log.seek(0)
                     raise SystemExit(f"meshctx serve did not become ready:\n{log.read()[-3000:]}")
                 time.sleep(0.05)
-            yield url
+            yield server
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+@contextmanager
+def meshctx_server(port: int, *args: str) -> Iterator[str]:
+    """The server's URL once ``/readyz`` answers 200 (``args`` follow ``meshctx serve --port PORT``)."""
+    with meshctx_process(port, *args):
+        yield f"http://127.0.0.1:{port}"
