@@ -9,9 +9,14 @@ loopback). Three kinds are interleaved round by round, so a machine's load drift
 
 It prints each kind's median and min wall time, the median CPU time the server (and the children it waited
 for, such as the migration) had used when it became ready, and the ratio of each ``meshctx serve`` median to the
-bare app's (the target in docs/contract.md: ≤ 2× for fresh and migrated databases).
+bare app's (the target in docs/contract.md: ≤ 2× for fresh and migrated databases). ``--before TREE`` also
+starts, in the same rounds, ``meshctx serve`` from another checkout (``fresh-before``, ``migrated-before``), so a
+change is measured against the tree before it under the same load.
 
-    python bench/bench_startup.py [--rounds 7]
+Every server may write its bytecode caches (``PYTHONDONTWRITEBYTECODE`` is dropped), so after the warm-up start
+each imports compiled modules, as an installed package does.
+
+    python bench/bench_startup.py [--rounds 7] [--before /path/to/other/checkout]
 """
 
 from __future__ import annotations
@@ -88,18 +93,19 @@ def time_start(command: list[str], env: dict[str, str], port: int) -> tuple[floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--before", type=Path, help="another checkout whose meshctx serve is timed alongside")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="meshctx-bench-startup-"))
     (work / "bare.py").write_text(BARE_APP)
     base = dict(os.environ)
-    for name in ("MESHCTX_DATABASE_URL", "MESHCTX_TOKENS_FILE"):
+    for name in ("MESHCTX_DATABASE_URL", "MESHCTX_TOKENS_FILE", "PYTHONDONTWRITEBYTECODE"):
         base.pop(name, None)
-    service_path = os.pathsep.join([str(ROOT / "src"), str(ROOT / "service")])
-    migrated = work / "migrated"
+    trees = {"": ROOT} if args.before is None else {"": ROOT, "-before": args.before.resolve()}
 
-    def serve(data_dir: Path) -> tuple[list[str], dict[str, str]]:
+    def serve(data_dir: Path, tree: Path) -> tuple[list[str], dict[str, str]]:
         port = _free_port()
-        env = dict(base, PYTHONPATH=service_path, MESHCTX_DATA_DIR=str(data_dir), MESHCTX_LOG_LEVEL="warning")
+        path = os.pathsep.join([str(tree / "src"), str(tree / "service")])
+        env = dict(base, PYTHONPATH=path, MESHCTX_DATA_DIR=str(data_dir), MESHCTX_LOG_LEVEL="warning")
         return [sys.executable, "-m", "meshctx.cli", "serve", "--port", str(port)], env
 
     def bare() -> tuple[list[str], dict[str, str]]:
@@ -108,18 +114,21 @@ def main() -> None:
         return command, dict(base, PYTHONPATH=str(work), BENCH_CWD=str(work))
 
     def run(kind: str, round_number: int) -> tuple[float, float]:
+        database, _, suffix = kind.partition("-")
+        tree = trees["-" + suffix if suffix else ""]
         if kind == "bare":
             command, env = bare()
-        elif kind == "fresh":
-            command, env = serve(work / f"fresh-{round_number}")
+        elif database == "fresh":
+            command, env = serve(work / f"{kind}-{round_number}", tree)
         else:
-            command, env = serve(migrated)
+            command, env = serve(work / kind, tree)
         port = int(command[command.index("--port") + 1])
         return time_start(command, env, port)
 
-    run("migrated", -1)  # creates the migrated database (and warms the file cache for every kind)
-    run("bare", -1)
-    times: dict[str, list[tuple[float, float]]] = {"bare": [], "fresh": [], "migrated": []}
+    kinds = ["bare", *(f"{database}{suffix}" for suffix in trees for database in ("fresh", "migrated"))]
+    for kind in kinds:  # creates the migrated databases, writes bytecode caches and warms the file cache
+        run(kind, -1)
+    times: dict[str, list[tuple[float, float]]] = {kind: [] for kind in kinds}
     for round_number in range(args.rounds):
         for kind in times:
             times[kind].append(run(kind, round_number))
@@ -132,7 +141,7 @@ def main() -> None:
         cpu = statistics.median(c for _, c in samples)
         ratios = "" if kind == "bare" else f"  {wall / bare_wall:.2f}× bare (CPU {cpu / bare_cpu:.2f}×)"
         low = min(w for w, _ in samples)
-        print(f"  {kind:9s} median {wall * 1000:6.0f} ms (min {low * 1000:6.0f}), CPU {cpu * 1000:5.0f} ms{ratios}")
+        print(f"  {kind:16s} median {wall * 1000:6.0f} ms (min {low * 1000:6.0f}), CPU {cpu * 1000:5.0f} ms{ratios}")
 
 
 if __name__ == "__main__":
