@@ -31,7 +31,7 @@ from .http.protocol import HttpProtocol
 from .http.work import WorkPool
 from .integrations import kubernetes, render, skypilot
 from .placement import routes as placement_routes
-from .registry import Registry, default_database_url, ensure_schema, make_engine
+from .registry import LazyRegistry, default_database_url, ensure_schema
 from .registry import routes as registry_routes
 from .settings import Settings
 from .topology import routes as topology_routes
@@ -54,8 +54,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     validate_topology("fsdp2", ParallelismSizes(tp_size=8, ep_size=8), world_size=131072).to_dict()
     settings: Settings = app.state.settings
     url = settings.database_url or default_database_url(settings.data_dir)
-    await anyio.to_thread.run_sync(ensure_schema, url)  # safe from every replica at once (migrate.py)
-    app.state.registry = Registry(make_engine(url), default_lease_s=settings.job_lease_s)
+    await anyio.to_thread.run_sync(ensure_schema, url)  # safe from every replica at once (registry/schema.py)
+    # Opened by the first request that needs it: SQLAlchemy and the store load then (registry/lazy.py).
+    app.state.registry = LazyRegistry(url, default_lease_s=settings.job_lease_s)
     # Everything loaded so far lives as long as the process: move it out of the collector's sight, so the
     # periodic full collections between requests scan only per-request garbage (shorter tail latencies).
     gc.collect()
@@ -63,7 +64,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.ready = True
     yield
     app.state.ready = False
-    app.state.registry.engine.dispose()
+    app.state.registry.close()
     app.state.work.close()
     app.state.admission_work.close()
     if app.state.access_log is not None:

@@ -12,7 +12,8 @@ import pytest
 
 from meshctx_service.registry import default_database_url, upgrade_database
 from meshctx_service.registry.engine import make_engine
-from meshctx_service.registry.migrate import HEAD_REVISION, current_revision
+from meshctx_service.registry.migrate import current_revision
+from meshctx_service.registry.schema import HEAD_REVISION
 from tests.support.env import REPO, checkout_env
 
 #: No ``if __name__ == "__main__":`` on purpose: every line runs whenever the module is executed.
@@ -69,7 +70,7 @@ def test_a_failed_migration_names_the_cause(tmp_path: Path) -> None:
     probe = f"""
 import sqlite3, sys
 sys.path[:0] = [{str(REPO / "service")!r}, {str(REPO / "src")!r}]
-from meshctx_service.registry.migrate import ensure_schema
+from meshctx_service.registry.schema import ensure_schema
 path = {str(tmp_path / "broken.db")!r}
 connection = sqlite3.connect(path)
 connection.execute("CREATE TABLE clusters (unrelated INTEGER)")  # the first migration cannot create it

@@ -144,3 +144,29 @@ def test_a_token_file_others_may_write_is_exit_2(tmp_path: Path) -> None:
 def test_unreadable_token_file_is_exit_2(tmp_path: Path) -> None:
     output = _serve_fails(service_env(MESHCTX_TOKENS_FILE=str(tmp_path / "missing"), MESHCTX_DATA_DIR=str(tmp_path)))
     assert "Cannot read token file" in output and "No such file or directory" in output
+
+
+#: Start-up and the first registry requests, in one process: SQLAlchemy loaded or not after each.
+FIRST_USE = """
+import sys
+from fastapi.testclient import TestClient
+from meshctx_service.app import create_app
+from meshctx_service.settings import Settings
+
+with TestClient(create_app(Settings(data_dir={data!r}))) as client:
+    print("readyz", client.get("/readyz").status_code, "sqlalchemy" in sys.modules)
+    print("clusters", client.get("/v1/clusters").status_code, "sqlalchemy" in sys.modules)
+    print("jobs", client.get("/v1/jobs").status_code)
+"""
+
+
+def test_ready_without_sqlalchemy_which_the_first_registry_request_loads(tmp_path: Path) -> None:
+    """Start-up checks (or creates) the SQLite schema with sqlite3 alone and says ready; the registry, with
+    SQLAlchemy, opens on its first request — on a fresh database and on the same one at the newest revision."""
+    program = FIRST_USE.format(data=str(tmp_path / "data"))
+    for database in ("fresh", "migrated"):
+        done = subprocess.run(
+            [sys.executable, "-c", program], cwd=REPO, env=service_env(), capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == ["readyz 200 False", "clusters 200 True", "jobs 200"], database

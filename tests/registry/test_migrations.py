@@ -12,8 +12,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from meshctx_service.registry import make_engine, upgrade_database
-from meshctx_service.registry.migrate import HEAD_REVISION, current_revision, ensure_schema, head_revision
+from meshctx_service.registry.migrate import current_revision, head_revision
 from meshctx_service.registry.models import Base
+from meshctx_service.registry.schema import HEAD_REVISION, SQLITE_SCHEMA, ensure_schema
 from tests.support.env import checkout_env
 
 
@@ -38,7 +39,7 @@ def test_concurrent_upgrades_serialize(db_url: str) -> None:
 
 
 def test_head_revision_constant_is_alembics_head() -> None:
-    assert head_revision() == HEAD_REVISION, "bump HEAD_REVISION in migrate.py with every new migration"
+    assert head_revision() == HEAD_REVISION, "bump HEAD_REVISION in schema.py with every new migration"
 
 
 def _schema(url: str) -> dict[str, object]:
@@ -104,17 +105,53 @@ def test_ensure_schema_migrates_an_older_database_in_a_child_interpreter(db_url:
         engine.dispose()
 
 
+def _loaded_after_start_ups(*urls: str) -> list[str]:
+    """Which of SQLAlchemy and Alembic a fresh interpreter holds after ``ensure_schema`` of each URL in turn."""
+    calls = "".join(f"ensure_schema({url!r})\n" for url in urls)
+    probe = (
+        "import sys\n"
+        "from meshctx_service.registry import ensure_schema\n"
+        f"{calls}"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'alembic'})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], env=checkout_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
 def test_start_up_never_loads_alembic_into_the_server(tmp_path: Path) -> None:
     """Fresh and outdated databases alike: Alembic (11 MB) runs, if at all, in a child that exits."""
     older = f"sqlite:///{tmp_path / 'older.db'}"
     upgrade_database(older, "0002")
-    probe = (
-        "import sys\n"
-        "from meshctx_service.registry.migrate import ensure_schema\n"
-        f"ensure_schema({'sqlite:///' + str(tmp_path / 'fresh.db')!r})\n"
-        f"ensure_schema({older!r})\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], env=checkout_env(), capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert _loaded_after_start_ups(f"sqlite:///{tmp_path / 'fresh.db'}", older) == ["sqlalchemy"]
+
+
+def test_the_sqlite_schema_start_up_creates_is_what_the_models_create(tmp_path: Path) -> None:
+    """``SQLITE_SCHEMA`` (start-up creates a SQLite file from it without SQLAlchemy) is, statement for statement
+    and whitespace aside, what ``Base.metadata.create_all`` runs on SQLite: after a model changes, paste the
+    statements this test prints into schema.py (and add a migration)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'models.db'}")
+    try:
+        with engine.begin() as connection:
+            Base.metadata.create_all(connection)
+            rows = connection.exec_driver_sql("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL").all()
+    finally:
+        engine.dispose()
+    models = sorted(" ".join(str(row[0]).split()) for row in rows)
+    shipped = sorted(" ".join(statement.split()) for statement in SQLITE_SCHEMA if "alembic_version" not in statement)
+    assert shipped == models, "\n\n".join(str(row[0]) for row in rows)
+
+
+def test_start_up_on_a_sqlite_file_loads_no_sqlalchemy(tmp_path: Path) -> None:
+    """A fresh SQLite file is created, and then checked at the head revision, with sqlite3 alone; it is then
+    what the migrations leave (WAL mode, stamped ``HEAD_REVISION``)."""
+    url = f"sqlite:///{tmp_path / 'data' / 'meshctx.db'}"
+    assert _loaded_after_start_ups(url, url) == []
+    engine = make_engine(url)
+    try:
+        assert current_revision(engine) == HEAD_REVISION
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    finally:
+        engine.dispose()

@@ -23,7 +23,7 @@ from meshctx.launch.annotations import MODEL_ANNOTATIONS, PREFIX, SIZE_ANNOTATIO
 from meshctx.plan.request import TopologyRequest
 
 from ..http.errors import ServiceError
-from ..registry import Registry
+from ..registry.lazy import LazyRegistry
 from ..settings import Settings
 
 WARNING_LIMIT = 120
@@ -60,7 +60,7 @@ def _tenant(settings: Settings, namespace: str) -> str | None:
     return tenants.get(namespace) or tenants.get("*")
 
 
-def _register(registry: Registry, settings: Settings, request: Mapping[str, Any]) -> str | None:
+def _register(registry: LazyRegistry, settings: Settings, request: Mapping[str, Any]) -> str | None:
     """Register the admitted workload; a warning to add to the review, or None."""
     found = _admitted_request(request)
     if found is None:
@@ -70,7 +70,7 @@ def _register(registry: Registry, settings: Settings, request: Mapping[str, Any]
     if tenant is None:
         return f"meshctx: not registered: namespace {namespace!r} maps to no tenant (MESHCTX_ADMISSION_TENANTS)"
     try:
-        registry.register_job(
+        registry.get().register_job(
             tenant,
             uid,
             ask,
@@ -90,7 +90,7 @@ async def register_admitted(request: Request, document: Mapping[str, Any], answe
     response = answer.get("response") or {}
     if not settings.admission_register or not response.get("allowed"):
         return answer
-    registry: Registry = request.app.state.registry
+    registry: LazyRegistry = request.app.state.registry
     warning = await anyio.to_thread.run_sync(_register, registry, settings, document.get("request") or {})
     if warning is not None:
         shown = warning if len(warning) <= WARNING_LIMIT else warning[: WARNING_LIMIT - 1] + "…"

@@ -29,7 +29,7 @@ from ..http.errors import REFUSED, InvalidFields, ProblemDetails
 from ..http.openapi import body_doc
 from ..http.responses import FastJSONResponse
 from ..http.work import WorkPool
-from ..registry.store import Registry
+from ..registry.lazy import LazyRegistry
 from ..settings import Settings
 from ..topology.schemas import ValidationReportOut
 from .fastbody import parse_place_body
@@ -74,8 +74,8 @@ def _registered_topology(request: Request, name: str) -> dict[str, Any]:
     such cluster in the tenant (another tenant's included), 422 naming ``cluster_name`` when it has none."""
     gate: Gate = request.app.state.gate
     principal = gate.principal(request.headers.get("authorization"), Role.READ)
-    registry: Registry = request.app.state.registry
-    cluster = registry.get_cluster(principal.tenant, name)
+    registry: LazyRegistry = request.app.state.registry
+    cluster = registry.get().get_cluster(principal.tenant, name)
     if cluster.topology is None:
         raise InvalidFields(
             [

@@ -1,4 +1,13 @@
-"""The topology registry: clusters and jobs (validated plans, capacity, state, attestations) per tenant."""
+"""The topology registry: clusters and jobs (validated plans, capacity, state, attestations) per tenant.
+
+``Registry`` (the store), ``upgrade_database`` and ``upgrade_engine`` load SQLAlchemy, so they are imported on
+first use (``__getattr__``): the service starts without them (``lazy.py``, ``schema.py``).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from meshctx.job_states import JobState
 
@@ -18,9 +27,16 @@ from .errors import (
     RegistryBusyError,
     RegistryError,
 )
-from .migrate import ensure_schema, upgrade_database, upgrade_engine
+from .lazy import LazyRegistry
 from .records import AttestationRecord, ClusterRecord, JobRecord, Page, Registration
-from .store import Registry
+from .schema import ensure_schema
+
+if TYPE_CHECKING:
+    from .migrate import upgrade_database, upgrade_engine
+    from .store import Registry
+
+#: Names loaded on first use, and the module each comes from.
+_ON_FIRST_USE = {"Registry": ".store", "upgrade_database": ".migrate", "upgrade_engine": ".migrate"}
 
 __all__ = [
     "AttestationRecord",
@@ -36,6 +52,7 @@ __all__ = [
     "JobNotUpdatableError",
     "JobRecord",
     "JobState",
+    "LazyRegistry",
     "NotFoundError",
     "Page",
     "PreconditionFailedError",
@@ -49,3 +66,11 @@ __all__ = [
     "upgrade_database",
     "upgrade_engine",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _ON_FIRST_USE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_ON_FIRST_USE[name], __name__), name)
+    globals()[name] = value
+    return value

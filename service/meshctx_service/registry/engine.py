@@ -5,6 +5,9 @@ acknowledged write survives a crash of the process *and* of the machine) and a b
 writers from several processes queue instead of failing. Python's sqlite3 module is told to keep its hands
 off transactions (``isolation_level=None``) so that we can issue ``BEGIN IMMEDIATE`` for writes: see
 ``transactions.py`` for why.
+
+SQLAlchemy loads when the first engine is made, not with this module: start-up reads a SQLite file's schema
+revision with the standard library alone (``schema.py``).
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 DEFAULT_FILENAME = "meshctx.db"
 BUSY_TIMEOUT_S = 30.0
@@ -32,6 +35,9 @@ def default_database_url(data_dir: str | Path) -> str:
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://user@host/db``)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database in (None, "", ":memory:"):
@@ -51,7 +57,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     )
 
 
-def _use_wal(cursor: Any) -> None:
+def use_wal(cursor: Any) -> None:
     """WAL mode, which the file keeps once set. Switching needs the database to itself, and SQLite answers
     "database is locked" at once (no busy handler) while another connection — say a replica migrating the same
     fresh file — holds it; so the switch is only asked for when the file is not in WAL yet, and retried until
@@ -67,11 +73,13 @@ def _use_wal(cursor: Any) -> None:
 
 
 def _configure_sqlite(engine: Engine) -> None:
+    from sqlalchemy import event
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-        _use_wal(cursor)
+        use_wal(cursor)
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

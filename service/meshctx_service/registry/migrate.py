@@ -4,8 +4,9 @@
 in one transaction holding a transaction-scoped advisory lock, and on SQLite under ``BEGIN IMMEDIATE``, so
 concurrent upgrades run one after the other and the later ones find nothing to do.
 
-Start-up (``ensure_schema``) never loads Alembic in the server, whose ~11 MB would stay for the process's life:
-a database at ``HEAD_REVISION`` is checked with one query; an empty one gets the models' tables and is stamped
+Start-up (``schema.ensure_schema``, which reads a plain SQLite file itself and comes here for every other
+database) never loads Alembic in the server, whose ~11 MB would stay for the process's life: a database at
+``HEAD_REVISION`` is checked with one query; an empty one gets the models' tables and is stamped
 ``HEAD_REVISION`` in one transaction under the same lock (what the migrations build, column order aside: a test
 compares the two); an older one is migrated by Alembic in a short-lived child interpreter.
 """
@@ -23,14 +24,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Column, Connection, Engine, MetaData, PrimaryKeyConstraint, String, Table, inspect, text
 
 from .engine import SQLITE_BEGIN, make_engine
+from .schema import HEAD_REVISION
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _ADVISORY_LOCK_KEY = 0x6D657368  # "mesh"
-#: The newest migration's revision id; a test keeps it equal to what Alembic finds in ``migrations/``.
-HEAD_REVISION = "0004"
 
 
 def _config() -> Config:
@@ -75,7 +75,7 @@ def upgrade_database(url: str, revision: str = "head") -> str | None:
         engine.dispose()
 
 
-def ensure_schema(url: str) -> None:
+def bring_to_head(url: str) -> None:
     """Start-up: bring the database at ``url`` to ``HEAD_REVISION`` unless it is there already.
 
     An empty database is created here, in this process, from the models; one at an older revision is migrated

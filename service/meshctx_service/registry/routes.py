@@ -7,7 +7,7 @@ problem+json (``http.errors``). Every operation is scoped to the tenant of the c
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -18,6 +18,7 @@ from meshctx.plan.cluster import cluster_warnings
 from ..auth import Principal, Role
 from ..auth.gate import needs
 from ..http.errors import InvalidFields
+from .lazy import LazyRegistry
 from .paging import DEFAULT_LIMIT, MAX_LIMIT
 from .records import JobRecord
 from .schemas import (
@@ -34,7 +35,9 @@ from .schemas import (
     RegistryProblem,
     StateIn,
 )
-from .store import Registry
+
+if TYPE_CHECKING:
+    from .store import Registry
 
 router = APIRouter(prefix="/v1")
 
@@ -64,8 +67,8 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def _registry(request: Request) -> Registry:
-    registry: Registry = request.app.state.registry
-    return registry
+    lazy: LazyRegistry = request.app.state.registry
+    return lazy.get()
 
 
 def _job_response(job: JobRecord, status: int = 200, *, warned: bool = False) -> JSONResponse:
