@@ -106,18 +106,15 @@ def fit(request: TopologyRequest, cluster: ClusterShapeRow | None) -> Fit:
                     f"Use a world size of at most {capacity}, or a larger cluster.",
                 )
             )
-    wire = report.to_dict()
     # The planner also reports nproc_exceeds_gpus_per_node (against the shape given it): keep the registry's
     # message, which names the cluster, once.
-    own = {p.code.value for p in problems}
-    kept = [p for p in wire["problems"] if p["code"] not in own]  # type: ignore[attr-defined]
-    found = [*kept, *(p.to_dict() for p in problems)]
+    own = {p.code for p in problems}
+    found = [p.to_dict() for p in (*(p for p in report.problems if p.code not in own), *problems)]
     if found or plan is None:
-        wire |= {"valid": False, "problems": found, "plan": None}
-        raise InvalidTopologyError(found, wire)
+        raise InvalidTopologyError(found, report.to_dict() | {"valid": False, "problems": found, "plan": None})
     return Fit(
         request=submitted.to_dict(),
-        plan=wire["plan"],  # type: ignore[arg-type]
+        plan=plan.to_dict(),
         fingerprint=plan.fingerprint(),
         gpus=plan.world_size,
         mesh=plan,

@@ -21,15 +21,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, delete, func, select, update
+from sqlalchemy import ColumnElement, Connection, delete, func, select, update
 
 from meshctx.job_states import ACTIVE, JobState
 
-from .models import Cluster, Job, JobNode
+from .models import CLUSTERS, JOBS, NODES
 
-JOBS: Table = Job.__table__  # type: ignore[assignment]
-CLUSTERS: Table = Cluster.__table__  # type: ignore[assignment]
-NODES: Table = JobNode.__table__  # type: ignore[assignment]
 ACTIVE_NAMES = tuple(s.value for s in ACTIVE)
 #: The longest lease a job may ask for (30 days).
 MAX_LEASE_S = 30 * 24 * 3600

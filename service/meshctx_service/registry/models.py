@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Table, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from meshctx.job_states import NAMES as STATE_NAMES
@@ -112,3 +112,10 @@ class JobNode(Base):
     cluster_name: Mapped[str] = mapped_column(String(NAME_LENGTH))
     host: Mapped[str] = mapped_column(String(253))
     job_pk: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+
+
+# The Core tables, for statements written without the ORM (``__table__`` is typed as any ``FromClause``).
+CLUSTERS: Table = Base.metadata.tables[Cluster.__tablename__]
+JOBS: Table = Base.metadata.tables[Job.__tablename__]
+ATTESTATIONS: Table = Base.metadata.tables[Attestation.__tablename__]
+NODES: Table = Base.metadata.tables[JobNode.__tablename__]

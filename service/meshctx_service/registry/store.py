@@ -20,7 +20,6 @@ from sqlalchemy import (
     Engine,
     Integer,
     Select,
-    Table,
     bindparam,
     case,
     delete,
@@ -53,14 +52,13 @@ from .errors import (
     RegistryBusyError,
 )
 from .etags import body_digest, etag_matches, make_etag
-from .leases import ACTIVE_NAMES, CLUSTERS, JOBS, MAX_LEASE_S, NODES, expire_due, expires
-from .models import Attestation, Cluster, Job
+from .leases import ACTIVE_NAMES, MAX_LEASE_S, expire_due, expires
+from .models import ATTESTATIONS, CLUSTERS, JOBS, NODES, Attestation, Cluster, Job
 from .paging import DEFAULT_LIMIT, check_limit, decode_cursor, encode_cursor
-from .placing import MAX_NODES, check_host_count, checked_topology, expanded_nodes, placement_summary
+from .place import MAX_NODES, check_host_count, checked_topology, expanded_nodes, placement_summary
 from .records import AttestationRecord, ClusterRecord, JobRecord, Page, Registration
 from .transactions import ATTEMPTS, lock_cluster, read_session, run_write, run_write_core
 
-ATTESTATIONS: Table = Attestation.__table__  # type: ignore[assignment]
 #: ``MESHCTX_JOB_LEASE_S``'s default: a job not heard from for this long is lost.
 DEFAULT_LEASE_S = 600
 

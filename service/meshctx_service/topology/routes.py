@@ -20,7 +20,7 @@ from ..http.metrics import Metrics, findings
 from ..http.wire import MAX_INT, parse_body, read_body
 from ..http.work import WorkPool
 from ..settings import Settings
-from .limits import heavy
+from .offload import heavy
 from .schemas import EXAMPLES, PlanOut, RankViewOut, TopologyBody, ValidationReportOut
 
 T = TypeVar("T")

@@ -1,6 +1,6 @@
-"""The limits every route that plans applies before any arithmetic (docs/contract.md "Bounded work"), and which requests
-leave the event loop. One ``Limits`` value (``meshctx.integrations.limits``, ``Settings.limits``) answers for
-validate, layout, render, job registration, the Kubernetes webhook and the SkyPilot policy alike."""
+"""Which planning requests leave the event loop: ``heavy`` sends anything that may take more than about a
+millisecond to the work pool (``http/work.py``). The limits every planning route applies first (docs/contract.md
+"Bounded work") are ``meshctx.integrations.limits`` (``Settings.limits``)."""
 
 from __future__ import annotations
 
