@@ -31,9 +31,9 @@ tree, each class with its status and code (defined beside what raises it, module
 
 Never answered over HTTP: ``SettingsError`` [settings] and ``TokenConfigError`` [auth.tokens] (``ValueError``s
 that stop start-up with exit status 2) and ``TooSlow`` [integrations.checks] (a check past its deadline, which
-the admission routes answer in their schedulers' own form); ``_Retry``, ``_Exists`` and ``_ClusterChanged``
-[registry.store] signal, inside one registration or heartbeat, that its write must run again or take the other
-path, and never leave the store. ``tests/service/test_problems.py`` keeps this
+the admission routes answer in their schedulers' own form); ``_Retry`` [registry.store], ``_Exists`` and
+``_ClusterChanged`` [registry.registering] signal, inside one registration or heartbeat, that its write must run
+again or take the other path, and never leave the registry. ``tests/service/test_problems.py`` keeps this
 picture complete and true.
 ``install_error_handlers`` installs every exception handler of the app, so each route answers the same way
 whichever routers an app includes.

@@ -22,10 +22,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, delete, func, select, update
+from sqlalchemy.orm import Session
 
 from meshctx.job_states import ACTIVE, JobState
 
-from .models import CLUSTERS, JOBS, NODES
+from .models import CLUSTERS, JOBS, NODES, Cluster
+from .rows import utc
+from .transactions import lock_cluster
 
 ACTIVE_NAMES = tuple(s.value for s in ACTIVE)
 #: The longest lease a job may ask for (30 days).
@@ -79,3 +82,28 @@ def expire_due(
         )
     )
     return lost
+
+
+def expired(lease_expires_at: datetime | None, now: datetime) -> bool:
+    return lease_expires_at is not None and utc(lease_expires_at) < now
+
+
+def settled_cluster(session: Session, tenant: str, name: str, now: datetime) -> Cluster | None:
+    """The cluster's ORM row, locked, with its expired leases settled (so its counters hold only live jobs)."""
+    row = lock_cluster(session, tenant, name)
+    if row is not None and row.lease_due is not None and utc(row.lease_due) <= now:
+        expire_due(session.connection(), tenant, name, now)
+        session.refresh(row)
+    return row
+
+
+def lock_and_expire(connection: Connection, tenant: str, cluster: str | None, now: datetime) -> None:
+    """Lock ``cluster``'s row and settle its expired leases if its ``lease_due`` has passed."""
+    if cluster is None:
+        expire_due(connection, tenant, None, now)
+        return
+    due = connection.execute(
+        select(CLUSTERS.c.lease_due).where(CLUSTERS.c.tenant == tenant, CLUSTERS.c.name == cluster).with_for_update()
+    ).scalar_one_or_none()
+    if due is not None and utc(due) <= now:
+        expire_due(connection, tenant, cluster, now)
