@@ -6,7 +6,6 @@ tree, each class with its status and code (defined beside what raises it, module
 
     ServiceError                          500 internal_error
     ├── InvalidFields                     422 invalid_request
-    │   ├── AdmissionReviewError          422 invalid_request  [integrations.kubernetes]
     │   └── PolicyRequestError            422 invalid_request  [integrations.skypilot]
     ├── Busy                              503 service_busy     [http.work]
     ├── AuthError                     401 unauthenticated  [auth.principals]

@@ -24,6 +24,7 @@ from pydantic import Discriminator, Field, Tag
 
 from meshctx.integrations import safe_yaml
 from meshctx.integrations.job_sizes import bounded_int
+from meshctx.integrations.kubernetes_admission import shorten
 from meshctx.integrations.limits import Check
 from meshctx.integrations.skypilot_policy import TaskRejected, check_task
 
@@ -31,7 +32,6 @@ from ..http.errors import REFUSED, InvalidFields, ProblemDetails, problem_respon
 from ..http.wire import Open
 from ..settings import Settings
 from .checks import LongNumbersRoute, TooSlow, limits_of, off_loop
-from .kubernetes import shorten
 
 log = logging.getLogger("meshctx.admission")
 
