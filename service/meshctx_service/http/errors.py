@@ -29,8 +29,7 @@ tree, each class with its status and code (defined beside what raises it, module
         └── RegistryBusyError             503 registry_busy
 
 Never answered over HTTP: ``SettingsError`` [settings] and ``TokenConfigError`` [auth.tokens] (``ValueError``s
-that stop start-up with exit status 2) and ``TooSlow`` [integrations.checks] (a check past its deadline, which
-the admission routes answer in their schedulers' own form); ``_Retry``, ``_Exists`` and ``_ClusterChanged``
+that stop start-up with exit status 2); ``_Retry``, ``_Exists`` and ``_ClusterChanged``
 [registry.store] signal, inside one registration or heartbeat, that its write must run again or take the other
 path, and never leave the store. ``tests/service/test_problems.py`` keeps this
 picture complete and true.

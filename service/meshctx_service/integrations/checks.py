@@ -1,14 +1,14 @@
 """What every scheduler integration applies before it plans: the validate route's own limits
 (``TopologyBody.checked_request``, so a workload can ask no more than a ``/v1/validate`` body), then the
-planning itself off the event loop with a deadline, so ``/livez`` answers throughout — on admission's own
-threads (``app.state.admission_work``), which no other route can take: a slow ``/v1/place`` or ``groups=true``
-layout never keeps the gate from checking a workload."""
+planning itself off the event loop with a deadline (``MESHCTX_CHECK_DEADLINE_S``), so ``/livez`` answers
+throughout — on admission's own pool (``off_loop(..., pool="admission")``), which no other route can take:
+a slow ``/v1/place`` or ``groups=true`` layout never keeps the gate from checking a workload."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -21,11 +21,9 @@ from meshctx.integrations.limits import Check
 from meshctx.plan.request import TopologyRequest
 
 from ..http.errors import InvalidFields
-from ..http.work import Busy, WorkPool
+from ..http.work import Busy
 from ..settings import Settings
 from ..topology.schemas import TopologyBody
-
-T = TypeVar("T")
 
 
 def limits_of(settings: Settings) -> Check:
@@ -49,24 +47,13 @@ def _field(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts[:2]) if parts[:1] in (["sizes"], ["model"]) else parts[0] if parts else "body"
 
 
-class TooSlow(Exception):
-    """The check did not finish before its deadline."""
-
-
-async def off_loop(request: Request, work: Callable[[], T], deadline_s: float) -> T:
-    """``work()`` on admission's own pool (the integrations share it; no other route can use it), within
-    ``deadline_s``; ``TooSlow`` when the pool is saturated or the deadline passes, so the caller answers as
-    ``MESHCTX_ADMISSION_UNCHECKED`` says (an unfinished thread runs to its end on its own, still counted)."""
-    pool: WorkPool = request.app.state.admission_work
-    try:
-        return await pool.run(work, deadline_s=deadline_s)
-    except Busy as busy:
-        reason = (
-            f"the check took longer than {deadline_s:g} s (MESHCTX_CHECK_DEADLINE_S)"
-            if busy.timed_out
-            else "every admission thread was busy (MESHCTX_ADMISSION_THREADS, MESHCTX_ADMISSION_QUEUE)"
-        )
-        raise TooSlow(reason) from None
+def not_finished(busy: Busy, deadline_s: float) -> str:
+    """Why a check did not finish (``busy``: admission's pool refused it, or it ran past ``deadline_s``), as the
+    routes answer it in their schedulers' own form (``MESHCTX_ADMISSION_UNCHECKED`` says how); an unfinished
+    thread runs to its end on its own, still counted."""
+    if busy.timed_out:
+        return f"the check took longer than {deadline_s:g} s (MESHCTX_CHECK_DEADLINE_S)"
+    return "every admission thread was busy (MESHCTX_ADMISSION_THREADS, MESHCTX_ADMISSION_QUEUE)"
 
 
 class _LongNumbersRequest(Request):

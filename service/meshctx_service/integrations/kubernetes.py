@@ -31,9 +31,10 @@ from meshctx.integrations.workloads import MAX_PROBLEMS
 
 from ..http.errors import REFUSED
 from ..http.wire import Open
+from ..http.work import Busy, off_loop
 from ..settings import Settings
 from .admission_register import register_admitted
-from .checks import LongNumbersRoute, TooSlow, limits_of, off_loop
+from .checks import LongNumbersRoute, limits_of, not_finished
 
 
 # ------------------------------------------------------------------------------------------------ HTTP
@@ -136,12 +137,13 @@ async def admission_kubernetes(body: AdmissionReviewIn, request: Request) -> JSO
     if not_ours(review):
         decision = ALLOWED
     else:
+        deadline_s = settings.check_deadline_s
         try:
             decision = await off_loop(
-                request, lambda: decide(review, limits_of(settings), policy), settings.check_deadline_s
+                request.app.state, decide, review, limits_of(settings), policy, pool="admission", deadline_s=deadline_s
             )
-        except TooSlow as slow:
-            decision = unfinished(review, str(slow), policy)
+        except Busy as busy:
+            decision = unfinished(review, not_finished(busy, deadline_s), policy)
     request.app.state.metrics.observe_admission("kubernetes", decision.verdict)
     reply = answer(document["apiVersion"], review["uid"], decision)
     if decision.workload is not None:  # checked and admitted: registered when MESHCTX_ADMISSION_REGISTER says so

@@ -18,7 +18,8 @@ from meshctx.plan.request import TopologyRequest
 from ..http.errors import REFUSED, InvalidFields
 from ..http.metrics import Metrics
 from ..http.wire import Int, Strict, read_body
-from ..topology.routes import planned
+from ..http.work import off_loop
+from ..topology.limits import heavy
 from ..topology.schemas import ClusterBody, ModelBody, NodeRange, SizesBody, TopologyBody, ValidationReportOut
 
 router = APIRouter(prefix="/v1")
@@ -36,7 +37,8 @@ def _field(option: RenderOption) -> tuple[Any, Any]:
     """One ``RENDER_OPTIONS`` entry as a body field (``meshctx render`` makes the same entry a flag)."""
     kind: Any
     if option.kind is OptionKind.ARGV:
-        return Argv, Field(default=list(option.default), description=option.help)  # type: ignore[call-overload]
+        assert isinstance(option.default, tuple), option  # an argv option's default is its argv (DEFAULT_COMMAND)
+        return Argv, Field(default=list(option.default), description=option.help)
     if option.kind is OptionKind.CHOICE:
         kind = Literal[option.choices]
     elif option.kind is OptionKind.PORT:
@@ -161,7 +163,8 @@ async def render(
     body = await read_body(request, RenderBody)
     ask = body.topology().checked_request(request.app.state.settings)
     try:
-        report, encoded = await planned(request.app.state, ask, partial(_render, target, body.launch()))
+        render_ask = partial(_render, target, body.launch())
+        report, encoded = await off_loop(request.app.state, render_ask, ask, inline=not heavy(ask))
     except LaunchError as error:
         raise InvalidFields(error.errors) from None
     metrics: Metrics = request.app.state.metrics
