@@ -37,7 +37,6 @@ from .admission_register import register_admitted
 from .checks import LongNumbersRoute, limits_of, not_finished
 
 
-# ------------------------------------------------------------------------------------------------ HTTP
 class AdmissionRequestIn(Open):
     uid: Annotated[str, Field(min_length=1)]
     operation: str | None = None

@@ -135,7 +135,7 @@ def check_envelope(body: object) -> tuple[str, str, Mapping[str, Any]]:
             errors.append(("request.uid", "expected a non-empty string"))
         if request.get("object") is not None and not isinstance(request.get("object"), Mapping):
             errors.append(("request.object", "expected an object or null"))
-    if errors or not isinstance(request, Mapping) or not isinstance(uid, str):
+    if errors or not isinstance(request, Mapping) or not isinstance(uid, str):  # (the last two: already named)
         raise AdmissionReviewError(errors)
     return str(api_version), uid, request
 
