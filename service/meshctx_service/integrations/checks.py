@@ -1,6 +1,6 @@
 """What every scheduler integration applies before it plans: the validate route's own limits
-(``TopologyBody.checked_request``, so a workload can ask no more than a ``/v1/validate`` body), then the
-planning itself off the event loop with a deadline (``MESHCTX_CHECK_DEADLINE_S``), so ``/livez`` answers
+(``Settings.limits.errors``, the library's ``Limits`` checked on the ``TopologyRequest`` the integration read, so a
+workload can ask no more than a ``/v1/validate`` body), then the planning itself off the event loop with a deadline (``MESHCTX_CHECK_DEADLINE_S``), so ``/livez`` answers
 throughout — on admission's own pool (``off_loop(..., pool="admission")``), which no other route can take:
 a slow ``/v1/place`` or ``groups=true`` layout never keeps the gate from checking a workload."""
 
@@ -13,38 +13,11 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException  # what FastAPI raises for a body it cannot parse
 
 from meshctx.integrations.job_sizes import bounded_int
-from meshctx.integrations.limits import Check
-from meshctx.plan.request import TopologyRequest
 
-from ..http.errors import InvalidFields
 from ..http.work import Busy
-from ..settings import Settings
-from ..topology.schemas import TopologyBody
-
-
-def limits_of(settings: Settings) -> Check:
-    """The (field, detail) pairs of a request that ``/v1/validate`` would refuse with these settings."""
-
-    def check(request: TopologyRequest) -> list[tuple[str, str]]:
-        try:
-            TopologyBody.model_validate(request.to_dict()).checked_request(settings)
-        except ValidationError as error:
-            return [(_field(e["loc"]), e["msg"]) for e in error.errors(include_url=False)]
-        except InvalidFields as error:
-            return list(error.errors)
-        return []
-
-    return check
-
-
-def _field(loc: tuple[int | str, ...]) -> str:
-    """``("sizes", "tp_size")`` → ``sizes.tp_size``; ``("nnodes", "int")`` → ``nnodes`` (no union member tags)."""
-    parts = [str(p) for p in loc]
-    return ".".join(parts[:2]) if parts[:1] in (["sizes"], ["model"]) else parts[0] if parts else "body"
 
 
 def not_finished(busy: Busy, deadline_s: float) -> str:

@@ -34,7 +34,7 @@ from ..http.wire import Open
 from ..http.work import Busy, off_loop
 from ..settings import Settings
 from .admission_register import register_admitted
-from .checks import LongNumbersRoute, limits_of, not_finished
+from .checks import LongNumbersRoute, not_finished
 
 
 class AdmissionRequestIn(Open):
@@ -139,7 +139,13 @@ async def admission_kubernetes(body: AdmissionReviewIn, request: Request) -> JSO
         deadline_s = settings.check_deadline_s
         try:
             decision = await off_loop(
-                request.app.state, decide, review, limits_of(settings), policy, pool="admission", deadline_s=deadline_s
+                request.app.state,
+                decide,
+                review,
+                settings.limits.errors,
+                policy,
+                pool="admission",
+                deadline_s=deadline_s,
             )
         except Busy as busy:
             decision = unfinished(review, not_finished(busy, deadline_s), policy)

@@ -32,7 +32,7 @@ from ..http.errors import REFUSED, InvalidFields, ProblemDetails, problem_respon
 from ..http.wire import Open
 from ..http.work import Busy, off_loop
 from ..settings import Settings
-from .checks import LongNumbersRoute, limits_of, not_finished
+from .checks import LongNumbersRoute, not_finished
 
 log = logging.getLogger("meshctx.admission")
 
@@ -138,7 +138,7 @@ async def policy_skypilot(
     deadline_s = settings.check_deadline_s
     try:
         mutated = await off_loop(
-            request.app.state, apply_policy, document, limits_of(settings), pool="admission", deadline_s=deadline_s
+            request.app.state, apply_policy, document, settings.limits.errors, pool="admission", deadline_s=deadline_s
         )
     except TaskRejected as rejected:
         metrics.observe_admission("skypilot", "denied")
