@@ -1,4 +1,4 @@
-"""``POST /v1/validate``'s direct path (``topology/direct.py``, answered before FastAPI's stack) makes the same
+"""``POST /v1/validate``'s direct path (``http/fast_paths.py``, answered before FastAPI's stack) makes the same
 OpenTelemetry server span FastAPI makes for every other route: named ``POST /v1/validate``, with its route and
 status. The spans are collected by a small recording tracer provider (the OpenTelemetry SDK is not a dependency);
 FastAPI's own telemetry code makes them."""
