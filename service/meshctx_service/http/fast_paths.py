@@ -28,7 +28,6 @@ from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
-from fastapi.telemetry._api import _route_selected  # FastAPI's own span naming; no public hook exists
 from starlette.datastructures import State
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -161,13 +160,17 @@ class DirectRoute:
 
     async def __call__(self, app: FastAPI, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = app
-        if "fastapi.telemetry" not in scope and app._native_telemetry.enabled():
-            # The server span FastAPI's OpenTelemetry support makes for every route it serves, made here too.
-            await app._native_telemetry(app=self._traced, scope=scope, receive=receive, send=send)
+        # The server span FastAPI's OpenTelemetry support makes for every route it serves, made here too (FastAPI's
+        # private parts, touched only while the switch is on: a FastAPI without them makes no spans at all).
+        telemetry = getattr(app, "_native_telemetry", None)
+        if telemetry is not None and "fastapi.telemetry" not in scope and telemetry.enabled():
+            await telemetry(app=self._traced, scope=scope, receive=receive, send=send)
         else:
             await self._observed(scope, receive, send)
 
     async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from fastapi.telemetry._api import _route_selected  # FastAPI's own span naming; no public hook exists
+
         _route_selected(scope=scope, path=self.path)  # names the span "POST /v1/validate", as the router would
         await self._observed(scope, receive, send)
 
