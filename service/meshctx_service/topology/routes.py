@@ -104,7 +104,7 @@ async def validate(request: Request) -> Response:
 
 
 async def answer_validate(state: State, body: bytes) -> Verdict:
-    """``POST /v1/validate`` once its body is read: the route above and the direct path (``direct.py``) both
+    """``POST /v1/validate`` once its body is read: the route above and the direct path (``http/fast_paths.py``) both
     answer with this (a 200 whose body is ``verdict.body``), or raise what the app's handlers answer."""
     answers: RecentAnswers = state.answers
     verdict = answers.get(body)
