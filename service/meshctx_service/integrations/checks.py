@@ -1,8 +1,9 @@
 """What every scheduler integration applies before it plans: the validate route's own limits
-(``Settings.limits.errors``, the library's ``Limits`` checked on the ``TopologyRequest`` the integration read, so a
-workload can ask no more than a ``/v1/validate`` body), then the planning itself off the event loop with a deadline (``MESHCTX_CHECK_DEADLINE_S``), so ``/livez`` answers
-throughout — on admission's own pool (``off_loop(..., pool="admission")``), which no other route can take:
-a slow ``/v1/place`` or ``groups=true`` layout never keeps the gate from checking a workload."""
+(``Settings.limits.errors``, the library's ``Limits`` checked on the ``TopologyRequest`` the integration read, so
+a workload can ask no more than a ``/v1/validate`` body), then the planning itself off the event loop with a
+deadline (``MESHCTX_CHECK_DEADLINE_S``), so ``/livez`` answers throughout — on admission's own pool
+(``off_loop(..., pool="admission")``), which no other route can take: a slow ``/v1/place`` or ``groups=true``
+layout never keeps the gate from checking a workload."""
 
 from __future__ import annotations
 
