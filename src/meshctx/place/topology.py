@@ -40,7 +40,7 @@ DEFAULT_LABELS: Mapping[str, str] = MappingProxyType(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Node:
     name: str
     gpus: int
@@ -89,7 +89,7 @@ class Node:
         return cls(name, gpus, values["nvlink_domain"], values["leaf"], values["spine"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Topology:
     """Every node of a cluster. ``labels`` names the node label behind each tier (Kubernetes importers
     set it); it only feeds the Kueue annotations of the launch section."""
