@@ -21,7 +21,7 @@ from meshctx.place import Topology
 from meshctx.place.answer import place_answer
 from meshctx.place.hostlist import expand_hosts
 from meshctx.place.importers import import_kubectl, import_slurm_conf, import_slurm_yaml, load_json
-from meshctx.place.launch import MASTER_PORT
+from meshctx.place.scheduler_orders import MASTER_PORT
 
 from ..auth import Role
 from ..auth.gate import Gate

@@ -18,8 +18,8 @@ from typing import Any
 from ..place import Topology, parse_hostlist
 from ..place.answer import place_answer
 from ..place.importers import import_kubectl, import_slurm_conf, import_slurm_yaml, load_json, load_yaml
-from ..place.launch import MASTER_PORT
 from ..place.report import BASELINES
+from ..place.scheduler_orders import MASTER_PORT
 from ..place.topology import TIER_NAMES
 from ..plan.request import TopologyRequest
 from .common import (
@@ -210,7 +210,7 @@ def _fill_world(args: argparse.Namespace, topology: Topology, allocation: Sequen
         args.world_size = len(hosts) * gpus.pop()
 
 
-# -- placing ------------------------------------------------------------------------------------------------
+# -- place --------------------------------------------------------------------------------------------------
 
 
 def trimmed(topology: Topology, allocation: Sequence[str] | None) -> Topology:

@@ -19,7 +19,7 @@ from ..plan.arith import is_size
 from ..plan.sizes import SIZE_TABLE
 
 #: Environment the job receives; ``MeshContext.from_env`` builds the meshes from it and checks their fingerprint
-#: against ``MESHCTX_FINGERPRINT`` (``meshctx.runtime.launch_env`` reads it).
+#: against ``MESHCTX_FINGERPRINT`` (``meshctx.runtime.job_env`` reads it).
 ENV_STRATEGY = "MESHCTX_STRATEGY"
 ENV_WORLD_SIZE = "MESHCTX_WORLD_SIZE"
 ENV_FINGERPRINT = "MESHCTX_FINGERPRINT"

@@ -7,10 +7,10 @@ allocation)`` returns a ``Placement`` whose ``to_dict()`` is the ``meshctx place
 from .crossings import PRIORITY
 from .hostlist import format_hostlist, natural_key, parse_hostlist
 from .importers import topology_from_kubectl, topology_from_slurm_conf, topology_from_slurm_yaml
-from .launch import Launch, check_topology_assignment
 from .placer import check_allocation, place
 from .problems import PlacementError
 from .report import AxisPlacement, Crossing, Placement
+from .scheduler_orders import Launch, check_topology_assignment
 from .topology import TIERS, Node, Tier, Topology
 
 __all__ = [

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..plan.request import TopologyRequest
-from .launch import MASTER_PORT
 from .placer import place
 from .problems import PlacementError
+from .scheduler_orders import MASTER_PORT
 from .topology import Topology
 
 

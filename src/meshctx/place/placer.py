@@ -16,10 +16,10 @@ from ..plan.problems import Code, Problem
 from . import exact
 from .crossings import PRIORITY, AxisClasses, crossings, lower_bounds, nested, plan_classes, unit_ids
 from .hostlist import expand_hosts, natural_key
-from .launch import MASTER_PORT, build_launch, valid_host_name
 from .order import Orders, Partitions, Path, domain_path, nested_path
 from .problems import PlacementError, place_error, sample
 from .report import BASELINES, AxisPlacement, Crossing, Gap, Placement, Search
+from .scheduler_orders import MASTER_PORT, build_launch, valid_host_name
 from .topology import TIER_NAMES, Node, Topology
 
 

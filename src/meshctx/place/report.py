@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .launch import Launch
+from .scheduler_orders import Launch
 from .topology import TIER_NAMES
 
 
