@@ -11,12 +11,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from meshctx.place.topology import TierName
+
 from ..http.wire import Int, Strict
 from ..topology.schemas import TopologyBody
 
 Name = Annotated[str, Field(min_length=1, max_length=253)]
 Unit = Annotated[str, Field(max_length=253)]
-TierName = Literal["node", "nvlink_domain", "leaf", "spine"]
 
 
 class NodeBody(Strict):

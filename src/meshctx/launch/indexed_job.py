@@ -13,11 +13,10 @@ from ..plan import MeshPlan
 from .annotations import plan_annotations
 from .kubeflow import DNS_1035, QUEUE_LABEL
 from .kueue import kueue_annotations
-from .spec import LaunchError, LaunchSpec, Rendering, check_launch, job_env
+from .spec import DEFAULT_MASTER_PORT, LaunchError, LaunchSpec, Rendering, check_launch, job_env
 from .text import yaml_text
 from .torchrun import torchrun_command
 
-MASTER_PORT = 29500
 JOBSET_API = "jobset.x-k8s.io/v1alpha2"
 #: The JobSet's one replicated job; pods are named ``<jobset>-workers-<job>-<index>``.
 REPLICATED_JOB = "workers"
@@ -61,7 +60,7 @@ def _master(launch: LaunchSpec, default_host: str) -> tuple[str, str]:
         if host and port.isdigit():
             return host, port
         raise LaunchError([("rdzv_endpoint", f"expected HOST:PORT, got {launch.rdzv_endpoint!r}")])
-    return default_host, str(MASTER_PORT)
+    return default_host, str(DEFAULT_MASTER_PORT)
 
 
 def _pod_spec(plan: MeshPlan, launch: LaunchSpec, master: tuple[str, str]) -> dict[str, object]:
@@ -128,7 +127,7 @@ def render_job(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
             "clusterIP": "None",
             "publishNotReadyAddresses": True,
             "selector": {JOB_NAME_LABEL: name},
-            "ports": [{"name": "rendezvous", "port": MASTER_PORT}],
+            "ports": [{"name": "rendezvous", "port": DEFAULT_MASTER_PORT}],
         },
     }
     return Rendering(

@@ -11,18 +11,18 @@ from .placer import check_allocation, place
 from .problems import PlacementError
 from .report import AxisPlacement, Crossing, Placement
 from .scheduler_orders import Launch, check_topology_assignment
-from .topology import TIERS, Node, Tier, Topology
+from .topology import TIER_NAMES, Node, TierName, Topology
 
 __all__ = [
     "PRIORITY",
-    "TIERS",
+    "TIER_NAMES",
     "AxisPlacement",
     "Crossing",
     "Launch",
     "Node",
     "Placement",
     "PlacementError",
-    "Tier",
+    "TierName",
     "Topology",
     "check_allocation",
     "check_topology_assignment",

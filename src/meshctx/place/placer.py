@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from itertools import permutations
 
+from ..launch.spec import DEFAULT_MASTER_PORT
 from ..plan import MeshPlan
 from ..plan.problems import Code, Problem
 from . import exact
@@ -19,7 +20,7 @@ from .hostlist import expand_hosts, natural_key
 from .order import Orders, Partitions, Path, domain_path, nested_path
 from .problems import PlacementError, place_error, sample
 from .report import BASELINES, AxisPlacement, Crossing, Gap, Placement, Search
-from .scheduler_orders import MASTER_PORT, build_launch, valid_host_name
+from .scheduler_orders import build_launch, valid_host_name
 from .topology import TIER_NAMES, Node, Topology
 
 
@@ -187,7 +188,7 @@ def place(
     allocation: Sequence[str] | str | None = None,
     *,
     command: Sequence[str] = ("train.py",),
-    master_port: int = MASTER_PORT,
+    master_port: int = DEFAULT_MASTER_PORT,
     search: str = "default",
 ) -> Placement:
     """Order the allocated nodes for ``plan``; raises ``PlacementError`` with every problem found.

@@ -30,13 +30,13 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..launch.spec import DEFAULT_MASTER_PORT
 from ..plan.problems import Code, Problem
 from .crossings import AxisClasses
 from .hostlist import format_hostlist
 from .problems import place_error, sample
 from .topology import TIER_NAMES, Node, Topology
 
-MASTER_PORT = 29500
 SLICE_TOPOLOGY = "kueue.x-k8s.io/podset-slice-required-topology"
 SLICE_SIZE = "kueue.x-k8s.io/podset-slice-size"
 SLICE_CONSTRAINTS = "kueue.x-k8s.io/podset-slice-required-topology-constraints"
@@ -186,7 +186,7 @@ class Launch:
 def _largest_units(topology: Topology) -> dict[str, int]:
     """Per tier, nodes in its largest unit over the whole cluster (what a scheduler could still find);
     leaves are keyed by their spine, as everywhere."""
-    out = {}
+    out: dict[str, int] = {}
     for tier in TIER_NAMES[1:]:
         sizes: dict[object, int] = {}
         for node in topology.nodes:
@@ -277,7 +277,7 @@ def build_launch(
     bounds: Sequence[Sequence[int]],
     topology: Topology,
     command: Sequence[str] = ("train.py",),
-    master_port: int = MASTER_PORT,
+    master_port: int = DEFAULT_MASTER_PORT,
 ) -> Launch:
     bad = [h for h in order if not valid_host_name(h)]
     if bad:

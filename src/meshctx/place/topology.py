@@ -11,33 +11,34 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from types import MappingProxyType
+from typing import Literal, get_args
 
-
-class Tier(str, Enum):
-    NODE = "node"
-    NVLINK_DOMAIN = "nvlink_domain"
-    LEAF = "leaf"
-    SPINE = "spine"
-
-    def __str__(self) -> str:
-        return self.value
-
-
+#: The tiers, fastest first: node ⊂ nvlink_domain ⊂ leaf ⊂ spine (the one place their names are written).
+TierName = Literal["node", "nvlink_domain", "leaf", "spine"]
 #: Fastest first; crossing counts are reported in this order.
-TIERS: tuple[Tier, ...] = (Tier.NODE, Tier.NVLINK_DOMAIN, Tier.LEAF, Tier.SPINE)
-TIER_NAMES: tuple[str, ...] = tuple(t.value for t in TIERS)
+TIER_NAMES: tuple[TierName, ...] = get_args(TierName)
 
 #: Node labels a Kubernetes scheduler (Kueue TAS) would use for each tier when the topology names none.
 DEFAULT_LABELS: Mapping[str, str] = MappingProxyType(
-    {
-        "node": "kubernetes.io/hostname",
-        "nvlink_domain": "nvidia.com/gpu.clique",
-        "leaf": "cloud.google.com/gce-topology-subblock",
-        "spine": "cloud.google.com/gce-topology-block",
-    }
+    dict(
+        zip(
+            TIER_NAMES,
+            (
+                "kubernetes.io/hostname",
+                "nvidia.com/gpu.clique",
+                "cloud.google.com/gce-topology-subblock",
+                "cloud.google.com/gce-topology-block",
+            ),
+        )
+    )
 )
+
+
+def _tier(tier: str) -> str:
+    if tier not in TIER_NAMES:
+        raise ValueError(f"tier: one of {', '.join(TIER_NAMES)}, got {tier!r}")
+    return tier
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,18 +49,17 @@ class Node:
     leaf: str | None = None
     spine: str | None = None
 
-    def value(self, tier: Tier | str) -> str | None:
+    def value(self, tier: str) -> str | None:
         """The unit name at ``tier`` as given (``None`` when missing); the node's own name at tier node."""
-        tier = Tier(tier)
-        if tier is Tier.NODE:
+        if _tier(tier) == "node":
             return self.name
-        value: str | None = getattr(self, tier.value)
+        value: str | None = getattr(self, tier)
         return value
 
-    def unit(self, tier: Tier | str) -> str:
+    def unit(self, tier: str) -> str:
         """The unit this node belongs to at ``tier``; a missing value is a unit of its own."""
         value = self.value(tier)
-        return value if value is not None else f"\x00{Tier(tier).value}:{self.name}"
+        return value if value is not None else f"\x00{tier}:{self.name}"
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -101,9 +101,8 @@ class Topology:
     def of(cls, nodes: Sequence[Node], labels: Mapping[str, str] | None = None) -> Topology:
         return cls(tuple(nodes), MappingProxyType(dict(labels or {})))
 
-    def label(self, tier: Tier | str) -> str:
-        tier = Tier(tier).value
-        return self.labels.get(tier) or DEFAULT_LABELS[tier]
+    def label(self, tier: str) -> str:
+        return self.labels.get(tier) or DEFAULT_LABELS[_tier(tier)]
 
     def names(self) -> list[str]:
         return [n.name for n in self.nodes]
