@@ -52,7 +52,7 @@ class RenderOption:
     name: str
     kind: OptionKind
     help: str
-    default: object = None
+    default: str | tuple[str, ...] | None = None
     choices: tuple[str, ...] = ()
 
     @property

@@ -340,12 +340,15 @@ def place(
 def topology_sorted(nodes: Sequence[Node], names: Sequence[tuple[object, ...]]) -> list[int]:
     """Node indices sorted by spine, leaf, NVLink domain (natural order, missing first), then name: the
     order of a scheduler that fills units one after the other (Kueue TAS, Slurm topology/tree)."""
-    keys: dict[str | None, tuple[object, ...]] = {None: ((), "")}
+    keys: dict[str, tuple[object, ...]] = {}
+    missing: tuple[object, ...] = ((), "")
 
     def key(value: str | None) -> tuple[object, ...]:
+        if value is None:
+            return missing
         found = keys.get(value)
         if found is None:
-            found = keys[value] = natural_key(value)  # type: ignore[arg-type]
+            found = keys[value] = natural_key(value)
         return found
 
     return sorted(

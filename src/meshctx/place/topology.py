@@ -71,7 +71,7 @@ class Node:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, object], where: str = "node") -> Node:
+    def from_dict(cls, data: object, where: str = "node") -> Node:
         if not isinstance(data, Mapping):
             raise ValueError(f"{where}: expected an object with name and gpus, got {type(data).__name__}")
         name = data.get("name")
@@ -117,13 +117,13 @@ class Topology:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> Topology:
+    def from_dict(cls, data: object) -> Topology:
         """Read ``{"nodes": [...]}``; every malformed entry is reported at once, naming its index."""
-        if not isinstance(data, Mapping) or not isinstance(data.get("nodes"), list):
+        entries = data.get("nodes") if isinstance(data, Mapping) else None
+        if not isinstance(data, Mapping) or not isinstance(entries, list):
             raise ValueError('topology: expected {"nodes": [{"name": str, "gpus": int, ...}, ...]}')
         nodes: list[Node] = []
         errors: list[str] = []
-        entries: list[Mapping[str, object]] = data["nodes"]  # type: ignore[assignment]
         for i, entry in enumerate(entries):
             try:
                 nodes.append(Node.from_dict(entry, f"nodes[{i}]"))
