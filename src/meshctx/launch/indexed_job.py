@@ -9,6 +9,8 @@ its own. The ``meshctx.io/*`` annotations let the admission webhook re-check the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..plan import MeshPlan
 from .annotations import plan_annotations
 from .kubeflow import DNS_1035, QUEUE_LABEL
@@ -109,6 +111,22 @@ def _metadata(plan: MeshPlan, launch: LaunchSpec) -> dict[str, object]:
     return metadata
 
 
+def rendezvous_service(name: str, selector: Mapping[str, str], port: int = DEFAULT_MASTER_PORT) -> dict[str, object]:
+    """The headless Service that gives the pod hosting torchrun's rendezvous a stable DNS name ``name``, ready
+    or not (the other pods reach it before it is ready)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": dict(selector),
+            "ports": [{"name": "rendezvous", "port": port}],
+        },
+    }
+
+
 def render_job(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
     _check(plan, launch, "Job", "-")
     name = launch.job_name
@@ -119,17 +137,7 @@ def render_job(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
         "metadata": _metadata(plan, launch),
         "spec": _job_spec(plan, launch, master, subdomain=name),
     }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {
-            "clusterIP": "None",
-            "publishNotReadyAddresses": True,
-            "selector": {JOB_NAME_LABEL: name},
-            "ports": [{"name": "rendezvous", "port": DEFAULT_MASTER_PORT}],
-        },
-    }
+    service = rendezvous_service(name, {JOB_NAME_LABEL: name})
     return Rendering(
         "job",
         job,

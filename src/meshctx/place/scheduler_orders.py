@@ -30,6 +30,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..launch.indexed_job import rendezvous_service
 from ..launch.spec import DEFAULT_MASTER_PORT
 from ..plan.problems import Code, Problem
 from .crossings import AxisClasses
@@ -296,17 +297,7 @@ def build_launch(
     )
     largest_units = _largest_units(topology)
     segment, reason = _segment(classes, bounds, largest_units)
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": RENDEZVOUS_SERVICE},
-        "spec": {
-            "clusterIP": "None",
-            "publishNotReadyAddresses": True,
-            "selector": dict(LEADER_LABELS),
-            "ports": [{"name": "rendezvous", "port": master_port}],
-        },
-    }
+    service = rendezvous_service(RENDEZVOUS_SERVICE, LEADER_LABELS, master_port)
     env = (
         {"name": ORDER_ENV, "value": " ".join(order)},
         {"name": NODE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
