@@ -44,7 +44,7 @@ class OptionKind(Enum):
     ARGV = "argv"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RenderOption:
     """One launch setting of ``meshctx render`` and ``POST /v1/render/{target}``; both are built from
     ``RENDER_OPTIONS``, so a setting cannot exist in one and not the other."""
@@ -102,7 +102,7 @@ RENDER_OPTIONS: tuple[RenderOption, ...] = (
 RENDER_OPTION_NAMES: tuple[str, ...] = tuple(o.name for o in RENDER_OPTIONS)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class LaunchSpec:
     """How the job is started. ``nnodes`` is ``N`` or an elastic range ``"MIN:MAX"``; every other field is
     a ``RENDER_OPTIONS`` entry with the same name and default."""
@@ -151,7 +151,7 @@ class LaunchSpec:
         return low != high
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rendering:
     target: str
     data: dict[str, object]

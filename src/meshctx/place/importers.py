@@ -66,7 +66,7 @@ LEAF_SPINE_LABELS: tuple[tuple[str, str], ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Imported:
     """An importer's topology and what the caller should hear about it (nodes without topology labels,
     GPUs counted from a label, tiers no node has)."""

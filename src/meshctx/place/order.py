@@ -36,7 +36,7 @@ Item: TypeAlias = int | list["Item"]
 Path = tuple[object, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Partition:
     """A partition of the slots: ``ids[s]`` is the representative slot of slot ``s``'s block."""
 
