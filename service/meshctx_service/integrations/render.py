@@ -36,7 +36,8 @@ def _field(option: RenderOption) -> tuple[Any, Any]:
     """One ``RENDER_OPTIONS`` entry as a body field (``meshctx render`` makes the same entry a flag)."""
     kind: Any
     if option.kind is OptionKind.ARGV:
-        return Argv, Field(default=list(option.default or ()), description=option.help)
+        assert isinstance(option.default, tuple), option  # an argv option's default is its argv (DEFAULT_COMMAND)
+        return Argv, Field(default=list(option.default), description=option.help)
     if option.kind is OptionKind.CHOICE:
         kind = Literal[option.choices]
     elif option.kind is OptionKind.PORT:
