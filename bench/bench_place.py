@@ -23,6 +23,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +96,7 @@ def exhaustive_rows(sizes: list[int]) -> None:
             )
 
 
-def median_times(fn, repeats: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def median_times(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     """Median wall-clock and median CPU (process) seconds; on a shared machine the CPU time is the one
     that does not count other processes' turns."""
     wall, cpu = [], []
