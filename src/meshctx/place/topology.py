@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, get_args
 
-#: The tiers, fastest first: node ⊂ nvlink_domain ⊂ leaf ⊂ spine (the one place their names are written).
-TierName = Literal["node", "nvlink_domain", "leaf", "spine"]
+#: The tiers, fastest first: node ⊂ nvlink_domain ⊂ leaf ⊂ spine (the one place their names are written);
+#: ``UnitTierName`` are those above the node (a node's units, the ``Node`` fields a topology fills in).
+UnitTierName = Literal["nvlink_domain", "leaf", "spine"]
+TierName = Literal["node", UnitTierName]
 #: Fastest first; crossing counts are reported in this order.
 TIER_NAMES: tuple[TierName, ...] = get_args(TierName)
 
