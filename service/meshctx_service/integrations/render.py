@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field, StrictInt, create_model
 
 from meshctx.launch import TARGETS, LaunchError, LaunchSpec, validate_and_render
-from meshctx.launch.spec import RENDER_OPTION_NAMES, RENDER_OPTIONS, OptionKind, RenderOption
+from meshctx.launch.spec import DEFAULT_MASTER_PORT, RENDER_OPTION_NAMES, RENDER_OPTIONS, OptionKind, RenderOption
 from meshctx.plan import ValidationReport
 from meshctx.plan.request import TopologyRequest
 
@@ -110,7 +110,7 @@ RENDER_EXAMPLES: dict[str, dict[str, Any]] = {
             "nnodes": 4,
             "nproc_per_node": 8,
             "sizes": {"tp_size": 8, "pp_size": 2},
-            "rdzv_endpoint": "head:29500",
+            "rdzv_endpoint": f"head:{DEFAULT_MASTER_PORT}",
             "command": ["train.py", "--config", "llm.yaml"],
         },
     },

@@ -16,11 +16,11 @@ from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from meshctx.launch.spec import DEFAULT_MASTER_PORT
 from meshctx.place import Topology
 from meshctx.place.answer import place_answer
 from meshctx.place.hostlist import expand_hosts
 from meshctx.place.importers import import_kubectl, import_slurm_conf, import_slurm_yaml, load_json
-from meshctx.place.launch import MASTER_PORT
 
 from ..auth import Role
 from ..auth.gate import Gate
@@ -118,7 +118,7 @@ def _placement(raw: bytes, settings: Settings, http: Request) -> dict[str, Any]:
     except ValueError as error:
         raise InvalidFields([("topology", str(error))]) from None
     command = tuple(body.command) if body.command else None
-    port = body.master_port or MASTER_PORT
+    port = body.master_port or DEFAULT_MASTER_PORT
     return place_answer(request, topology, hosts, command=command, master_port=port, search=body.search)
 
 
