@@ -62,7 +62,7 @@ def _master(launch: LaunchSpec, default_host: str) -> tuple[str, str]:
         if host and port.isdigit():
             return host, port
         raise LaunchError([("rdzv_endpoint", f"expected HOST:PORT, got {launch.rdzv_endpoint!r}")])
-    return default_host, str(DEFAULT_MASTER_PORT)
+    return default_host, str(launch.port)
 
 
 def _pod_spec(plan: MeshPlan, launch: LaunchSpec, master: tuple[str, str]) -> dict[str, object]:
@@ -137,7 +137,7 @@ def render_job(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
         "metadata": _metadata(plan, launch),
         "spec": _job_spec(plan, launch, master, subdomain=name),
     }
-    service = rendezvous_service(name, {JOB_NAME_LABEL: name})
+    service = rendezvous_service(name, {JOB_NAME_LABEL: name}, int(master[1]))
     return Rendering(
         "job",
         job,

@@ -75,8 +75,8 @@ RENDER_OPTIONS: tuple[RenderOption, ...] = (
     RenderOption(
         "master_port",
         OptionKind.PORT,
-        f"rendezvous port on the first node (Slurm, SkyPilot; default {DEFAULT_MASTER_PORT}); torchrun on one "
-        "node without --rdzv-endpoint: this fixed local port instead of --standalone",
+        f"rendezvous port on the first node (Slurm, SkyPilot, Job, JobSet; default {DEFAULT_MASTER_PORT}); "
+        "torchrun on one node without --rdzv-endpoint: this fixed local port instead of --standalone",
     ),
     RenderOption("accelerator", OptionKind.TEXT, "GPU type, e.g. H100 (SkyPilot; Slurm gres type)"),
     RenderOption("image", OptionKind.TEXT, "container image (TrainJob)"),
