@@ -23,6 +23,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +53,9 @@ def cluster(kind: str, allocated: int) -> tuple[MeshPlan, Topology, list[str]]:
         gpus = 8
         nodes = [Node(f"dgx{i + 1}", 8, None, f"leaf{i // 32}", f"spine{i // 512}") for i in range(total)]
         sizes = ParallelismSizes(tp_size=8, cp_size=2, ep_size=64, pp_size=4 if allocated >= 256 else 1)
+    repeated = total - len({n.name for n in nodes})
+    if repeated:
+        raise SystemExit(f"bench_place: {repeated} repeated host names in the {kind} cluster of {total} nodes")
     allocation = [n.name for i, n in enumerate(nodes) if i % 9 != 8][:allocated]
     plan = plan_mesh("fsdp2", sizes, world_size=allocated * gpus)
     return plan, Topology.of(nodes), allocation
@@ -92,7 +96,7 @@ def exhaustive_rows(sizes: list[int]) -> None:
             )
 
 
-def median_times(fn, repeats: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def median_times(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     """Median wall-clock and median CPU (process) seconds; on a shared machine the CPU time is the one
     that does not count other processes' turns."""
     wall, cpu = [], []

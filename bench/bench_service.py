@@ -11,6 +11,13 @@ connections speaking minimal HTTP/1.1 over asyncio streams, so the client is not
 time is split into ``--slices`` short runs taken in turn, so the machine's slow spells fall on every route alike.
 
     PYTHONPATH=src:service python bench/bench_service.py [--duration 10] [--clients 32] [--slices 8]
+
+Side by side (``--versus MESHCTX_FAST_PATHS=off``): a second server with that setting beside one with the shipped
+defaults; every route's slices run on both in turn (route A on server 1, on server 2, route B, ...), and each
+route's req/s, p99 and server CPU a request are the medians over the rounds, with server 2's per-round ratio
+to server 1 (the slow spells of a shared machine fall on both alike).
+
+    PYTHONPATH=src:service python bench/bench_service.py --versus MESHCTX_FAST_PATHS=off --duration 8 --slices 8
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from serving import meshctx_process
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -141,6 +150,59 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process (every thread, live or ended) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def side_by_side(args: argparse.Namespace) -> None:
+    """``--versus NAME=VALUE``: the shipped defaults against the same tree with that setting, slices in turn."""
+    name, _, value = args.versus.partition("=")
+    settings = {"MESHCTX_ACCESS_LOG": "false" if args.no_access_log else "true"}
+    routes = {
+        "GET /livez": [http_request("GET", "/livez")],
+        "POST /v1/validate, one body": [http_request("POST", "/v1/validate", BODY)],
+        f"POST /v1/validate, {DISTINCT} distinct": [
+            http_request("POST", "/v1/validate", body(256 * k)) for k in range(1, DISTINCT + 1)
+        ],
+    }
+    labels = ("defaults", args.versus)
+    rows: dict[tuple[str, str], list[tuple[float, float, float]]] = {(r, label): [] for r in routes for label in labels}
+    ports = (free_port(), free_port())
+    with (
+        meshctx_process(ports[0], **settings) as first,
+        meshctx_process(ports[1], **settings, **{name: value}) as second,
+    ):
+        servers = {labels[0]: (first, ports[0]), labels[1]: (second, ports[1])}
+        for port in ports:
+            for requests in routes.values():
+                asyncio.run(load(port, requests, args.clients, 0.5))  # warm-up
+        for k in range(args.slices):
+            for route, requests in routes.items():
+                for label, (process, port) in servers.items():
+                    cpu = cpu_seconds(process.pid)
+                    sample = asyncio.run(load(port, requests, args.clients, args.duration / args.slices, k * 509))
+                    summary = sample.summary()
+                    used = 1e6 * (cpu_seconds(process.pid) - cpu) / max(1, len(sample.latencies))
+                    rows[route, label].append((summary["rps"], summary["p99_ms"], used))
+                    if sample.errors:
+                        raise SystemExit(f"{route} on {label}: {sample.errors} errors")
+    print(
+        f"one uvicorn worker each, loopback, {args.clients} clients, {args.slices} rounds of "
+        f"{args.duration / args.slices:.2f} s per route and server, taken in turn; medians over the rounds"
+    )
+    print(f"{'route':<40}{'server':<28}{'req/s':>8}{'p99 ms':>8}{'CPU µs/req':>12}{'req/s vs 1':>12}{'CPU vs 1':>10}")
+    for route in routes:
+        base = rows[route, labels[0]]
+        for label in labels:
+            mine = rows[route, label]
+            rps, p99, cpu = (statistics.median(column) for column in zip(*mine))
+            ratio = statistics.median(m[0] / b[0] for m, b in zip(mine, base))
+            cpu_ratio = statistics.median(m[2] / b[2] for m, b in zip(mine, base))
+            print(f"{route:<40}{label:<28}{rps:>8.0f}{p99:>8.2f}{cpu:>12.0f}{ratio:>12.3f}{cpu_ratio:>10.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per route")
@@ -149,7 +211,15 @@ def main() -> None:
     parser.add_argument(
         "--no-access-log", action="store_true", help="turn the access log off (default: the shipped defaults, on)"
     )
+    parser.add_argument(
+        "--versus",
+        metavar="MESHCTX_NAME=VALUE",
+        help="serve a second server with this setting and compare the two side by side (see above)",
+    )
     args = parser.parse_args()
+    if args.versus:
+        side_by_side(args)
+        return
 
     port = free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO / "service")]))

@@ -6,13 +6,10 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI
-from fastapi.telemetry._api import _route_selected  # FastAPI's own span naming; no public hook exists
-from starlette.datastructures import State
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from meshctx import __version__
 from meshctx.config import ParallelismSizes
@@ -23,6 +20,7 @@ from .auth.gate import Gate, needs
 from .http import health
 from .http.docs_pages import install_docs_pages
 from .http.errors import install_error_handlers
+from .http.fast_paths import DirectRoute
 from .http.logging import AccessLog, configure_logging
 from .http.metrics import Metrics
 from .http.middleware import LimitBody, ObserveRequests
@@ -36,11 +34,7 @@ from .registry import routes as registry_routes
 from .settings import Settings
 from .topology import routes as topology_routes
 from .topology import schemas as topology_schemas
-from .topology.direct import answer_directly, is_direct
 from .ui.routes import mount_ui
-
-#: The route validate's direct path answers (topology/direct.py), as its trace span names it.
-DIRECT_ROUTE = "/v1/validate"
 
 DESCRIPTION = (
     "Check a distributed-training topology before the job launches: the same planner, answers and wire "
@@ -71,46 +65,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.access_log.close()
 
 
-class AppState(State):
-    """Starlette's ``State`` whose attributes read at plain-attribute speed. ``State`` keeps them in a dict
-    behind ``__getattr__``, so every ``app.state.x`` first fails the normal lookup (an ``AttributeError`` made
-    and dropped) — 0.74 µs in this app, several times a request; here each value is also an instance attribute."""
-
-    def __setattr__(self, key: str, value: object) -> None:
-        super().__setattr__(key, value)
-        object.__setattr__(self, key, value)
-
-    def __delattr__(self, key: str) -> None:
-        super().__delattr__(key)
-        object.__delattr__(self, key)
-
-    __setitem__ = __setattr__
-    __delitem__ = __delattr__
-
-
 class ServiceApp(FastAPI):
     """The service's FastAPI app; ``direct``, when set, answers ``POST /v1/validate`` before FastAPI's middleware
-    stack (``topology/direct.py``)."""
+    stack (``http/fast_paths.py``)."""
 
-    direct: ASGIApp | None = None
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.state = AppState()
-
-    async def _direct_traced(self, scope: Scope, receive: Receive, send: Send) -> None:
-        _route_selected(scope=scope, path=DIRECT_ROUTE)  # names the span "POST /v1/validate", as the router would
-        assert self.direct is not None
-        await self.direct(scope, receive, send)
+    direct: DirectRoute | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.direct is not None and is_direct(scope):
-            scope["app"] = self
-            if "fastapi.telemetry" not in scope and self._native_telemetry.enabled():
-                # The server span FastAPI's OpenTelemetry support makes for every route it serves, made here too.
-                await self._native_telemetry(app=self._direct_traced, scope=scope, receive=receive, send=send)
-            else:
-                await self.direct(scope, receive, send)
+        if self.direct is not None and self.direct.matches(scope):
+            await self.direct(self, scope, receive, send)
             return
         try:
             await super().__call__(scope, receive, send)
@@ -153,9 +116,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logged = settings.access_log and settings.log_level in ("info", "debug")
     app.state.access_log = AccessLog(on_drop=app.state.metrics.access_log_dropped.inc) if logged else None
     app.add_middleware(ObserveRequests, metrics=app.state.metrics, access_log=app.state.access_log)  # outermost
-    if settings.open_validate:  # validate's direct path, observed and limited alike (topology/direct.py)
-        limited = LimitBody(answer_directly, max_bytes=settings.max_body_bytes)
-        app.direct = ObserveRequests(limited, metrics=app.state.metrics, access_log=app.state.access_log)
+    if settings.fast_paths and settings.open_validate:  # validate's direct path (http/fast_paths.py)
+        app.direct = DirectRoute(
+            topology_routes.router,
+            "/v1/validate",
+            topology_routes.answer_validate,
+            max_body_bytes=settings.max_body_bytes,
+            metrics=app.state.metrics,
+            access_log=app.state.access_log,
+        )
     app.openapi = partial(openapi_schema, app)  # type: ignore[method-assign]
     return app
 
@@ -164,5 +133,7 @@ def app_from_env() -> FastAPI:
     """uvicorn factory (``meshctx_service.app:app_from_env``): settings from ``MESHCTX_*``, JSON logs."""
     settings = Settings()
     configure_logging(settings.log_level)
-    HttpProtocol.configure(settings.max_header_bytes, settings.header_timeout_s, settings.max_connections)
+    HttpProtocol.configure(
+        settings.max_header_bytes, settings.header_timeout_s, settings.max_connections, settings.fast_paths
+    )
     return create_app(settings)

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     header_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     #: ...and past this many open connections a new one closes an idle one (per worker).
     max_connections: Annotated[int, Field(ge=1)] = 1024
+    #: The speed tricks (``http/fast_paths.py``: validate's direct path, one write per loop turn); ``off``: plain
+    #: FastAPI dispatch and uvicorn's own writes, the same answers (e.g. after a FastAPI or uvicorn upgrade).
+    fast_paths: bool = True
     #: Most nodes a placement (``POST /v1/place``) or an imported topology may have.
     max_place_nodes: Annotated[int, Field(ge=1)] = 16384
     #: Longest topology text (Slurm ``topology.conf`` / ``topology.yaml``) ``POST /v1/topology/import`` reads.

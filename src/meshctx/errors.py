@@ -4,8 +4,9 @@ the values they carry and named below with their module. Errors of bad input are
 
     MeshctxError
     ├── FieldErrors (ValueError)          input that cannot be used: a (field, detail) pair for every problem
+    │   ├── AdmissionReviewError          a body that is no AdmissionReview (meshctx.integrations.kubernetes_admission)
     │   ├── LaunchError                   launch settings a render target cannot express (meshctx.launch.spec)
-    │   ├── LaunchEnvError                a job's MESHCTX_* environment (meshctx.runtime.launch_env)
+    │   ├── LaunchEnvError                a job's MESHCTX_* environment (meshctx.runtime.job_env)
     │   └── RecipeError                   a recipe's distributed: section (meshctx.recipe)
     ├── FieldProblem (ValueError)         one unreadable annotation or env value (read by meshctx.integrations)
     ├── TaskRejected (ValueError)         a SkyPilot task the admin policy refuses (meshctx.integrations)

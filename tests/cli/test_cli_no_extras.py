@@ -72,6 +72,13 @@ def test_serve_names_the_service_extra(bare_python: Path) -> None:
     assert done.returncode == 2 and "meshctx[service]" in done.stderr
 
 
+def bare_script(python: Path, script: str) -> list[str]:
+    """The lines ``script`` prints in the bare venv (it must exit 0)."""
+    done = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
 def test_library_imports_name_their_extra(bare_python: Path) -> None:
     script = (
         "import meshctx\n"
@@ -79,9 +86,30 @@ def test_library_imports_name_their_extra(bare_python: Path) -> None:
         "try:\n    meshctx.MeshContext.build(meshctx.FSDP2Config(), world_size=8)\n"
         "except ModuleNotFoundError as e:\n    print(e)\n"
     )
-    done = subprocess.run([str(bare_python), "-c", script], capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [
+    assert bare_script(bare_python, script) == [
         "meshctx.client needs httpx: pip install 'meshctx[client]'",
         "MeshContext.build needs torch: pip install 'meshctx[torch]'",
     ]
+
+
+def test_the_scheduler_checks_run_without_extras(bare_python: Path) -> None:
+    """Kubernetes admission and the SkyPilot policy are the library's: no pydantic, FastAPI, YAML or torch."""
+    script = (
+        "import sys\n"
+        "from meshctx.integrations.kubernetes_admission import review\n"
+        "from meshctx.integrations.skypilot_policy import check_task\n"
+        "job = {'apiVersion': 'trainer.kubeflow.org/v1alpha1', 'kind': 'TrainJob',\n"
+        "       'metadata': {'name': 'llm', 'annotations': {'meshctx.io/tp-size': '3'}},\n"
+        "       'spec': {'trainer': {'numNodes': 2, 'numProcPerNode': 8}}}\n"
+        "body = {'apiVersion': 'admission.k8s.io/v1', 'kind': 'AdmissionReview',\n"
+        "        'request': {'uid': 'u1', 'operation': 'CREATE', 'object': job}}\n"
+        "answer = review(body)['response']\n"
+        "print(answer['allowed'], answer['status']['code'])\n"
+        "task = {'num_nodes': 2, 'resources': {'accelerators': 'H100:8'}, 'envs': {'MESHCTX_TP_SIZE': '8'}}\n"
+        "print(check_task(task))\n"
+        "print(sorted(m for m in ('pydantic', 'fastapi', 'yaml', 'torch') if m in sys.modules))\n"
+    )
+    verdict, added, loaded = bare_script(bare_python, script)
+    assert verdict == "False 403"
+    assert "'MESHCTX_WORLD_SIZE': '16'" in added and "'MESHCTX_DP_SIZE': '2'" in added
+    assert loaded == "[]"

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from meshctx.config import ParallelismSizes as P
 from meshctx.integrations.job_sizes import FieldProblem, bounded_int, parse_count
+from meshctx.integrations.kubernetes_admission import (
+    WARNING_LIMIT,
+    AdmissionReviewError,
+    Unchecked,
+    decide,
+    review,
+    shorten,
+)
 from meshctx.launch import LaunchSpec, render
 from meshctx.plan import plan_mesh
-from meshctx_service.integrations.kubernetes import WARNING_LIMIT, AdmissionReviewError, Unchecked, review, shorten
 
 
 def admission_review(obj: dict[str, Any] | None, operation: str = "CREATE") -> dict[str, Any]:
@@ -204,6 +212,32 @@ def test_v1beta1_reviews_get_v1beta1_back() -> None:
     body = admission_review(trainjob({"meshctx.io/tp-size": "8"}))
     body["apiVersion"] = "admission.k8s.io/v1beta1"
     assert review(body)["apiVersion"] == "admission.k8s.io/v1beta1"
+
+
+def test_an_admitted_workload_s_decision_carries_what_registering_it_needs() -> None:
+    job = trainjob({"meshctx.io/tp-size": "8", "meshctx.io/pp-size": "2"})
+    job["metadata"]["uid"] = "9d1c0d2e-0000-4000-8000-000000000001"
+    decision = decide(admission_review(job)["request"])
+    assert decision.verdict == "allowed" and decision.workload is not None
+    workload = decision.workload
+    assert (workload.kind, workload.namespace, workload.name, workload.uid) == (
+        "TrainJob",
+        "team-a",
+        "llm",
+        job["metadata"]["uid"],
+    )
+    assert workload.created and workload.request.nnodes == 4 and workload.request.nproc_per_node == 8
+    assert (workload.request.sizes.tp_size, workload.request.sizes.pp_size) == (8, 2)
+    dry = admission_review(job)
+    dry["request"]["dryRun"] = True
+    assert decide(dry["request"]).workload == replace(workload, created=False)
+    # Only a checked, admitted workload carries one: not a denial, nor one admitted unchecked, nor an untouched one.
+    assert decide(admission_review(trainjob({"meshctx.io/tp-size": "3"}))["request"]).workload is None
+    unknown = decide(
+        admission_review(trainjob({"meshctx.io/tp-size": "8"}, nproc="auto"))["request"], unchecked="allow"
+    )
+    assert unknown.verdict == "unchecked" and unknown.allowed and unknown.workload is None
+    assert decide(admission_review(trainjob(None))["request"]).workload is None
 
 
 def test_shorten_cuts_at_a_word_with_an_ellipsis() -> None:

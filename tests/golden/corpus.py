@@ -23,6 +23,8 @@ from meshctx.launch import TARGETS, LaunchError, LaunchSpec, render
 from meshctx.place import Node, Topology, place
 from meshctx.place.examples import EXAMPLES
 from meshctx.plan import ClusterShape, ModelShape, validate_topology
+from tests.deploy.test_admission import admission_review, trainjob
+from tests.deploy.test_skypilot_policy import user_request
 
 DIGESTS = Path(__file__).with_name("digests.json")
 STRATEGIES = ("fsdp2", "megatron_fsdp", "ddp")
@@ -88,45 +90,8 @@ def placement_answers() -> Iterator[tuple[str, bytes]]:
     yield "place/small", _json(place(plan, Topology.of(nodes), tuple(n.name for n in nodes)).to_dict())
 
 
-def _admission(kind: str, annotations: dict[str, str], nodes: int) -> dict[str, Any]:
-    obj = {
-        "apiVersion": "trainer.kubeflow.org/v1alpha1",
-        "kind": kind,
-        "metadata": {"name": "llm", "namespace": "team-a", "annotations": annotations},
-        "spec": {"runtimeRef": {"name": "torch-distributed"}, "trainer": {"numNodes": nodes, "numProcPerNode": 8}},
-    }
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-            "kind": {"group": "trainer.kubeflow.org", "version": "v1alpha1", "kind": kind},
-            "resource": {"group": "trainer.kubeflow.org", "version": "v1alpha1", "resource": "trainjobs"},
-            "name": "llm",
-            "namespace": "team-a",
-            "operation": "CREATE",
-            "userInfo": {"username": "alice"},
-            "object": obj,
-            "oldObject": None,
-            "dryRun": True,
-        },
-    }
-
-
-def _sky(envs: dict[str, str], nodes: int) -> str:
-    import yaml
-
-    task = {"num_nodes": nodes, "resources": {"accelerators": "H100:8"}, "envs": envs}
-    return json.dumps(
-        {
-            "task": yaml.safe_dump(task),
-            "skypilot_config": yaml.safe_dump({"allowed_clouds": ["kubernetes"]}),
-            "request_name": "sky.launch",
-            "request_options": {"cluster_name": "c", "idle_minutes_to_autostop": None, "down": False, "dryrun": False},
-            "at_client_side": False,
-            "user": yaml.safe_dump({"id": "abc", "name": "alice"}),
-        }
-    )
+def _task(envs: dict[str, str]) -> dict[str, Any]:
+    return {"num_nodes": 2, "resources": {"accelerators": "H100:8"}, "envs": envs}
 
 
 def http_requests() -> Iterator[tuple[str, str, str, Any]]:
@@ -165,11 +130,13 @@ def http_requests() -> Iterator[tuple[str, str, str, Any]]:
         ("invalid", {"meshctx.io/strategy": "fsdp2", "meshctx.io/tp-size": "3"}, 4),
         ("unreadable", {"meshctx.io/strategy": "fsdp2", "meshctx.io/tp-size": "x"}, 4),
     ):
-        yield f"admission/{label}", "POST", "/v1/admission/kubernetes", _admission("TrainJob", marks, count)
+        review = admission_review(trainjob(marks, count))
+        review["request"]["dryRun"] = True  # the run's shared server: admitting registers nothing
+        yield f"admission/{label}", "POST", "/v1/admission/kubernetes", review
     yield "admission/not-a-review", "POST", "/v1/admission/kubernetes", {"kind": "Pod"}
-    yield "skypilot/none", "POST", "/v1/policy/skypilot", _sky({}, 2)
-    yield "skypilot/valid", "POST", "/v1/policy/skypilot", _sky({"MESHCTX_TP_SIZE": "8"}, 2)
-    yield "skypilot/invalid", "POST", "/v1/policy/skypilot", _sky({"MESHCTX_TP_SIZE": "3"}, 2)
+    yield "skypilot/none", "POST", "/v1/policy/skypilot", user_request(_task({}))
+    yield "skypilot/valid", "POST", "/v1/policy/skypilot", user_request(_task({"MESHCTX_TP_SIZE": "8"}))
+    yield "skypilot/invalid", "POST", "/v1/policy/skypilot", user_request(_task({"MESHCTX_TP_SIZE": "3"}))
 
 
 def http_answers(base_url: str) -> Iterator[tuple[str, bytes]]:

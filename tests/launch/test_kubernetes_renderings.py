@@ -79,3 +79,12 @@ def test_a_trainjob_refuses_topology_settings_it_cannot_apply(option: str) -> No
         render("trainjob", PLAN, launch(**{option: "rack"}))
     [(field, detail)] = info.value.errors
     assert field == option and "render kueue" in detail
+
+
+@pytest.mark.parametrize("target", ["job", "jobset"])
+def test_the_chosen_master_port_reaches_torchrun_and_the_rendezvous_service(target: str) -> None:
+    plan = plan_mesh("fsdp2", P(tp_size=8), world_size=16)
+    rendering = render(target, plan, LaunchSpec(nnodes=2, nproc_per_node=8, master_port=31337, command=("t.py",)))
+    assert "--master-port=31337" in rendering.text and "29500" not in rendering.text
+    if target == "job":  # the Job's own headless Service; a JobSet's is made by JobSet, on no fixed port
+        assert "port: 31337" in rendering.text

@@ -7,7 +7,7 @@ import pytest
 import torch.distributed as dist
 
 import meshctx
-from meshctx.runtime.launch_env import LaunchEnvError
+from meshctx.runtime.job_env import LaunchEnvError
 from meshctx.runtime.realize import device_type_for_backend
 from tests.nemo.nemo_loader import load_nemo, meshctx_as_nemo_mesh
 from tests.torch.test_from_env import rendered_env

@@ -6,7 +6,9 @@ import json
 import re
 
 import pytest
+import yaml
 
+from meshctx.integrations import safe_yaml
 from meshctx.place import (
     Node,
     Topology,
@@ -361,3 +363,12 @@ def test_kubectl_items_count_against_the_limit() -> None:
 def test_deep_json_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="nested deeper"):
         load_json("[" * 100_000 + "]" * 100_000, "kubectl nodes")
+
+
+@pytest.mark.parametrize(("doc", "kind"), [("a: !!int [1, 2]\n", "sequence"), ("a: !!int {b: 1}\n", "mapping")])
+def test_an_int_tag_on_a_collection_is_refused_with_its_line(doc: str, kind: str) -> None:
+    """It was read as the repr of the node tree (``'<an integer of 104 digits>'``); now a YAML error names it."""
+    with pytest.raises(
+        yaml.YAMLError, match=rf"expected an integer, found a {kind} tagged !!int(.|\n)*line 1, column 4"
+    ):
+        safe_yaml.load(doc)

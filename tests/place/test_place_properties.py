@@ -15,13 +15,15 @@ Guarantees tested (and stated in docs/placement.md):
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
 from meshctx import ParallelismSizes, plan_mesh
-from meshctx.place import Node, Placement, Topology, natural_key, place
+from meshctx.place import Node, Topology, natural_key, place
+from meshctx.place.topology import TIER_NAMES
 from meshctx.plan import MeshPlan, TopologyError
 from tests.place.place_reference import (
     all_vectors,
@@ -144,7 +146,15 @@ def test_reported_crossings_equal_the_reference_and_never_lose_to_a_baseline(cas
             assert reported[top] <= baseline[top]
     for entry in placement.axes.values():
         assert all(b <= c for b, c in zip(entry.lower_bound.as_tuple(), entry.crossing.as_tuple()))
-    assert Placement.from_dict(placement.to_dict()) == placement
+    body = json.loads(json.dumps(placement.to_dict()))  # the --json / HTTP body says the same
+    assert body["order"] == list(placement.order)
+    assert body["launch"]["torchrun"]["node_rank"] == {host: i for i, host in enumerate(placement.order)}
+    assert {axis: tuple(e["crossing"][t] for t in TIER_NAMES) for axis, e in body["axes"].items()} == reported
+    for name in ("lexicographic", "natural"):
+        rows = body["baselines"][name]
+        assert {axis: tuple(r["crossing"][t] for t in TIER_NAMES) for axis, r in rows.items()} == {
+            axis: c.as_tuple() for axis, c in placement.baselines[name].items()
+        }
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])

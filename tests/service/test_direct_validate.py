@@ -1,4 +1,4 @@
-"""``POST /v1/validate``'s direct path (``topology/direct.py``) answers exactly as the FastAPI route.
+"""``POST /v1/validate``'s direct path (``http/fast_paths.py``) answers exactly as the FastAPI route.
 
 The same requests go to a default server (validate open: the direct path answers) and to one with validate
 closed behind a token (the FastAPI route answers, its token check passed), both real uvicorn servers on
@@ -132,12 +132,11 @@ def test_an_unexpected_error_is_the_same_logged_500(monkeypatch: pytest.MonkeyPa
 
     from meshctx_service.app import create_app
     from meshctx_service.settings import Settings
-    from meshctx_service.topology import direct, routes
+    from meshctx_service.topology import routes
 
     async def broken(state: object, body: bytes) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(direct, "answer_validate", broken)
     monkeypatch.setattr(routes, "answer_validate", broken)
     tokens = json.dumps({"reader-0123456789": {"tenant": "acme", "role": "read"}})
     answers = []

@@ -10,7 +10,7 @@ import struct
 
 from meshctx.config import ParallelismSizes
 from meshctx.plan.request import TopologyRequest
-from meshctx_service.http.protocol import TurnWrites
+from meshctx_service.http.fast_paths import TurnWrites
 from tests.support.servers import LiveServer
 
 #: ``struct tcp_info`` (linux/tcp.h): ``tcpi_data_segs_in``, the data segments this socket received, at byte 152.

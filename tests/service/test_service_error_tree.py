@@ -60,7 +60,7 @@ def test_the_drawn_tree_is_the_code_s_tree() -> None:
 
 
 def test_every_exception_class_of_the_service_is_a_service_error_or_named_as_not_answered() -> None:
-    not_answered = {"SettingsError", "TokenConfigError", "TooSlow", "_Retry", "_Exists", "_ClusterChanged"}
+    not_answered = {"SettingsError", "TokenConfigError", "_Retry", "_Exists", "_ClusterChanged"}
     assert all(f"``{name}``" in (errors.__doc__ or "") for name in not_answered)
     for name in _all_modules():
         module = importlib.import_module(name)

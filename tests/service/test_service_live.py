@@ -104,7 +104,7 @@ def test_503_is_retried_with_backoff_and_surfaces_when_it_persists(tmp_path: Pat
 
 
 def test_served_process_never_imports_torch_and_logs_json(tmp_path: Path) -> None:
-    # A registry already at the newest schema: start-up checks its revision without loading Alembic.
+    # A registry already at the newest schema: start-up checks its revision with sqlite3 alone.
     upgrade_database(default_database_url(tmp_path / "data"))
     server = start_server(tmp_path, MESHCTX_DATA_DIR=str(tmp_path / "data"))
     try:
@@ -119,7 +119,8 @@ def test_served_process_never_imports_torch_and_logs_json(tmp_path: Path) -> Non
     modules = imported_modules(output)
     assert {"fastapi", "uvicorn", "meshctx", "meshctx_service"} <= modules  # the trace is complete
     assert "torch" not in modules
-    assert "sqlalchemy" in modules and "alembic" not in modules
+    # No registry request: the registry never opened, so SQLAlchemy never loaded (registry/lazy.py).
+    assert "sqlalchemy" not in modules and "alembic" not in modules
     access = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     routes = [(a["method"], a["route"], a["status"]) for a in access if a["logger"] == "meshctx.access"]
     assert ("POST", "/v1/validate", 200) in routes and ("GET", "unmatched", 404) in routes

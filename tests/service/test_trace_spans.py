@@ -1,7 +1,7 @@
-"""``POST /v1/validate``'s direct path (``topology/direct.py``, answered before FastAPI's stack) makes the same
+"""``POST /v1/validate``'s direct path (``http/fast_paths.py``, answered before FastAPI's stack) makes the same
 OpenTelemetry server span FastAPI makes for every other route: named ``POST /v1/validate``, with its route and
-status. The spans are collected by a small recording tracer provider (the OpenTelemetry SDK is not a dependency);
-FastAPI's own telemetry code makes them."""
+status (with ``MESHCTX_FAST_PATHS=off``, FastAPI's route makes the same). The spans are collected by a small
+recording tracer provider (the OpenTelemetry SDK is not a dependency); FastAPI's own telemetry code makes them."""
 
 from __future__ import annotations
 
@@ -59,10 +59,10 @@ class RecordingProvider(trace.TracerProvider):
         return RecordingTracer(self.spans)
 
 
-@pytest.fixture
-def traced(tmp_path: Path) -> Iterator[tuple[TestClient, RecordingProvider]]:
+@pytest.fixture(params=[True, False], ids=["fast paths", "MESHCTX_FAST_PATHS=off"])
+def traced(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[TestClient, RecordingProvider]]:
     provider = RecordingProvider()
-    app = create_app(Settings(data_dir=tmp_path, access_log=False))
+    app = create_app(Settings(data_dir=tmp_path, access_log=False, fast_paths=request.param))
     app._telemetry["tracer_provider"] = provider  # FastAPI(telemetry={"tracer_provider": ...}), after the fact
     with TestClient(app) as client:
         yield client, provider

@@ -7,8 +7,9 @@ import threading
 import time
 
 import pytest
+from starlette.datastructures import State
 
-from meshctx_service.http.work import Busy, WorkPool
+from meshctx_service.http.work import Busy, WorkPool, off_loop
 
 
 def test_saturated_pool_refuses_at_once_and_recovers() -> None:
@@ -56,3 +57,58 @@ def test_deadline_answers_503_and_the_abandoned_task_still_counts() -> None:
         asyncio.run(scenario())
     finally:
         pool.close()
+
+
+def test_inline_work_runs_at_once_on_the_event_loop_even_when_the_pool_is_full() -> None:
+    state = State({"work": WorkPool(threads=1, queue=0, deadline_s=5.0)})
+    release = threading.Event()
+
+    async def scenario() -> None:
+        held = asyncio.ensure_future(off_loop(state, release.wait))
+        await asyncio.sleep(0.05)
+        with pytest.raises(Busy):
+            await off_loop(state, threading.get_ident)  # the one thread is taken and there is no queue
+        loop_thread = threading.get_ident()
+        assert await off_loop(state, threading.get_ident, inline=True) == loop_thread  # no thread hop, not refused
+        assert state.work.pending == 1  # the inline call never counted against the pool
+        release.set()
+        assert await held is True
+        assert await off_loop(state, threading.get_ident) != loop_thread  # without inline: on the pool's thread
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        state.work.close()
+
+
+def test_admission_work_runs_on_its_own_pool_which_the_general_pool_s_load_never_takes() -> None:
+    state = State(
+        {
+            "work": WorkPool(threads=1, queue=0, deadline_s=5.0),
+            "admission_work": WorkPool(threads=1, queue=0, deadline_s=5.0, name="meshctx-admission"),
+        }
+    )
+    release = threading.Event()
+
+    def thread_name() -> str:
+        return threading.current_thread().name
+
+    async def scenario() -> None:
+        held = asyncio.ensure_future(off_loop(state, release.wait))
+        await asyncio.sleep(0.05)
+        with pytest.raises(Busy):
+            await off_loop(state, thread_name)
+        assert (await off_loop(state, thread_name, pool="admission")).startswith("meshctx-admission")
+        slow = asyncio.ensure_future(off_loop(state, release.wait, pool="admission"))
+        await asyncio.sleep(0.05)
+        with pytest.raises(Busy) as refused:  # admission's own thread taken, no queue: refused at once
+            await off_loop(state, thread_name, pool="admission", deadline_s=0.5)
+        assert not refused.value.timed_out
+        release.set()
+        assert await held is True and await slow is True
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        state.work.close()
+        state.admission_work.close()

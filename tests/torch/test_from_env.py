@@ -18,7 +18,7 @@ import pytest
 from meshctx import MeshContext
 from meshctx.plan import plan_mesh
 from meshctx.plan.sizes import ParallelismSizes
-from meshctx.runtime.launch_env import LaunchEnvError
+from meshctx.runtime.job_env import LaunchEnvError
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).resolve().parent / "from_env_worker.py"

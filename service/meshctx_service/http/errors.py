@@ -6,7 +6,6 @@ tree, each class with its status and code (defined beside what raises it, module
 
     ServiceError                          500 internal_error
     ├── InvalidFields                     422 invalid_request
-    │   ├── AdmissionReviewError          422 invalid_request  [integrations.kubernetes]
     │   └── PolicyRequestError            422 invalid_request  [integrations.skypilot]
     ├── Busy                              503 service_busy     [http.work]
     ├── AuthError                     401 unauthenticated  [auth.principals]
@@ -30,10 +29,9 @@ tree, each class with its status and code (defined beside what raises it, module
         └── RegistryBusyError             503 registry_busy
 
 Never answered over HTTP: ``SettingsError`` [settings] and ``TokenConfigError`` [auth.tokens] (``ValueError``s
-that stop start-up with exit status 2) and ``TooSlow`` [integrations.checks] (a check past its deadline, which
-the admission routes answer in their schedulers' own form); ``_Retry`` [registry.store], ``_Exists`` and
-``_ClusterChanged`` [registry.registering] signal, inside one registration or heartbeat, that its write must run
-again or take the other path, and never leave the registry. ``tests/service/test_problems.py`` keeps this
+that stop start-up with exit status 2); ``_Retry`` [registry.store], ``_Exists`` and ``_ClusterChanged``
+[registry.registering] signal, inside one registration or heartbeat, that its write must run again or take the
+other path, and never leave the registry. ``tests/service/test_problems.py`` keeps this
 picture complete and true.
 ``install_error_handlers`` installs every exception handler of the app, so each route answers the same way
 whichever routers an app includes.

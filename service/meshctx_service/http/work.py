@@ -1,10 +1,17 @@
-"""The work pool: planning that may take more than a millisecond runs here, off the event loop.
+"""The work pools: planning that may take more than a millisecond runs here, off the event loop. ``off_loop``
+is the one way a route runs such work: the general pool (``app.state.work``, ``MESHCTX_WORK_*``) serves validate,
+layout, render and place; admission has a pool of its own (``app.state.admission_work``,
+``MESHCTX_ADMISSION_THREADS``/``_QUEUE``) that no other route can take, so a saturated general pool never keeps
+the gate from checking a workload (its routes pass ``MESHCTX_CHECK_DEADLINE_S`` as their deadline, and answer a
+``Busy`` in their schedulers' own form).
 
 A fixed number of threads, a bounded queue and a deadline (docs/contract.md "Bounded work"): the event loop keeps
 answering ``/livez`` and ``/readyz`` while the largest allowed requests run; a request arriving when every
 thread is busy and the queue is full is refused at once (503 + ``Retry-After``), and one that waits or runs
 past the deadline gets a 503 too. A thread cannot be stopped, so a task past its deadline keeps its thread
 and still counts against the queue until it ends: the pool never runs more than ``threads`` tasks at once.
+Registry reads and writes wait on the database, not the CPU: they run on anyio's threads, as FastAPI runs every
+synchronous route.
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
+
+from starlette.datastructures import State
 
 from .errors import ServiceError
 
@@ -89,3 +98,41 @@ class WorkPool:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+#: The app's pools, by the ``app.state`` attribute that holds each.
+POOLS = {"work": "work", "admission": "admission_work"}
+Pool = Literal["work", "admission"]
+
+
+async def off_loop(
+    state: State,
+    fn: Callable[..., T],
+    *args: object,
+    pool: Pool = "work",
+    inline: bool = False,
+    deadline_s: float | None = None,
+    admitted: bool = False,
+) -> T:
+    """``fn(*args)`` on one of the app's work pools: how every route runs work that may take more than about a
+    millisecond.
+
+    Args:
+        state: the app's state, which holds the pools.
+        fn: the work, with its ``args``.
+        pool: ``"work"`` (``MESHCTX_WORK_*``) or ``"admission"`` (``MESHCTX_ADMISSION_THREADS``/``_QUEUE``).
+        inline: work known to be cheap: run at once on the event loop, never refused (a thread hop would cost
+            more than the work; the app need not even have the pool).
+        deadline_s: a deadline shorter than the pool's (``WorkPool.run``).
+        admitted: the next piece of a request the pool already took (``WorkPool.run``).
+
+    Returns:
+        What ``fn`` returns.
+
+    Raises:
+        Busy: every thread busy and the queue full (``timed_out`` false), or past the deadline (true).
+    """
+    if inline:
+        return fn(*args)
+    work: WorkPool = getattr(state, POOLS[pool])
+    return await work.run(fn, *args, deadline_s=deadline_s, admitted=admitted)

@@ -1,72 +1,33 @@
 """What every scheduler integration applies before it plans: the validate route's own limits
-(``TopologyBody.checked_request``, so a workload can ask no more than a ``/v1/validate`` body), then the
-planning itself off the event loop with a deadline, so ``/livez`` answers throughout — on admission's own
-threads (``app.state.admission_work``), which no other route can take: a slow ``/v1/place`` or ``groups=true``
+(``Settings.limits.errors``, the library's ``Limits`` checked on the ``TopologyRequest`` the integration read, so
+a workload can ask no more than a ``/v1/validate`` body), then the planning itself off the event loop with a
+deadline (``MESHCTX_CHECK_DEADLINE_S``), so ``/livez`` answers throughout — on admission's own pool
+(``off_loop(..., pool="admission")``), which no other route can take: a slow ``/v1/place`` or ``groups=true``
 layout never keeps the gate from checking a workload."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException  # what FastAPI raises for a body it cannot parse
 
 from meshctx.integrations.job_sizes import bounded_int
-from meshctx.integrations.limits import Check
-from meshctx.plan.request import TopologyRequest
 
-from ..http.errors import InvalidFields
-from ..http.work import Busy, WorkPool
-from ..settings import Settings
-from ..topology.schemas import TopologyBody
-
-T = TypeVar("T")
+from ..http.work import Busy
 
 
-def limits_of(settings: Settings) -> Check:
-    """The (field, detail) pairs of a request that ``/v1/validate`` would refuse with these settings."""
-
-    def check(request: TopologyRequest) -> list[tuple[str, str]]:
-        try:
-            TopologyBody.model_validate(request.to_dict()).checked_request(settings)
-        except ValidationError as error:
-            return [(_field(e["loc"]), e["msg"]) for e in error.errors(include_url=False)]
-        except InvalidFields as error:
-            return list(error.errors)
-        return []
-
-    return check
-
-
-def _field(loc: tuple[int | str, ...]) -> str:
-    """``("sizes", "tp_size")`` → ``sizes.tp_size``; ``("nnodes", "int")`` → ``nnodes`` (no union member tags)."""
-    parts = [str(p) for p in loc]
-    return ".".join(parts[:2]) if parts[:1] in (["sizes"], ["model"]) else parts[0] if parts else "body"
-
-
-class TooSlow(Exception):
-    """The check did not finish before its deadline."""
-
-
-async def off_loop(request: Request, work: Callable[[], T], deadline_s: float) -> T:
-    """``work()`` on admission's own pool (the integrations share it; no other route can use it), within
-    ``deadline_s``; ``TooSlow`` when the pool is saturated or the deadline passes, so the caller answers as
-    ``MESHCTX_ADMISSION_UNCHECKED`` says (an unfinished thread runs to its end on its own, still counted)."""
-    pool: WorkPool = request.app.state.admission_work
-    try:
-        return await pool.run(work, deadline_s=deadline_s)
-    except Busy as busy:
-        reason = (
-            f"the check took longer than {deadline_s:g} s (MESHCTX_CHECK_DEADLINE_S)"
-            if busy.timed_out
-            else "every admission thread was busy (MESHCTX_ADMISSION_THREADS, MESHCTX_ADMISSION_QUEUE)"
-        )
-        raise TooSlow(reason) from None
+def not_finished(busy: Busy, deadline_s: float) -> str:
+    """Why a check did not finish (``busy``: admission's pool refused it, or it ran past ``deadline_s``), as the
+    routes answer it in their schedulers' own form (``MESHCTX_ADMISSION_UNCHECKED`` says how); an unfinished
+    thread runs to its end on its own, still counted."""
+    if busy.timed_out:
+        return f"the check took longer than {deadline_s:g} s (MESHCTX_CHECK_DEADLINE_S)"
+    return "every admission thread was busy (MESHCTX_ADMISSION_THREADS, MESHCTX_ADMISSION_QUEUE)"
 
 
 class _LongNumbersRequest(Request):

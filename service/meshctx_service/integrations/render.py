@@ -11,14 +11,15 @@ from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field, StrictInt, create_model
 
 from meshctx.launch import TARGETS, LaunchError, LaunchSpec, validate_and_render
-from meshctx.launch.spec import RENDER_OPTION_NAMES, RENDER_OPTIONS, OptionKind, RenderOption
+from meshctx.launch.spec import DEFAULT_MASTER_PORT, RENDER_OPTION_NAMES, RENDER_OPTIONS, OptionKind, RenderOption
 from meshctx.plan import ValidationReport
 from meshctx.plan.request import TopologyRequest
 
 from ..http.errors import REFUSED, InvalidFields
 from ..http.metrics import Metrics
 from ..http.wire import Int, Strict, read_body
-from ..topology.routes import planned
+from ..http.work import off_loop
+from ..topology.offload import heavy
 from ..topology.schemas import ClusterBody, ModelBody, NodeRange, SizesBody, TopologyBody, ValidationReportOut
 
 router = APIRouter(prefix="/v1")
@@ -36,7 +37,8 @@ def _field(option: RenderOption) -> tuple[Any, Any]:
     """One ``RENDER_OPTIONS`` entry as a body field (``meshctx render`` makes the same entry a flag)."""
     kind: Any
     if option.kind is OptionKind.ARGV:
-        return Argv, Field(default=list(option.default), description=option.help)  # type: ignore[call-overload]
+        assert isinstance(option.default, tuple), option  # an argv option's default is its argv (DEFAULT_COMMAND)
+        return Argv, Field(default=list(option.default), description=option.help)
     if option.kind is OptionKind.CHOICE:
         kind = Literal[option.choices]
     elif option.kind is OptionKind.PORT:
@@ -108,7 +110,7 @@ RENDER_EXAMPLES: dict[str, dict[str, Any]] = {
             "nnodes": 4,
             "nproc_per_node": 8,
             "sizes": {"tp_size": 8, "pp_size": 2},
-            "rdzv_endpoint": "head:29500",
+            "rdzv_endpoint": f"head:{DEFAULT_MASTER_PORT}",
             "command": ["train.py", "--config", "llm.yaml"],
         },
     },
@@ -161,7 +163,8 @@ async def render(
     body = await read_body(request, RenderBody)
     ask = body.topology().checked_request(request.app.state.settings)
     try:
-        report, encoded = await planned(request.app.state, ask, partial(_render, target, body.launch()))
+        render_ask = partial(_render, target, body.launch())
+        report, encoded = await off_loop(request.app.state, render_ask, ask, inline=not heavy(ask))
     except LaunchError as error:
         raise InvalidFields(error.errors) from None
     metrics: Metrics = request.app.state.metrics

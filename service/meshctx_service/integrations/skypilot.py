@@ -24,14 +24,15 @@ from pydantic import Discriminator, Field, Tag
 
 from meshctx.integrations import safe_yaml
 from meshctx.integrations.job_sizes import bounded_int
+from meshctx.integrations.kubernetes_admission import shorten
 from meshctx.integrations.limits import Check
 from meshctx.integrations.skypilot_policy import TaskRejected, check_task
 
 from ..http.errors import REFUSED, InvalidFields, ProblemDetails, problem_response
 from ..http.wire import Open
+from ..http.work import Busy, off_loop
 from ..settings import Settings
-from .checks import LongNumbersRoute, TooSlow, limits_of, off_loop
-from .kubernetes import shorten
+from .checks import LongNumbersRoute, not_finished
 
 log = logging.getLogger("meshctx.admission")
 
@@ -134,9 +135,10 @@ async def policy_skypilot(
     settings: Settings = request.app.state.settings
     metrics = request.app.state.metrics
     document = body if isinstance(body, str) else body.model_dump()
+    deadline_s = settings.check_deadline_s
     try:
         mutated = await off_loop(
-            request, lambda: apply_policy(document, limits_of(settings)), settings.check_deadline_s
+            request.app.state, apply_policy, document, settings.limits.errors, pool="admission", deadline_s=deadline_s
         )
     except TaskRejected as rejected:
         metrics.observe_admission("skypilot", "denied")
@@ -144,7 +146,8 @@ async def policy_skypilot(
     except PolicyRequestError:
         metrics.observe_admission("skypilot", "denied")
         raise
-    except TooSlow as slow:  # SkyPilot fails the request, as when the policy URL is down (docs/skypilot.md)
+    except Busy as busy:  # SkyPilot fails the request, as when the policy URL is down (docs/skypilot.md)
+        slow = not_finished(busy, deadline_s)
         metrics.observe_admission("skypilot", "unchecked")
         unchanged = _unchanged(document) if settings.admission_unchecked == "allow" else None
         if unchanged is not None:

@@ -15,6 +15,8 @@ import orjson
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from meshctx.place.topology import TIER_NAMES
+
 from ..http.errors import InvalidFields
 from .schemas import PlaceBody
 
@@ -22,9 +24,9 @@ MAX_ERRORS = 20
 NAME_MAX = 253
 LABEL_MAX = 317
 GPUS_MAX = 1024
-NODE_KEYS = frozenset({"name", "gpus", "nvlink_domain", "leaf", "spine"})
-TIERS = ("nvlink_domain", "leaf", "spine")
-LABEL_TIERS = frozenset({"node", *TIERS})
+TIERS = TIER_NAMES[1:]
+NODE_KEYS = frozenset({"name", "gpus", *TIERS})
+LABEL_TIERS = frozenset(TIER_NAMES)
 
 
 def _short(value: object) -> str:

@@ -10,25 +10,24 @@ seconds at most at any size, docs/placement.md "Modes").
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from meshctx.launch.spec import DEFAULT_MASTER_PORT
 from meshctx.place import Topology
 from meshctx.place.answer import place_answer
 from meshctx.place.hostlist import expand_hosts
 from meshctx.place.importers import import_kubectl, import_slurm_conf, import_slurm_yaml, load_json
-from meshctx.place.launch import MASTER_PORT
 
 from ..auth import Role
 from ..auth.gate import Gate
 from ..http.errors import REFUSED, InvalidFields, ProblemDetails
 from ..http.openapi import body_doc
 from ..http.responses import FastJSONResponse
-from ..http.work import WorkPool
+from ..http.work import off_loop
 from ..registry.lazy import LazyRegistry
 from ..settings import Settings
 from ..topology.schemas import ValidationReportOut
@@ -39,7 +38,6 @@ from .schemas import IMPORT_EXAMPLES, PLACE_EXAMPLES, ImportBody, PlaceBody, Pla
 router = APIRouter(prefix="/v1", tags=["placement"])
 MAX_HOST_NAME = 253
 
-T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 BUSY: dict[int | str, dict[str, Any]] = {
@@ -48,12 +46,6 @@ BUSY: dict[int | str, dict[str, Any]] = {
         "description": "Every planning thread is busy, or the work ran past `MESHCTX_WORK_DEADLINE_S`: `service_busy`.",
     }
 }
-
-
-async def _off_loop(request: Request, work: Callable[[], T]) -> T:
-    """``work()`` on the shared work pool; ``Busy`` (503 + ``Retry-After``) when saturated or past its deadline."""
-    pool: WorkPool = request.app.state.work
-    return await pool.run(work)
 
 
 def _parse(model: type[M], raw: bytes) -> M:
@@ -126,7 +118,7 @@ def _placement(raw: bytes, settings: Settings, http: Request) -> dict[str, Any]:
     except ValueError as error:
         raise InvalidFields([("topology", str(error))]) from None
     command = tuple(body.command) if body.command else None
-    port = body.master_port or MASTER_PORT
+    port = body.master_port or DEFAULT_MASTER_PORT
     return place_answer(request, topology, hosts, command=command, master_port=port, search=body.search)
 
 
@@ -160,7 +152,7 @@ async def place_route(request: Request) -> FastJSONResponse:
     ``GET /v1/clusters/{name}``)."""
     settings: Settings = request.app.state.settings
     raw = await request.body()  # bounded by MESHCTX_MAX_PLACE_BODY_BYTES (413 above)
-    answer = await _off_loop(request, lambda: _paused(raw, settings, request))
+    answer = await off_loop(request.app.state, _paused, raw, settings, request)
     # the heap a big placement freed goes back after the response (http/memory.py: trim_soon, for slow requests)
     return FastJSONResponse(answer)
 
@@ -209,7 +201,7 @@ async def import_topology(request: Request) -> FastJSONResponse:
     what the import could not see: GPU nodes without topology labels, GPUs counted from a label."""
     settings: Settings = request.app.state.settings
     raw = await request.body()  # bounded by MESHCTX_MAX_BODY_BYTES (413 above)
-    return FastJSONResponse(await _off_loop(request, lambda: _imported(raw, settings)))
+    return FastJSONResponse(await off_loop(request.app.state, _imported, raw, settings))
 
 
 def _check_import(body: ImportBody, settings: Settings) -> None:

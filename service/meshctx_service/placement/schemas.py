@@ -11,12 +11,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from meshctx.place.topology import TierName, UnitTierName
+
 from ..http.wire import Int, Strict
 from ..topology.schemas import TopologyBody
 
 Name = Annotated[str, Field(min_length=1, max_length=253)]
 Unit = Annotated[str, Field(max_length=253)]
-TierName = Literal["node", "nvlink_domain", "leaf", "spine"]
 
 
 class NodeBody(Strict):
@@ -79,9 +80,7 @@ class ImportBody(Strict):
     name: Annotated[str, Field(min_length=1, max_length=253)] | None = Field(
         default=None, description="slurm-yaml: which topology of the file (default: cluster_default, else the first)"
     )
-    label_map: (
-        dict[Literal["nvlink_domain", "leaf", "spine"], Annotated[str, Field(min_length=1, max_length=317)]] | None
-    ) = Field(
+    label_map: dict[UnitTierName, Annotated[str, Field(min_length=1, max_length=317)]] | None = Field(
         default=None,
         description="kubectl: the node label key of a tier when the cluster uses its own "
         '(`{"leaf": "example.com/rack"}`); it replaces the known keys for that tier (leaf and spine together).',

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
@@ -18,12 +18,10 @@ from meshctx.plan.request import TopologyRequest
 from ..http.errors import REFUSED, InvalidFields
 from ..http.metrics import Metrics, findings
 from ..http.wire import MAX_INT, parse_body, read_body
-from ..http.work import WorkPool
+from ..http.work import off_loop
 from ..settings import Settings
 from .offload import heavy
 from .schemas import EXAMPLES, PlanOut, RankViewOut, TopologyBody, ValidationReportOut
-
-T = TypeVar("T")
 
 router = APIRouter(prefix="/v1", tags=["topology"])
 
@@ -37,14 +35,6 @@ VALIDATE_BODY_DOC: dict[str, Any] = {
         },
     }
 }
-
-
-async def planned(state: State, topology: TopologyRequest, fn: Callable[[TopologyRequest], T]) -> T:
-    """``fn(topology)`` inline when it is cheap, else on the app's work pool (503 when saturated or too slow)."""
-    if not heavy(topology):
-        return fn(topology)
-    work: WorkPool = state.work
-    return await work.run(fn, topology)
 
 
 def _settings(request: Request) -> Settings:
@@ -114,14 +104,14 @@ async def validate(request: Request) -> Response:
 
 
 async def answer_validate(state: State, body: bytes) -> Verdict:
-    """``POST /v1/validate`` once its body is read: the route above and the direct path (``direct.py``) both
+    """``POST /v1/validate`` once its body is read: the route above and the direct path (``http/fast_paths.py``) both
     answer with this (a 200 whose body is ``verdict.body``), or raise what the app's handlers answer."""
     answers: RecentAnswers = state.answers
     verdict = answers.get(body)
     if verdict is None:
         settings: Settings = state.settings
         topology = parse_body(body, TopologyBody).checked_request(settings)
-        verdict = await planned(state, topology, _fresh_verdict)
+        verdict = await off_loop(state, _fresh_verdict, topology, inline=not heavy(topology))
         answers.keep(body, verdict)
     metrics: Metrics = state.metrics
     metrics.observe_verdict("validate", verdict.valid, verdict.findings)
@@ -154,7 +144,8 @@ async def layout(
     O(number of axes); every group is streamed, off the event loop."""
     settings = _settings(request)
     topology = (await read_body(request, TopologyBody)).checked_request(settings)
-    report, encoded = await planned(request.app.state, topology, partial(_layout, rank, groups))
+    state = request.app.state
+    report, encoded = await off_loop(state, partial(_layout, rank, groups), topology, inline=not heavy(topology))
     metrics: Metrics = request.app.state.metrics
     metrics.observe_report("layout", report)
     if isinstance(encoded, str):
@@ -165,7 +156,7 @@ async def layout(
     refusal = settings.limits.listing_error(report.plan.world_size)
     if refusal is not None:
         raise InvalidFields([refusal])
-    return StreamingResponse(_listing(request.app.state.work, report.plan), media_type="application/json")
+    return StreamingResponse(_listing(state, report.plan), media_type="application/json")
 
 
 def _layout(rank: int | None, groups: bool, topology: TopologyRequest) -> tuple[ValidationReport, bytes | str | None]:
@@ -187,7 +178,7 @@ def _layout(rank: int | None, groups: bool, topology: TopologyRequest) -> tuple[
 LISTING_CHUNK_RANKS = 1 << 13
 
 
-async def _listing(work: WorkPool, plan: MeshPlan) -> AsyncIterator[bytes]:
+async def _listing(state: State, plan: MeshPlan) -> AsyncIterator[bytes]:
     """``plan.to_dict(groups=True)`` as JSON, a chunk at a time, each chunk encoded on the work pool: no list
     of every rank is ever built, so a listing at the largest allowed world leaves memory where it was."""
     head = plan.to_json()
@@ -198,7 +189,7 @@ async def _listing(work: WorkPool, plan: MeshPlan) -> AsyncIterator[bytes]:
         step = max(1, LISTING_CHUNK_RANKS // layout.size)
         yield (b"," if index else b"") + orjson.dumps(name) + b":["
         for first in range(0, groups, step):
-            yield await work.run(_encode_groups, plan, layout, first, min(first + step, groups), admitted=True)
+            yield await off_loop(state, _encode_groups, plan, layout, first, min(first + step, groups), admitted=True)
         yield b"]"
     yield b"}}"
 

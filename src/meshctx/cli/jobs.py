@@ -13,6 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..job_states import NAMES
+from ..place.topology import TIER_NAMES
 from .common import (
     Json,
     ServerFailed,
@@ -59,7 +60,7 @@ def _hosts(hosts: list[str]) -> str:
 def _placement_line(placement: Json) -> str:
     order = placement["order"]
     shown = " ".join(order[:8]) + (f" … ({len(order)} nodes)" if len(order) > 8 else "")
-    tiers = ("node", "nvlink_domain", "leaf", "spine")
+    tiers = TIER_NAMES
     crossing = ", ".join(
         f"{axis} {'/'.join(str(axes['crossing'][t]) for t in tiers)}" for axis, axes in placement["axes"].items()
     )

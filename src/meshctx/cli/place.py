@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..launch.spec import DEFAULT_MASTER_PORT
 from ..place import Topology, parse_hostlist
 from ..place.answer import place_answer
 from ..place.importers import import_kubectl, import_slurm_conf, import_slurm_yaml, load_json, load_yaml
-from ..place.launch import MASTER_PORT
 from ..place.report import BASELINES
 from ..place.topology import TIER_NAMES
 from ..plan.request import TopologyRequest
@@ -80,7 +80,7 @@ def add_place_command(commands: Any) -> None:
     )
     launch = cmd.add_argument_group("launch")
     launch.add_argument("--command", dest="train_command", metavar="CMD", help="training command (default train.py)")
-    launch.add_argument("--master-port", type=int, default=MASTER_PORT, help=f"default {MASTER_PORT}")
+    launch.add_argument("--master-port", type=int, default=DEFAULT_MASTER_PORT, help=f"default {DEFAULT_MASTER_PORT}")
     cmd.set_defaults(handler=cmd_place)
 
 
@@ -210,7 +210,7 @@ def _fill_world(args: argparse.Namespace, topology: Topology, allocation: Sequen
         args.world_size = len(hosts) * gpus.pop()
 
 
-# -- placing ------------------------------------------------------------------------------------------------
+# -- place --------------------------------------------------------------------------------------------------
 
 
 def trimmed(topology: Topology, allocation: Sequence[str] | None) -> Topology:
@@ -248,7 +248,7 @@ def cmd_place(args: argparse.Namespace) -> int:
             body["cluster_name"] = args.cluster
         if command is not None:
             body["command"] = command
-        if args.master_port != MASTER_PORT:
+        if args.master_port != DEFAULT_MASTER_PORT:
             body["master_port"] = args.master_port
         if args.search != "default":
             body["search"] = args.search

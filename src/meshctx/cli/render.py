@@ -54,7 +54,7 @@ def _add_option(group: argparse._ArgumentGroup, option: RenderOption) -> None:
             dest=TRAIN_COMMAND,  # not ``command``: the subcommand's name lives there
             metavar="'CMD ARGS'",
             help=f"{option.help}, as one shell-quoted string; or put it last, after -- "
-            f"(default {' '.join(option.default)})",  # type: ignore[arg-type]
+            f"(default {' '.join(option.default or ())})",
         )
     elif option.kind is OptionKind.CHOICE:
         group.add_argument(option.flag, choices=option.choices, help=option.help + shown)

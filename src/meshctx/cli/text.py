@@ -68,9 +68,10 @@ def plan_lines(plan: Mapping[str, Any]) -> list[str]:
 def _compact_ranks(ranks: Sequence[int]) -> str:
     """``[0, 1, 2, 3, 8]`` → ``0-3,8``."""
     runs: list[str] = []
-    start = prev = None
+    start: int | None = None
+    prev: int | None = None
     for r in [*ranks, None]:
-        if start is not None and (r is None or r != prev + 1):  # type: ignore[operator]
+        if start is not None and prev is not None and (r is None or r != prev + 1):
             runs.append(str(start) if start == prev else f"{start}-{prev}")
             start = None
         if r is not None and start is None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
 from yaml.events import AliasEvent, CollectionStartEvent
 
 from .job_sizes import LONG_DIGITS, bounded_int
@@ -49,10 +50,13 @@ class NoAliasLoader(yaml.SafeLoader):
 
 
 def _bounded_yaml_int(loader: yaml.SafeLoader, node: yaml.Node) -> int | str:
+    if not isinstance(node, yaml.ScalarNode):  # ``!!int [...]``: refused, not read as the repr of its tree
+        kind = "sequence" if isinstance(node, yaml.SequenceNode) else "mapping"
+        raise ConstructorError(None, None, f"expected an integer, found a {kind} tagged !!int", node.start_mark)
     text = str(node.value).replace("_", "")
     if len(text.lstrip("+-")) > LONG_DIGITS:
         return bounded_int(text)
-    return loader.construct_yaml_int(node)  # type: ignore[arg-type]
+    return loader.construct_yaml_int(node)
 
 
 NoAliasLoader.add_constructor("tag:yaml.org,2002:int", _bounded_yaml_int)

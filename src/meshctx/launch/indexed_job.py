@@ -9,15 +9,16 @@ its own. The ``meshctx.io/*`` annotations let the admission webhook re-check the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..plan import MeshPlan
 from .annotations import plan_annotations
 from .kubeflow import DNS_1035, QUEUE_LABEL
 from .kueue import kueue_annotations
-from .spec import LaunchError, LaunchSpec, Rendering, check_launch, job_env
+from .spec import DEFAULT_MASTER_PORT, LaunchError, LaunchSpec, Rendering, check_launch, job_env
 from .text import yaml_text
 from .torchrun import torchrun_command
 
-MASTER_PORT = 29500
 JOBSET_API = "jobset.x-k8s.io/v1alpha2"
 #: The JobSet's one replicated job; pods are named ``<jobset>-workers-<job>-<index>``.
 REPLICATED_JOB = "workers"
@@ -61,7 +62,7 @@ def _master(launch: LaunchSpec, default_host: str) -> tuple[str, str]:
         if host and port.isdigit():
             return host, port
         raise LaunchError([("rdzv_endpoint", f"expected HOST:PORT, got {launch.rdzv_endpoint!r}")])
-    return default_host, str(MASTER_PORT)
+    return default_host, str(launch.port)
 
 
 def _pod_spec(plan: MeshPlan, launch: LaunchSpec, master: tuple[str, str]) -> dict[str, object]:
@@ -110,6 +111,22 @@ def _metadata(plan: MeshPlan, launch: LaunchSpec) -> dict[str, object]:
     return metadata
 
 
+def rendezvous_service(name: str, selector: Mapping[str, str], port: int = DEFAULT_MASTER_PORT) -> dict[str, object]:
+    """The headless Service that gives the pod hosting torchrun's rendezvous a stable DNS name ``name``, ready
+    or not (the other pods reach it before it is ready)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": dict(selector),
+            "ports": [{"name": "rendezvous", "port": port}],
+        },
+    }
+
+
 def render_job(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
     _check(plan, launch, "Job", "-")
     name = launch.job_name
@@ -120,17 +137,7 @@ def render_job(plan: MeshPlan, launch: LaunchSpec) -> Rendering:
         "metadata": _metadata(plan, launch),
         "spec": _job_spec(plan, launch, master, subdomain=name),
     }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {
-            "clusterIP": "None",
-            "publishNotReadyAddresses": True,
-            "selector": {JOB_NAME_LABEL: name},
-            "ports": [{"name": "rendezvous", "port": MASTER_PORT}],
-        },
-    }
+    service = rendezvous_service(name, {JOB_NAME_LABEL: name}, int(master[1]))
     return Rendering(
         "job",
         job,

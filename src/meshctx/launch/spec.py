@@ -19,7 +19,7 @@ from ..plan.arith import is_size
 from ..plan.sizes import SIZE_TABLE
 
 #: Environment the job receives; ``MeshContext.from_env`` builds the meshes from it and checks their fingerprint
-#: against ``MESHCTX_FINGERPRINT`` (``meshctx.runtime.launch_env`` reads it).
+#: against ``MESHCTX_FINGERPRINT`` (``meshctx.runtime.job_env`` reads it).
 ENV_STRATEGY = "MESHCTX_STRATEGY"
 ENV_WORLD_SIZE = "MESHCTX_WORLD_SIZE"
 ENV_FINGERPRINT = "MESHCTX_FINGERPRINT"
@@ -44,7 +44,7 @@ class OptionKind(Enum):
     ARGV = "argv"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RenderOption:
     """One launch setting of ``meshctx render`` and ``POST /v1/render/{target}``; both are built from
     ``RENDER_OPTIONS``, so a setting cannot exist in one and not the other."""
@@ -52,7 +52,7 @@ class RenderOption:
     name: str
     kind: OptionKind
     help: str
-    default: object = None
+    default: str | tuple[str, ...] | None = None
     choices: tuple[str, ...] = ()
 
     @property
@@ -75,8 +75,8 @@ RENDER_OPTIONS: tuple[RenderOption, ...] = (
     RenderOption(
         "master_port",
         OptionKind.PORT,
-        f"rendezvous port on the first node (Slurm, SkyPilot; default {DEFAULT_MASTER_PORT}); torchrun on one "
-        "node without --rdzv-endpoint: this fixed local port instead of --standalone",
+        f"rendezvous port on the first node (Slurm, SkyPilot, Job, JobSet; default {DEFAULT_MASTER_PORT}); "
+        "torchrun on one node without --rdzv-endpoint: this fixed local port instead of --standalone",
     ),
     RenderOption("accelerator", OptionKind.TEXT, "GPU type, e.g. H100 (SkyPilot; Slurm gres type)"),
     RenderOption("image", OptionKind.TEXT, "container image (TrainJob)"),
@@ -102,7 +102,7 @@ RENDER_OPTIONS: tuple[RenderOption, ...] = (
 RENDER_OPTION_NAMES: tuple[str, ...] = tuple(o.name for o in RENDER_OPTIONS)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class LaunchSpec:
     """How the job is started. ``nnodes`` is ``N`` or an elastic range ``"MIN:MAX"``; every other field is
     a ``RENDER_OPTIONS`` entry with the same name and default."""
@@ -151,7 +151,7 @@ class LaunchSpec:
         return low != high
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rendering:
     target: str
     data: dict[str, object]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 
 _PLAIN = re.compile(r"[A-Za-z_/$][A-Za-z0-9_./:=$+-]*(?: [A-Za-z0-9_./:=$+-]+)*")
 _SPECIAL = frozenset(
@@ -42,10 +43,12 @@ def _block(text: str, indent: str) -> str | None:
     return f"|{chomp}\n" + "\n".join(lines)
 
 
-def _lines(value: object, indent: str) -> list[str]:
-    """``value`` (a dict or a list) as block lines at ``indent``."""
+def _lines(value: dict[object, object] | list[object], indent: str) -> list[str]:
+    """``value`` as block lines at ``indent``."""
     out: list[str] = []
-    items = value.items() if isinstance(value, dict) else ((None, item) for item in value)  # type: ignore[attr-defined]
+    items: Iterable[tuple[object, object]] = (
+        value.items() if isinstance(value, dict) else ((None, item) for item in value)
+    )
     for key, item in items:
         lead = f"{indent}{_scalar(key)}:" if key is not None else f"{indent}-"
         if isinstance(item, (dict, list)) and item:

@@ -7,22 +7,22 @@ allocation)`` returns a ``Placement`` whose ``to_dict()`` is the ``meshctx place
 from .crossings import PRIORITY
 from .hostlist import format_hostlist, natural_key, parse_hostlist
 from .importers import topology_from_kubectl, topology_from_slurm_conf, topology_from_slurm_yaml
-from .launch import Launch, check_topology_assignment
 from .placer import check_allocation, place
 from .problems import PlacementError
 from .report import AxisPlacement, Crossing, Placement
-from .topology import TIERS, Node, Tier, Topology
+from .scheduler_orders import Launch, check_topology_assignment
+from .topology import TIER_NAMES, Node, TierName, Topology
 
 __all__ = [
     "PRIORITY",
-    "TIERS",
+    "TIER_NAMES",
     "AxisPlacement",
     "Crossing",
     "Launch",
     "Node",
     "Placement",
     "PlacementError",
-    "Tier",
+    "TierName",
     "Topology",
     "check_allocation",
     "check_topology_assignment",

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..launch.spec import DEFAULT_MASTER_PORT
 from ..plan.request import TopologyRequest
-from .launch import MASTER_PORT
 from .placer import place
 from .problems import PlacementError
 from .topology import Topology
@@ -33,7 +33,7 @@ def place_answer(
     allocation: Sequence[str] | str | None,
     *,
     command: Sequence[str] | None = None,
-    master_port: int = MASTER_PORT,
+    master_port: int = DEFAULT_MASTER_PORT,
     search: str = "default",
 ) -> dict[str, Any]:
     """Plan ``request``, then place it: the placement, the validation report when the sizes are invalid, or

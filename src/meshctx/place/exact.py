@@ -24,7 +24,7 @@ from .crossings import AxisClasses
 TIERS_UP = 3  # nvlink_domain, leaf, spine: the node tier's count is the same in every order
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Result:
     vector: tuple[int, ...]
     order: tuple[int, ...]

@@ -10,8 +10,8 @@ from ..plan import MeshPlan, plan_mesh
 from ..plan.sizes import ParallelismSizes
 from .hostlist import format_hostlist
 from .placer import place
-from .report import Placement
-from .topology import Node, Topology
+from .report import Crossing, Placement
+from .topology import TIER_NAMES, Node, Topology
 
 
 @dataclass(frozen=True)
@@ -71,48 +71,44 @@ def dgx() -> Example:
 EXAMPLES = (nvl72, dgx)
 
 
-def _cells(crossing: dict[str, int]) -> str:
-    return " / ".join(str(crossing[t]) for t in ("node", "nvlink_domain", "leaf", "spine"))
+def _cells(crossing: Crossing) -> str:
+    return " / ".join(str(c) for c in crossing.as_tuple())
 
 
 def markdown(example: Example) -> str:
-    result = example.placement().to_dict()
+    result = example.placement()
     lines = [
         f"### {example.title}",
         "",
         example.description,
         "",
-        "Groups crossing each tier (node / nvlink_domain / leaf / spine):",
+        f"Groups crossing each tier ({' / '.join(TIER_NAMES)}):",
         "",
         "| axis | groups | lexicographic | natural | topology-sorted | meshctx | lower bound |",
         "|---|---|---|---|---|---|---|",
     ]
-    axes: dict[str, dict[str, object]] = result["axes"]  # type: ignore[assignment]
-    baselines: dict[str, dict[str, dict[str, dict[str, int]]]] = result["baselines"]  # type: ignore[assignment]
-    for axis, entry in axes.items():
+    baselines = result.baselines
+    for axis, entry in result.axes.items():
         lines.append(
-            f"| {axis} | {entry['groups']} | {_cells(baselines['lexicographic'][axis]['crossing'])} | "
-            f"{_cells(baselines['natural'][axis]['crossing'])} | {_cells(baselines['topology'][axis]['crossing'])} | "
-            f"{_cells(entry['crossing'])} | "  # type: ignore[arg-type]
-            f"{_cells(entry['lower_bound'])} |"  # type: ignore[arg-type]
+            f"| {axis} | {entry.groups} | {_cells(baselines['lexicographic'][axis])} | "
+            f"{_cells(baselines['natural'][axis])} | {_cells(baselines['topology'][axis])} | "
+            f"{_cells(entry.crossing)} | {_cells(entry.lower_bound)} |"
         )
-    launch: dict[str, dict[str, object]] = result["launch"]  # type: ignore[assignment]
-    segment = launch["slurm"]["segment"]
-    lines += ["", f"First node ranks: {', '.join(result['order'][:4])}, …"]  # type: ignore[index]
-    search: dict[str, object] = result["search"]  # type: ignore[assignment]
-    gap: dict[str, object] | None = result["gap"]  # type: ignore[assignment]
-    proof = f"optimal ({search['proof']})" if search["optimal"] else "not proven optimal"
+    slurm = result.launch.slurm
+    lines += ["", f"First node ranks: {', '.join(result.order[:4])}, …"]
+    search, gap = result.search, result.gap
+    proof = f"optimal ({search.proof})" if search.optimal else "not proven optimal"
     where = (
-        f"; first entry above its bound: {gap['axis']} at {gap['tier']}, {gap['crossing']} vs {gap['lower_bound']}"
-        if gap
+        f"; first entry above its bound: {gap.axis} at {gap.tier}, {gap.crossing} vs {gap.lower_bound}"
+        if gap is not None
         else ""
     )
-    lines.append(f"Search: {search['orders']} hierarchical orders, {proof}{where}.")
-    if segment is not None:
-        lines.append(f"Slurm suggestion: `--segment={segment}` — {launch['slurm']['segment_reason']}")
-    annotations = launch["kueue"]["annotations"]
+    lines.append(f"Search: {search.orders} hierarchical orders, {proof}{where}.")
+    if slurm.segment is not None:
+        lines.append(f"Slurm suggestion: `--segment={slurm.segment}` — {slurm.segment_reason}")
+    annotations = result.launch.kueue.annotations
     if annotations:
-        pairs = ", ".join(f"`{k}: {v}`" for k, v in annotations.items())  # type: ignore[attr-defined]
+        pairs = ", ".join(f"`{k}: {v}`" for k, v in annotations.items())
         lines.append(f"Kueue annotations: {pairs}")
     return "\n".join(lines) + "\n"
 

@@ -66,7 +66,7 @@ LEAF_SPINE_LABELS: tuple[tuple[str, str], ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Imported:
     """An importer's topology and what the caller should hear about it (nodes without topology labels,
     GPUs counted from a label, tiers no node has)."""
@@ -303,11 +303,11 @@ def _from_blocks(
         if base is None or size % base:
             raise ValueError(f"BlockSizes={block_sizes[:8]}: {size} is not a multiple of the base block size {base}")
         aggregates.append(size // base)
-    tiers = ["nvlink_domain", "leaf", "spine"] if block_tier == "nvlink_domain" else ["leaf", "spine"]
+    tiers = TIER_NAMES[TIER_NAMES.index(block_tier) :]
     nodes: list[Node] = []
     seen: set[str] = set()
     for index, (name, members) in enumerate(blocks):
-        values: dict[str, str | None] = {"nvlink_domain": None, "leaf": None, "spine": None}
+        values: dict[str, str | None] = dict.fromkeys(TIER_NAMES[1:])
         values[tiers[0]] = name
         for tier, span in zip(tiers[1:], aggregates):
             first = index - index % span

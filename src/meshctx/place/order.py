@@ -25,17 +25,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias, TypeGuard
 
 from .crossings import AxisClasses
 from .hostlist import natural_key
 from .topology import Node
 
 # An item is a node index (level 0) or a list of items (a chunk).
-Item = object
+Item: TypeAlias = int | list["Item"]
 Path = tuple[object, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Partition:
     """A partition of the slots: ``ids[s]`` is the representative slot of slot ``s``'s block."""
 
@@ -249,7 +250,17 @@ def _common(items: list[Units]) -> Units:
     first = items[0]
     if items.count(first) == len(items):
         return first
-    return tuple(v if all(it[t] == v for it in items[1:]) else None for t, v in enumerate(first))  # type: ignore[return-value]
+    rest = items[1:]
+
+    def kept(t: int) -> object:
+        return first[t] if all(it[t] == first[t] for it in rest) else None
+
+    return (kept(0), kept(1), kept(2))
+
+
+def _of_chunks(chunk: list[Item]) -> TypeGuard[list[list[Item]]]:
+    """Whether ``chunk`` holds chunks rather than node indices (its members are all of one level)."""
+    return bool(chunk) and isinstance(chunk[0], list)
 
 
 def _align(root: list[Item], units: Callable[[Item], Units]) -> None:
@@ -259,10 +270,9 @@ def _align(root: list[Item], units: Callable[[Item], Units]) -> None:
     of the next form a pp group), so this keeps strided groups inside units."""
     stack: list[list[Item]] = [root]
     while stack:
-        chunk = stack.pop()
-        if not chunk or not isinstance(chunk[0], list):
+        children = stack.pop()
+        if not _of_chunks(children):
             continue
-        children: list[list[Item]] = chunk  # type: ignore[assignment]
         stack.extend(children)
         if len(children) < 2 or len(children[0]) < 2:
             continue
@@ -325,7 +335,7 @@ def chunk_tree(
                 return node_units[item]
             found = memo.get(id(item))
             if found is None:
-                found = memo[id(item)] = _common([units(member) for member in item])  # type: ignore[attr-defined]
+                found = memo[id(item)] = _common([units(member) for member in item])
             return found
 
         _align([root_chunk], units)

@@ -11,15 +11,16 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from itertools import permutations
 
+from ..launch.spec import DEFAULT_MASTER_PORT
 from ..plan import MeshPlan
 from ..plan.problems import Code, Problem
 from . import exact
 from .crossings import PRIORITY, AxisClasses, crossings, lower_bounds, nested, plan_classes, unit_ids
 from .hostlist import expand_hosts, natural_key
-from .launch import MASTER_PORT, build_launch, valid_host_name
 from .order import Orders, Partitions, Path, domain_path, nested_path
 from .problems import PlacementError, place_error, sample
 from .report import BASELINES, AxisPlacement, Crossing, Gap, Placement, Search
+from .scheduler_orders import build_launch, valid_host_name
 from .topology import TIER_NAMES, Node, Topology
 
 
@@ -187,7 +188,7 @@ def place(
     allocation: Sequence[str] | str | None = None,
     *,
     command: Sequence[str] = ("train.py",),
-    master_port: int = MASTER_PORT,
+    master_port: int = DEFAULT_MASTER_PORT,
     search: str = "default",
 ) -> Placement:
     """Order the allocated nodes for ``plan``; raises ``PlacementError`` with every problem found.
@@ -339,12 +340,15 @@ def place(
 def topology_sorted(nodes: Sequence[Node], names: Sequence[tuple[object, ...]]) -> list[int]:
     """Node indices sorted by spine, leaf, NVLink domain (natural order, missing first), then name: the
     order of a scheduler that fills units one after the other (Kueue TAS, Slurm topology/tree)."""
-    keys: dict[str | None, tuple[object, ...]] = {None: ((), "")}
+    keys: dict[str, tuple[object, ...]] = {}
+    missing: tuple[object, ...] = ((), "")
 
     def key(value: str | None) -> tuple[object, ...]:
+        if value is None:
+            return missing
         found = keys.get(value)
         if found is None:
-            found = keys[value] = natural_key(value)  # type: ignore[arg-type]
+            found = keys[value] = natural_key(value)
         return found
 
     return sorted(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .launch import Launch
+from .scheduler_orders import Launch
 from .topology import TIER_NAMES
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Crossing:
     """Groups of one axis whose ranks sit in more than one unit of each tier."""
 
@@ -28,12 +28,8 @@ class Crossing:
     def to_dict(self) -> dict[str, int]:
         return dict(zip(TIER_NAMES, self.as_tuple()))
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> Crossing:
-        return cls(*(int(data[t]) for t in TIER_NAMES))  # type: ignore[call-overload]
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AxisPlacement:
     groups: int
     crossing: Crossing
@@ -42,14 +38,6 @@ class AxisPlacement:
     def to_dict(self) -> dict[str, object]:
         return {"groups": self.groups, "crossing": self.crossing.to_dict(), "lower_bound": self.lower_bound.to_dict()}
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> AxisPlacement:
-        return cls(
-            int(data["groups"]),  # type: ignore[call-overload]
-            Crossing.from_dict(data["crossing"]),  # type: ignore[arg-type]
-            Crossing.from_dict(data["lower_bound"]),  # type: ignore[arg-type]
-        )
-
 
 #: The orders every placement is compared against: what torchrun's c10d rendezvous (hostname string
 #: order) and Slurm's node list (natural order) would give, and nodes sorted by their units (spine, leaf,
@@ -57,7 +45,7 @@ class AxisPlacement:
 BASELINES: tuple[str, ...] = ("lexicographic", "natural", "topology")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Gap:
     """The first entry of the objective where the order's crossings exceed the lower bound; up to it, the
     order is proven optimal (every earlier entry sits at its bound)."""
@@ -70,12 +58,8 @@ class Gap:
     def to_dict(self) -> dict[str, object]:
         return {"axis": self.axis, "tier": self.tier, "crossing": self.crossing, "lower_bound": self.lower_bound}
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> Gap:
-        return cls(str(data["axis"]), str(data["tier"]), int(data["crossing"]), int(data["lower_bound"]))  # type: ignore[call-overload]
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Search:
     """How the order was found and what is proven about it."""
 
@@ -100,19 +84,8 @@ class Search:
             "explored": self.explored,
         }
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> Search:
-        proof = data.get("proof")
-        return cls(
-            str(data["mode"]),
-            bool(data["optimal"]),
-            str(proof) if proof is not None else None,
-            int(data["orders"]),  # type: ignore[call-overload]
-            int(data["explored"]),  # type: ignore[call-overload]
-        )
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Placement:
     """Node rank ``i`` runs on ``order[i]``; rank ``r`` on ``order[r // gpus_per_node]``. ``axes`` and
     each baseline list the axes in objective order (tp, cp, ep, ...)."""
@@ -149,21 +122,3 @@ class Placement:
             "search": self.search.to_dict(),
             "warnings": list(self.warnings),
         }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> Placement:
-        baselines = data["baselines"]
-        gap = data.get("gap")
-        return cls(
-            order=tuple(str(h) for h in data["order"]),  # type: ignore[attr-defined]
-            gpus_per_node=int(data["gpus_per_node"]),  # type: ignore[call-overload]
-            axes={str(k): AxisPlacement.from_dict(v) for k, v in data["axes"].items()},  # type: ignore[attr-defined]
-            baselines={
-                str(name): {str(axis): Crossing.from_dict(entry["crossing"]) for axis, entry in rows.items()}
-                for name, rows in baselines.items()  # type: ignore[attr-defined]
-            },
-            launch=Launch.from_dict(data["launch"]),  # type: ignore[arg-type]
-            search=Search.from_dict(data["search"]),  # type: ignore[arg-type]
-            gap=Gap.from_dict(gap) if isinstance(gap, Mapping) else None,
-            warnings=tuple(str(w) for w in data.get("warnings", ())),  # type: ignore[attr-defined]
-        )

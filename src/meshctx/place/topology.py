@@ -11,36 +11,39 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from types import MappingProxyType
+from typing import Literal, get_args
 
-
-class Tier(str, Enum):
-    NODE = "node"
-    NVLINK_DOMAIN = "nvlink_domain"
-    LEAF = "leaf"
-    SPINE = "spine"
-
-    def __str__(self) -> str:
-        return self.value
-
-
+#: The tiers, fastest first: node ⊂ nvlink_domain ⊂ leaf ⊂ spine (the one place their names are written);
+#: ``UnitTierName`` are those above the node (a node's units, the ``Node`` fields a topology fills in).
+UnitTierName = Literal["nvlink_domain", "leaf", "spine"]
+TierName = Literal["node", UnitTierName]
 #: Fastest first; crossing counts are reported in this order.
-TIERS: tuple[Tier, ...] = (Tier.NODE, Tier.NVLINK_DOMAIN, Tier.LEAF, Tier.SPINE)
-TIER_NAMES: tuple[str, ...] = tuple(t.value for t in TIERS)
+TIER_NAMES: tuple[TierName, ...] = get_args(TierName)
 
 #: Node labels a Kubernetes scheduler (Kueue TAS) would use for each tier when the topology names none.
 DEFAULT_LABELS: Mapping[str, str] = MappingProxyType(
-    {
-        "node": "kubernetes.io/hostname",
-        "nvlink_domain": "nvidia.com/gpu.clique",
-        "leaf": "cloud.google.com/gce-topology-subblock",
-        "spine": "cloud.google.com/gce-topology-block",
-    }
+    dict(
+        zip(
+            TIER_NAMES,
+            (
+                "kubernetes.io/hostname",
+                "nvidia.com/gpu.clique",
+                "cloud.google.com/gce-topology-subblock",
+                "cloud.google.com/gce-topology-block",
+            ),
+        )
+    )
 )
 
 
-@dataclass(frozen=True)
+def _tier(tier: str) -> str:
+    if tier not in TIER_NAMES:
+        raise ValueError(f"tier: one of {', '.join(TIER_NAMES)}, got {tier!r}")
+    return tier
+
+
+@dataclass(frozen=True, slots=True)
 class Node:
     name: str
     gpus: int
@@ -48,18 +51,17 @@ class Node:
     leaf: str | None = None
     spine: str | None = None
 
-    def value(self, tier: Tier | str) -> str | None:
+    def value(self, tier: str) -> str | None:
         """The unit name at ``tier`` as given (``None`` when missing); the node's own name at tier node."""
-        tier = Tier(tier)
-        if tier is Tier.NODE:
+        if _tier(tier) == "node":
             return self.name
-        value: str | None = getattr(self, tier.value)
+        value: str | None = getattr(self, tier)
         return value
 
-    def unit(self, tier: Tier | str) -> str:
+    def unit(self, tier: str) -> str:
         """The unit this node belongs to at ``tier``; a missing value is a unit of its own."""
         value = self.value(tier)
-        return value if value is not None else f"\x00{Tier(tier).value}:{self.name}"
+        return value if value is not None else f"\x00{tier}:{self.name}"
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -71,7 +73,7 @@ class Node:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, object], where: str = "node") -> Node:
+    def from_dict(cls, data: object, where: str = "node") -> Node:
         if not isinstance(data, Mapping):
             raise ValueError(f"{where}: expected an object with name and gpus, got {type(data).__name__}")
         name = data.get("name")
@@ -89,7 +91,7 @@ class Node:
         return cls(name, gpus, values["nvlink_domain"], values["leaf"], values["spine"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Topology:
     """Every node of a cluster. ``labels`` names the node label behind each tier (Kubernetes importers
     set it); it only feeds the Kueue annotations of the launch section."""
@@ -101,9 +103,8 @@ class Topology:
     def of(cls, nodes: Sequence[Node], labels: Mapping[str, str] | None = None) -> Topology:
         return cls(tuple(nodes), MappingProxyType(dict(labels or {})))
 
-    def label(self, tier: Tier | str) -> str:
-        tier = Tier(tier).value
-        return self.labels.get(tier) or DEFAULT_LABELS[tier]
+    def label(self, tier: str) -> str:
+        return self.labels.get(tier) or DEFAULT_LABELS[_tier(tier)]
 
     def names(self) -> list[str]:
         return [n.name for n in self.nodes]
@@ -118,13 +119,13 @@ class Topology:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> Topology:
+    def from_dict(cls, data: object) -> Topology:
         """Read ``{"nodes": [...]}``; every malformed entry is reported at once, naming its index."""
-        if not isinstance(data, Mapping) or not isinstance(data.get("nodes"), list):
+        entries = data.get("nodes") if isinstance(data, Mapping) else None
+        if not isinstance(data, Mapping) or not isinstance(entries, list):
             raise ValueError('topology: expected {"nodes": [{"name": str, "gpus": int, ...}, ...]}')
         nodes: list[Node] = []
         errors: list[str] = []
-        entries: list[Mapping[str, object]] = data["nodes"]  # type: ignore[assignment]
         for i, entry in enumerate(entries):
             try:
                 nodes.append(Node.from_dict(entry, f"nodes[{i}]"))

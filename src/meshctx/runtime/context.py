@@ -316,7 +316,7 @@ class MeshContext:
         from ..launch.spec import ENV_STRATEGY
         from ..plan.problems import TopologyError
         from .heartbeat import start_job_heartbeat
-        from .launch_env import LaunchEnvError, read_launch_env
+        from .job_env import LaunchEnvError, read_launch_env
         from .nemo_rules import strategy_of
 
         launch = read_launch_env(environ)

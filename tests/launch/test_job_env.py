@@ -8,7 +8,7 @@ import pytest
 from meshctx.config import ParallelismSizes as P
 from meshctx.launch import LaunchSpec, render
 from meshctx.plan import plan_mesh
-from meshctx.runtime.launch_env import LaunchEnvError, read_launch_env
+from meshctx.runtime.job_env import LaunchEnvError, read_launch_env
 
 PLAN = plan_mesh("fsdp2", P(tp_size=8, pp_size=2, dp_replicate_size=2), world_size=64)
 LAUNCH = {"nnodes": 8, "nproc_per_node": 8, "rdzv_endpoint": "head:29500", "accelerator": "H100"}

@@ -14,7 +14,7 @@ import pytest
 from meshctx import ParallelismSizes, plan_mesh
 from meshctx.place import Node, PlacementError, Topology, check_topology_assignment, parse_hostlist, place
 from meshctx.place.examples import nvl72
-from meshctx.place.launch import build_launch, valid_host_name
+from meshctx.place.scheduler_orders import build_launch, valid_host_name
 from meshctx.plan import TopologyError
 from meshctx.plan.problems import Code
 

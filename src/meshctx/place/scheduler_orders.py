@@ -30,13 +30,14 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..launch.indexed_job import rendezvous_service
+from ..launch.spec import DEFAULT_MASTER_PORT
 from ..plan.problems import Code, Problem
 from .crossings import AxisClasses
 from .hostlist import format_hostlist
 from .problems import place_error, sample
 from .topology import TIER_NAMES, Node, Topology
 
-MASTER_PORT = 29500
 SLICE_TOPOLOGY = "kueue.x-k8s.io/podset-slice-required-topology"
 SLICE_SIZE = "kueue.x-k8s.io/podset-slice-size"
 SLICE_CONSTRAINTS = "kueue.x-k8s.io/podset-slice-required-topology-constraints"
@@ -72,7 +73,7 @@ def launcher(command: str, master: str = "$1") -> str:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SlurmLaunch:
     hostfile: tuple[str, ...]
     nodelist: str
@@ -89,20 +90,8 @@ class SlurmLaunch:
             "script": list(self.script),
         }
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> SlurmLaunch:
-        segment = data.get("segment")
-        reason = data.get("segment_reason")
-        return cls(
-            tuple(str(h) for h in data["hostfile"]),  # type: ignore[attr-defined]
-            str(data["nodelist"]),
-            int(segment) if segment is not None else None,  # type: ignore[call-overload]
-            str(reason) if reason is not None else None,
-            tuple(str(line) for line in data["script"]),  # type: ignore[attr-defined]
-        )
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TorchrunLaunch:
     nnodes: int
     nproc_per_node: int
@@ -123,19 +112,8 @@ class TorchrunLaunch:
             "command": self.command,
         }
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> TorchrunLaunch:
-        return cls(
-            int(data["nnodes"]),  # type: ignore[call-overload]
-            int(data["nproc_per_node"]),  # type: ignore[call-overload]
-            str(data["master_addr"]),
-            int(data["master_port"]),  # type: ignore[call-overload]
-            {str(k): int(v) for k, v in data["node_rank"].items()},  # type: ignore[attr-defined]
-            str(data["command"]),
-        )
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KubernetesLaunch:
     """One leader pod on ``order[0]`` behind a headless Service (the stable rendezvous address), the other
     pods anywhere in the allocation; every pod reads its node name from ``spec.nodeName`` and finds its
@@ -156,17 +134,8 @@ class KubernetesLaunch:
             "command": list(self.command),
         }
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> KubernetesLaunch:
-        return cls(
-            str(data["leader_node"]),
-            tuple(dict(e) for e in data["env"]),  # type: ignore[attr-defined]
-            dict(data["service"]),  # type: ignore[call-overload]
-            tuple(str(c) for c in data["command"]),  # type: ignore[attr-defined]
-        )
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KueueSlice:
     axis: str
     size: int
@@ -178,12 +147,8 @@ class KueueSlice:
     def to_dict(self) -> dict[str, object]:
         return {"axis": self.axis, "size": self.size, "tier": self.tier, "topology": self.topology}
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> KueueSlice:
-        return cls(str(data["axis"]), int(data["size"]), str(data["tier"]), str(data["topology"]))  # type: ignore[call-overload]
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KueueLaunch:
     annotations: Mapping[str, str]
     """Single-level slice annotations for the pod template: the outermost slice (it holds the others)."""
@@ -200,16 +165,8 @@ class KueueLaunch:
             "slices": [s.to_dict() for s in self.slices],
         }
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> KueueLaunch:
-        return cls(
-            {str(k): str(v) for k, v in data["annotations"].items()},  # type: ignore[attr-defined]
-            {str(k): str(v) for k, v in data["multi_layer_annotations"].items()},  # type: ignore[attr-defined]
-            tuple(KueueSlice.from_dict(s) for s in data["slices"]),  # type: ignore[attr-defined]
-        )
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Launch:
     slurm: SlurmLaunch
     torchrun: TorchrunLaunch
@@ -226,21 +183,11 @@ class Launch:
             "notes": list(self.notes),
         }
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> Launch:
-        return cls(
-            SlurmLaunch.from_dict(data["slurm"]),  # type: ignore[arg-type]
-            TorchrunLaunch.from_dict(data["torchrun"]),  # type: ignore[arg-type]
-            KubernetesLaunch.from_dict(data["kubernetes"]),  # type: ignore[arg-type]
-            KueueLaunch.from_dict(data["kueue"]),  # type: ignore[arg-type]
-            tuple(str(n) for n in data.get("notes", ())),  # type: ignore[attr-defined]
-        )
-
 
 def _largest_units(topology: Topology) -> dict[str, int]:
     """Per tier, nodes in its largest unit over the whole cluster (what a scheduler could still find);
     leaves are keyed by their spine, as everywhere."""
-    out = {}
+    out: dict[str, int] = {}
     for tier in TIER_NAMES[1:]:
         sizes: dict[object, int] = {}
         for node in topology.nodes:
@@ -331,7 +278,7 @@ def build_launch(
     bounds: Sequence[Sequence[int]],
     topology: Topology,
     command: Sequence[str] = ("train.py",),
-    master_port: int = MASTER_PORT,
+    master_port: int = DEFAULT_MASTER_PORT,
 ) -> Launch:
     bad = [h for h in order if not valid_host_name(h)]
     if bad:
@@ -350,17 +297,7 @@ def build_launch(
     )
     largest_units = _largest_units(topology)
     segment, reason = _segment(classes, bounds, largest_units)
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": RENDEZVOUS_SERVICE},
-        "spec": {
-            "clusterIP": "None",
-            "publishNotReadyAddresses": True,
-            "selector": dict(LEADER_LABELS),
-            "ports": [{"name": "rendezvous", "port": master_port}],
-        },
-    }
+    service = rendezvous_service(RENDEZVOUS_SERVICE, LEADER_LABELS, master_port)
     env = (
         {"name": ORDER_ENV, "value": " ".join(order)},
         {"name": NODE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
