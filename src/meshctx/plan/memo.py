@@ -1,0 +1,126 @@
+"""Every memo of the plan values, in one place: what is kept, for how long and why.
+
+Plan values (``MeshPlan``, ``MeshSpec``, ``AxisLayout``, ``ResolvedSizes``, ...) are plain frozen dataclasses
+with slots: nothing is ever cached on an instance. What is worth keeping is kept here instead:
+
+- ``mesh_recipe(strategy, with_cp)``: what a strategy's device mesh is made of apart from its sizes (axes,
+  flattened axes, their names). Four exist; all are kept.
+- ``topology(strategy, sizes, world_size)``: a resolved topology laid out (meshes and axis layouts) with what
+  it determines by itself (``Topology``: its fingerprint, its layouts' wire dicts, its cluster report on up to
+  ``CLUSTERS_KEPT`` clusters), each filled in the first time a plan of it is asked. The service sees the same
+  few topologies over and over; the ``TOPOLOGIES_KEPT`` used last are kept. ``laid_out(plan)`` finds the record
+  a plan was built from: the one its layouts and meshes *are* (identity), so a plan read back or changed with
+  ``dataclasses.replace`` is never taken for one it only resembles.
+- ``kwargs_wire(...)``: NeMo's axis kwargs of an axis set as JSON reads them back; a handful of sets exist.
+- ``positions(ranks)``: rank -> mesh position of a rank subset, for the last ``POSITIONS_KEPT`` subsets asked
+  about, found by identity (hashing a 131072-rank tuple would cost as much as building the map).
+
+The one other memo of the planner is ``arith.factorize`` (numbers -> prime factors), kept beside that function
+because every module, this one included, sits above ``arith``. ``clear()`` forgets the topologies and rank
+subsets (the cold runs of ``bench/bench_plan.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+from threading import Lock
+from typing import TYPE_CHECKING
+
+from . import meshes
+from .frozen import FrozenDict
+from .layout import AxisLayout
+from .meshes import MeshNames, MeshSpec
+from .sizes import ResolvedSizes
+from .strategies import Strategy
+
+if TYPE_CHECKING:
+    from .cluster import ClusterShape
+    from .mesh_plan import MeshPlan
+
+TOPOLOGIES_KEPT = 256
+CLUSTERS_KEPT = 2
+POSITIONS_KEPT = 2
+
+mesh_recipe = cache(meshes.mesh_recipe)
+kwargs_wire = lru_cache(maxsize=64)(meshes.kwargs_wire)
+
+
+@dataclass(eq=False)
+class Topology:
+    """A laid-out topology and what it determines by itself, filled in as plans of it are asked (a memo
+    record, not a value: the fields below ``moe_names`` change)."""
+
+    device_mesh: MeshSpec | None
+    moe_mesh: MeshSpec | None
+    layouts: FrozenDict[str, AxisLayout]
+    device_names: MeshNames | None
+    moe_names: MeshNames | None
+    fingerprint: str | None = None
+    #: ``AxisLayout.to_dict()`` of every axis: only for encoders, which read them and change nothing.
+    layout_dicts: dict[str, dict[str, object]] | None = None
+    cluster_reports: dict[ClusterShape, dict[str, object]] = field(default_factory=dict)
+
+    def cluster_report(self, cluster: ClusterShape, report: Callable[[], dict[str, object]]) -> dict[str, object]:
+        """The report on ``cluster`` (made by ``report`` the first time; not to be changed by the caller)."""
+        kept = self.cluster_reports.get(cluster)
+        if kept is None:
+            if len(self.cluster_reports) >= CLUSTERS_KEPT:
+                self.cluster_reports.clear()
+            kept = self.cluster_reports[cluster] = report()
+        return kept
+
+
+_TopologyKey = tuple[Strategy, ResolvedSizes, int]
+_TOPOLOGIES: dict[_TopologyKey, Topology] = {}  # in the order of last use
+_TOPOLOGIES_LOCK = Lock()
+
+
+def topology(strategy: Strategy, sizes: ResolvedSizes, world_size: int) -> Topology:
+    """The record of a resolved topology, laid out the first time (``meshes.lay_out``)."""
+    key = (strategy, sizes, world_size)
+    with _TOPOLOGIES_LOCK:
+        record = _TOPOLOGIES.pop(key, None)
+        if record is None:
+            laid = meshes.lay_out(strategy, sizes, world_size, mesh_recipe(strategy, sizes.cp > 1))
+            record = Topology(laid.device_mesh, laid.moe_mesh, laid.layouts, laid.device_names, laid.moe_names)
+            while len(_TOPOLOGIES) >= TOPOLOGIES_KEPT:
+                del _TOPOLOGIES[next(iter(_TOPOLOGIES))]
+        _TOPOLOGIES[key] = record
+    return record
+
+
+def laid_out(plan: MeshPlan) -> Topology | None:
+    """The kept record ``plan`` was built from (``MeshPlan.build``), if it is still kept; else None."""
+    record = _TOPOLOGIES.get((plan.strategy, plan.sizes, plan.world_size))
+    if (
+        record is None
+        or record.layouts is not plan.layouts
+        or record.device_mesh is not plan.device_mesh
+        or record.moe_mesh is not plan.moe_mesh
+    ):
+        return None
+    return record
+
+
+_POSITIONS: list[tuple[tuple[int, ...], dict[int, int]]] = []
+
+
+def positions(ranks: tuple[int, ...]) -> dict[int, int]:
+    """Global rank -> mesh position of the rank subset ``ranks`` (not to be changed by the caller)."""
+    for kept, table in tuple(_POSITIONS):
+        if kept is ranks:
+            return table
+    table = {r: p for p, r in enumerate(ranks)}
+    _POSITIONS.insert(0, (ranks, table))
+    del _POSITIONS[POSITIONS_KEPT:]
+    return table
+
+
+def clear() -> None:
+    """Forget every topology and rank subset (what grows with the requests); the mesh recipes and the kwargs
+    sets, a fixed handful, stay."""
+    with _TOPOLOGIES_LOCK:
+        _TOPOLOGIES.clear()
+    _POSITIONS.clear()
