@@ -40,7 +40,7 @@ class RecipeError(FieldErrors):
         return f"invalid distributed section: {len(self.errors)} problem(s)\n{lines}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DistributedRecipe:
     strategy: Strategy
     strategy_config: StrategyConfig

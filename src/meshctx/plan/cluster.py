@@ -19,7 +19,7 @@ from .problems import Code, Problem
 from .wire import int_of, optional_int
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ClusterShape:
     """Rank ``r`` runs on node ``r // gpus_per_node`` (launcher order); an NVLink domain holds
     ``nvlink_domain`` consecutive ranks (e.g. 72 on a GB200 NVL72 rack), when given."""

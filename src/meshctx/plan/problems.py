@@ -65,7 +65,7 @@ class Code(str, Enum):
         return self.value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Problem:
     code: Code
     severity: Severity

@@ -26,7 +26,7 @@ from .strategies import Strategy, StrategyLike, choices, resolve_strategy
 from .suggest import Suggestion, suggest_sizes
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TopologyRequest:
     """The world is ``world_size`` ranks, or ``nnodes × nproc_per_node`` (``nnodes`` may be a range ``"MIN:MAX"``
     for elastic jobs), or the ``ranks`` subset. Without a cluster shape, ``nproc_per_node`` is taken as the GPUs

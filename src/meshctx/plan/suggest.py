@@ -29,7 +29,7 @@ from .strategies import RULES, Strategy
 DEGREES: tuple[str, ...] = tuple(f.name for f in SIZE_TABLE if f.name != "dp_size")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Suggestion:
     sizes: ParallelismSizes
     reason: str
@@ -151,7 +151,7 @@ def _accepted(ranked: list[Suggestion], accept: Fit | None, limit: int) -> list[
     return [entry[2] for entry in sorted(fitting, key=lambda entry: entry[:2])[:limit]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Search:
     """The candidate sets around one request."""
 
