@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from .wire import int_of
+from .wire import int_of, optional_int
 
 #: Kubernetes annotations of meshctx (``meshctx.io/tp-size``, ``meshctx.io/strategy``, ...) start with this.
 ANNOTATION_PREFIX = "meshctx.io/"
@@ -68,6 +68,37 @@ class ParallelismSizes:
 
     def to_dict(self) -> dict[str, int | None]:
         return {name: getattr(self, name) for name in SIZE_FIELDS}
+
+    @classmethod
+    def of(cls, values: Mapping[str, int | None]) -> ParallelismSizes:
+        """The sizes named in ``values`` (a missing one takes its default); only dp and dp_replicate may be None."""
+        unknown = sorted(set(values) - set(SIZE_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown size fields {unknown}; the size fields are {list(SIZE_FIELDS)}")
+
+        def degree(name: str) -> int:
+            value = values.get(name, 1)
+            if value is None:
+                raise ValueError(f"{name} may not be None (only dp_size and dp_replicate_size may be unset)")
+            return value
+
+        return cls(
+            dp_size=values.get("dp_size"),
+            dp_replicate_size=values.get("dp_replicate_size"),
+            tp_size=degree("tp_size"),
+            pp_size=degree("pp_size"),
+            cp_size=degree("cp_size"),
+            ep_size=degree("ep_size"),
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> ParallelismSizes:
+        """Read back ``to_dict()``."""
+        return cls.of({name: optional_int(value, f"sizes.{name}") for name, value in data.items()})
+
+    def changed(self, changes: Mapping[str, int | None]) -> ParallelismSizes:
+        """These sizes with the fields named in ``changes`` set (``dataclasses.replace`` by field name)."""
+        return ParallelismSizes.of({**self.to_dict(), **changes})
 
 
 #: The same class under its other public name (docs/contract.md "Names").

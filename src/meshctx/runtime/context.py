@@ -272,7 +272,8 @@ class MeshContext:
                 "layer (meshctx.recipe, NeMo's DistributedSetup.build).",
             )
             raise refusal([problem], nemo)
-        subset = ranks is not None and not isinstance(ranks, (str, bytes))
+        listed = len(ranks) if ranks is not None and not isinstance(ranks, (str, bytes)) else None
+        subset = listed is not None
         # NeMo reads world_size only to infer dp; with dp given, the mesh must fill the job (or the subset).
         dp_given = isinstance(sizes.dp_size, int) and sizes.dp_size > 0
         plan_world = job_size if subset or (dp_given and job_size is not None) else nemo_world
@@ -286,13 +287,13 @@ class MeshContext:
             cp_ulysses_degree=cp_ulysses_degree,
         )
         problems = list(report.problems)
-        if subset and world_size is not None and world_size != len(ranks) and sizes.dp_size is None:  # type: ignore[arg-type]
+        if listed is not None and world_size is not None and world_size != listed and sizes.dp_size is None:
             problems.append(
                 Problem.error(
                     Code.INVALID_RANKS,
                     ("world_size", "ranks"),
-                    f"world_size {world_size} is the size of the mesh, but {len(ranks)} ranks are listed.",  # type: ignore[arg-type]
-                    f"Pass world_size={len(ranks)} (the number of ranks), or leave it unset.",  # type: ignore[arg-type]
+                    f"world_size {world_size} is the size of the mesh, but {listed} ranks are listed.",
+                    f"Pass world_size={listed} (the number of ranks), or leave it unset.",
                 )
             )
         if not subset and job_size is not None and plan_world != job_size:
@@ -313,7 +314,7 @@ class MeshContext:
                 mesh_size = given * sizes.tp_size * sizes.cp_size * sizes.pp_size
             elif nemo_world != job_size:
                 mesh_size = nemo_world
-            seen = len(ranks) if subset else job_size  # type: ignore[arg-type]
+            seen = listed if listed is not None else job_size
             raise refusal(problems or list(report.problems), nemo, mesh_size=mesh_size, world=seen)
         plan = report.plan
         policy = {
