@@ -22,11 +22,11 @@ subsets (the cold runs of ``bench/bench_plan.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from threading import Lock
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from . import meshes
 from .frozen import FrozenDict
@@ -37,7 +37,6 @@ from .strategies import Strategy
 
 if TYPE_CHECKING:
     from .cluster import ClusterShape
-    from .mesh_plan import MeshPlan
 
 TOPOLOGIES_KEPT = 256
 CLUSTERS_KEPT = 2
@@ -91,7 +90,24 @@ def topology(strategy: Strategy, sizes: ResolvedSizes, world_size: int) -> Topol
     return record
 
 
-def laid_out(plan: MeshPlan) -> Topology | None:
+class _Planned(Protocol):
+    """What ``laid_out`` reads of a ``MeshPlan``."""
+
+    @property
+    def strategy(self) -> Strategy: ...
+    @property
+    def sizes(self) -> ResolvedSizes: ...
+    @property
+    def world_size(self) -> int: ...
+    @property
+    def layouts(self) -> Mapping[str, AxisLayout]: ...
+    @property
+    def device_mesh(self) -> MeshSpec | None: ...
+    @property
+    def moe_mesh(self) -> MeshSpec | None: ...
+
+
+def laid_out(plan: _Planned) -> Topology | None:
     """The kept record ``plan`` was built from (``MeshPlan.build``), if it is still kept; else None."""
     record = _TOPOLOGIES.get((plan.strategy, plan.sizes, plan.world_size))
     if (
