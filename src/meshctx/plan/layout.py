@@ -94,9 +94,10 @@ class AxisLayout:
         return {"size": self.size, "sizes": list(self.sizes), "strides": list(self.strides)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> AxisLayout:
-        sizes = tuple(int_list(data["sizes"], "sizes"))
-        strides = tuple(int_list(data["strides"], "strides"))
+    def from_dict(cls, data: Mapping[str, object], where: str = "layout") -> AxisLayout:
+        """Read back ``to_dict()``; ``where`` names the layout in errors."""
+        sizes = tuple(int_list(data["sizes"], f"{where}.sizes"))
+        strides = tuple(int_list(data["strides"], f"{where}.strides"))
         layout = cls.of(sizes, strides)
         if "size" in data and data["size"] != layout.size:
             raise ValueError(f"layout size {data['size']} does not match sizes {list(sizes)}")

@@ -273,10 +273,12 @@ class MeshPlan:
             world_size=int_of(data["world_size"], "world_size"),
             ranks=tuple(int_list(ranks, "ranks")) if ranks is not None else None,
             sizes=ResolvedSizes.from_dict(mapping_of(data["sizes"], "sizes")),
-            device_mesh=MeshSpec.from_dict(mapping_of(device_mesh, "device_mesh")) if device_mesh else None,
-            moe_mesh=MeshSpec.from_dict(mapping_of(moe_mesh, "moe_mesh")) if moe_mesh else None,
+            device_mesh=MeshSpec.from_dict(mapping_of(device_mesh, "device_mesh"), "device_mesh")
+            if device_mesh
+            else None,
+            moe_mesh=MeshSpec.from_dict(mapping_of(moe_mesh, "moe_mesh"), "moe_mesh") if moe_mesh else None,
             layouts={
-                str(k): AxisLayout.from_dict(mapping_of(v, f"layouts.{k}"))
+                str(k): AxisLayout.from_dict(mapping_of(v, f"layouts.{k}"), f"layouts.{k}")
                 for k, v in mapping_of(data["layouts"], "layouts").items()
             },
             cluster=ClusterShape.from_dict(mapping_of(cluster, "cluster")) if cluster else None,

@@ -53,12 +53,13 @@ class MeshSpec:
         return mesh_dict(self.names(), self.shape, with_flattened=with_flattened)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> MeshSpec:
-        flattened = mapping_of(data.get("flattened") or {}, "flattened")
+    def from_dict(cls, data: Mapping[str, object], where: str = "mesh") -> MeshSpec:
+        """Read back ``to_dict()``; ``where`` names the mesh in errors."""
+        flattened = mapping_of(data.get("flattened") or {}, f"{where}.flattened")
         return cls(
-            axes=tuple(A(a) for a in str_list(data["axes"], "axes")),
-            shape=tuple(int_list(data["shape"], "shape")),
-            flattened={A(k): tuple(A(a) for a in str_list(v, k)) for k, v in flattened.items()},
+            axes=tuple(A(a) for a in str_list(data["axes"], f"{where}.axes")),
+            shape=tuple(int_list(data["shape"], f"{where}.shape")),
+            flattened={A(k): tuple(A(a) for a in str_list(v, f"{where}.flattened.{k}")) for k, v in flattened.items()},
         )
 
 
