@@ -82,13 +82,14 @@ def test_plans_answer_the_same_once_their_topology_is_forgotten() -> None:
 
 
 def test_rank_subsets_find_their_own_positions() -> None:
-    plans = [
-        plan_mesh("fsdp2", ParallelismSizes(tp_size=2), world_size=12, ranks=r)
-        for r in ([9, 3, 5, 7], [0, 2, 4, 6, 8, 10])
-    ]
-    for _ in range(2):  # more subsets than the memo keeps, asked in turn
-        for plan in (*plans, plan_mesh("fsdp2", ParallelismSizes(tp_size=2), world_size=12, ranks=[11, 10])):
+    subsets = ([9, 3, 5, 7], [0, 2, 4, 6, 8, 10], [11, 10])
+    plans = [plan_mesh("fsdp2", ParallelismSizes(tp_size=2), world_size=12, ranks=r) for r in subsets]
+    for _ in range(2):  # subsets asked about once, then many times, in turn
+        for plan in plans:
             assert plan.ranks is not None
+            first = plan.ranks[-1]
+            assert plan.position(first) == len(plan.ranks) - 1
             assert [plan.position(r) for r in plan.ranks] == list(range(len(plan.ranks)))
             with pytest.raises(ValueError, match="not one of this mesh's ranks"):
                 plan.position(1)
+            assert plan.rank_view(first)["coordinates"] == plan.coordinates(first)

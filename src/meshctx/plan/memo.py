@@ -12,8 +12,10 @@ with slots: nothing is ever cached on an instance. What is worth keeping is kept
   a plan was built from: the one its layouts and meshes *are* (identity), so a plan read back or changed with
   ``dataclasses.replace`` is never taken for one it only resembles.
 - ``kwargs_wire(...)``: NeMo's axis kwargs of an axis set as JSON reads them back; a handful of sets exist.
-- ``positions(ranks)``: rank -> mesh position of a rank subset, for the last ``POSITIONS_KEPT`` subsets asked
-  about, found by identity (hashing a 131072-rank tuple would cost as much as building the map).
+- ``position_in(ranks, rank)``: where a rank sits in a rank subset. The rank -> position map of the last subset
+  asked about more than once is kept, found by identity (hashing a 131072-rank tuple would cost as much as
+  building the map); a subset asked about once is scanned and nothing of it is kept, so a request's subset does
+  not outlive its request.
 
 The one other memo of the planner is ``arith.factorize`` (numbers -> prime factors), kept beside that function
 because every module, this one included, sits above ``arith``. ``clear()`` forgets the topologies and rank
@@ -40,7 +42,6 @@ if TYPE_CHECKING:
 
 TOPOLOGIES_KEPT = 256
 CLUSTERS_KEPT = 2
-POSITIONS_KEPT = 2
 
 mesh_recipe = cache(meshes.mesh_recipe)
 kwargs_wire = lru_cache(maxsize=64)(meshes.kwargs_wire)
@@ -120,18 +121,27 @@ def laid_out(plan: _Planned) -> Topology | None:
     return record
 
 
-_POSITIONS: list[tuple[tuple[int, ...], dict[int, int]]] = []
+_SEEN: list[tuple[int, int]] = []  # (id, length) of the last subset looked up once: no reference kept
+_KEPT: list[tuple[tuple[int, ...], dict[int, int]]] = []  # the last subset looked up again, and its map
 
 
-def positions(ranks: tuple[int, ...]) -> dict[int, int]:
-    """Global rank -> mesh position of the rank subset ``ranks`` (not to be changed by the caller)."""
-    for kept, table in tuple(_POSITIONS):
-        if kept is ranks:
-            return table
-    table = {r: p for p, r in enumerate(ranks)}
-    _POSITIONS.insert(0, (ranks, table))
-    del _POSITIONS[POSITIONS_KEPT:]
-    return table
+def position_in(ranks: tuple[int, ...], rank: int) -> int | None:
+    """Where ``rank`` sits in the rank subset ``ranks`` (None: it is not one of them). The first lookup in a
+    subset scans it and keeps nothing of it (the service asks once per plan); from the second on, a map is built
+    and kept for the last such subset (a caller going through many ranks of one plan)."""
+    kept = _KEPT[0] if _KEPT else None
+    if kept is not None and kept[0] is ranks:
+        return kept[1].get(rank)
+    mark = (id(ranks), len(ranks))
+    if _SEEN and _SEEN[0] == mark:  # very likely the same tuple again; the map is built from ``ranks`` anyway
+        table = {r: p for p, r in enumerate(ranks)}
+        _KEPT[:] = [(ranks, table)]
+        return table.get(rank)
+    _SEEN[:] = [mark]
+    try:
+        return ranks.index(rank)
+    except ValueError:
+        return None
 
 
 def clear() -> None:
@@ -139,4 +149,5 @@ def clear() -> None:
     sets, a fixed handful, stay."""
     with _TOPOLOGIES_LOCK:
         _TOPOLOGIES.clear()
-    _POSITIONS.clear()
+    _SEEN.clear()
+    _KEPT.clear()

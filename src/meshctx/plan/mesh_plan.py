@@ -89,10 +89,10 @@ class MeshPlan:
                 last = self.world_size - 1
                 raise ValueError(f"rank {rank} is outside this mesh of {self.world_size} ranks (0..{last})")
             return rank
-        try:
-            return memo.positions(self.ranks)[rank]
-        except KeyError:
-            raise ValueError(f"rank {rank} is not one of this mesh's ranks") from None
+        position = memo.position_in(self.ranks, rank)
+        if position is None:
+            raise ValueError(f"rank {rank} is not one of this mesh's ranks")
+        return position
 
     def rank_at(self, position: int) -> int:
         return position if self.ranks is None else self.ranks[position]
