@@ -8,9 +8,9 @@ with slots: nothing is ever cached on an instance. What is worth keeping is kept
 - ``topology(strategy, sizes, world_size)``: a resolved topology laid out (meshes and axis layouts) with what
   it determines by itself (``Topology``: its fingerprint, its layouts' wire dicts, its cluster report on up to
   ``CLUSTERS_KEPT`` clusters), each filled in the first time a plan of it is asked. The service sees the same
-  few topologies over and over; the ``TOPOLOGIES_KEPT`` used last are kept. ``laid_out(plan)`` finds the record
-  a plan was built from: the one its layouts and meshes *are* (identity), so a plan read back or changed with
-  ``dataclasses.replace`` is never taken for one it only resembles.
+  few topologies over and over; the ``TOPOLOGIES_KEPT`` used last are kept. A plan reads the record it was built
+  from (``MeshPlan._laid_out``): the one whose layouts and meshes its own *are* (identity), so a plan read back
+  or changed with ``dataclasses.replace`` is never taken for one it only resembles.
 - ``kwargs_wire(...)``: NeMo's axis kwargs of an axis set as JSON reads them back; a handful of sets exist.
 - ``position_in(ranks, rank)``: where a rank sits in a rank subset. The rank -> position map of the last subset
   asked about more than once is kept, found by identity (hashing a 131072-rank tuple would cost as much as
@@ -24,11 +24,11 @@ subsets (the cold runs of ``bench/bench_plan.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from threading import Lock
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from . import meshes
 from .frozen import FrozenDict
@@ -91,34 +91,10 @@ def topology(strategy: Strategy, sizes: ResolvedSizes, world_size: int) -> Topol
     return record
 
 
-class _Planned(Protocol):
-    """What ``laid_out`` reads of a ``MeshPlan``."""
-
-    @property
-    def strategy(self) -> Strategy: ...
-    @property
-    def sizes(self) -> ResolvedSizes: ...
-    @property
-    def world_size(self) -> int: ...
-    @property
-    def layouts(self) -> Mapping[str, AxisLayout]: ...
-    @property
-    def device_mesh(self) -> MeshSpec | None: ...
-    @property
-    def moe_mesh(self) -> MeshSpec | None: ...
-
-
-def laid_out(plan: _Planned) -> Topology | None:
-    """The kept record ``plan`` was built from (``MeshPlan.build``), if it is still kept; else None."""
-    record = _TOPOLOGIES.get((plan.strategy, plan.sizes, plan.world_size))
-    if (
-        record is None
-        or record.layouts is not plan.layouts
-        or record.device_mesh is not plan.device_mesh
-        or record.moe_mesh is not plan.moe_mesh
-    ):
-        return None
-    return record
+def kept(strategy: Strategy, sizes: ResolvedSizes, world_size: int) -> Topology | None:
+    """The record of a topology if it is kept (nothing is laid out); ``MeshPlan`` takes it for its own only if
+    its layouts and meshes are the record's (identity)."""
+    return _TOPOLOGIES.get((strategy, sizes, world_size))
 
 
 _SEEN: list[tuple[int, int]] = []  # (id, length) of the last subset looked up once: no reference kept

@@ -138,6 +138,14 @@ class MeshPlan:
             flat = [flat[i : i + size] for i in range(0, len(flat), size)]
         return flat
 
+    def _laid_out(self) -> memo.Topology | None:
+        """The kept record this plan was built from (``MeshPlan.build``); None if it is not kept, or if this plan's
+        layouts or meshes are not the record's own objects (read back, or changed with ``dataclasses.replace``)."""
+        laid = memo.kept(self.strategy, self.sizes, self.world_size)
+        if laid is None or laid.layouts is not self.layouts:
+            return None
+        return laid if laid.device_mesh is self.device_mesh and laid.moe_mesh is self.moe_mesh else None
+
     # ------------------------------------------------------------------ NeMo-compatible kwargs
     def _mesh_names(self, laid: memo.Topology | None) -> tuple[MeshNames | None, MeshNames | None]:
         """``names()`` of the device mesh and the MoE mesh (None where there is none): the record's, if kept."""
@@ -152,7 +160,7 @@ class MeshPlan:
         return device_axes, moe[0] if moe else (), flattened
 
     def parallelize_axis_kwargs(self) -> dict[str, object]:
-        return axis_kwargs(*self._axis_sets(memo.laid_out(self)))
+        return axis_kwargs(*self._axis_sets(self._laid_out()))
 
     def pipeline_axis_kwargs(self) -> dict[str, object]:
         return {"pp_axis_name": A.PP} | self.parallelize_axis_kwargs()
@@ -160,10 +168,10 @@ class MeshPlan:
     # ------------------------------------------------------------------ serialization
     def topology_dict(self) -> dict[str, object]:
         """The canonical description of the topology (no context, no derived fields)."""
-        return self._topology(memo.laid_out(self))
+        return self._topology(self._laid_out())
 
     def _topology(self, laid: memo.Topology | None, *, fresh: bool = True) -> dict[str, object]:
-        """The topology; ``laid`` is the plan's kept record (``memo.laid_out``), whose mesh names it reads. Unless
+        """The topology; ``laid`` is the plan's kept record (``_laid_out``), whose mesh names it reads. Unless
         ``fresh``, the layouts' dicts are the record's own: only for encoding at once."""
         device_names, moe_names = self._mesh_names(laid)
         device = moe = None
@@ -189,7 +197,7 @@ class MeshPlan:
 
     def fingerprint(self) -> str:
         """sha256 of the canonical topology JSON: equal fingerprints mean identical meshes."""
-        laid = memo.laid_out(self)
+        laid = self._laid_out()
         return self._fingerprint(laid, None)
 
     def _fingerprint(self, laid: memo.Topology | None, topology: dict[str, object] | None) -> str:
@@ -209,7 +217,7 @@ class MeshPlan:
         (no rank subset) holds only mesh-axis names and the planner's own ints, so orjson may write it
         (``dumps_canonical``). ``fast``: whether this plan is one, when the caller knows."""
         if fast is None:
-            fast = self.ranks is None and memo.laid_out(self) is not None
+            fast = self.ranks is None and self._laid_out() is not None
         return dumps_canonical(topology, fast=fast)
 
     def to_dict(self, *, groups: bool = False) -> dict[str, object]:
@@ -226,7 +234,7 @@ class MeshPlan:
         """``to_dict()`` without groups. Unless ``fresh``, the parts every plan of this topology shares (layouts,
         kwargs, the cluster report) are the kept objects themselves, not copies: for an encoder, which only
         reads them (``to_json``, and ``ValidationReport.to_json`` on the service's hot path)."""
-        laid = memo.laid_out(self)
+        laid = self._laid_out()
         out = self._topology(laid, fresh=fresh)
         out_fingerprint = self._fingerprint(laid, out)
         kwargs = memo.kwargs_wire(*self._axis_sets(laid))
@@ -252,10 +260,10 @@ class MeshPlan:
 
     def _cluster_report(self, laid: memo.Topology | None = None, *, looked_up: bool = False) -> dict[str, object]:
         """The cluster report (``cluster.cluster_report``); of a plan without a rank subset, the one kept for its
-        topology and cluster: not to be changed. ``laid``: the plan's ``memo.laid_out``, when ``looked_up``."""
+        topology and cluster: not to be changed. ``laid``: the plan's ``_laid_out``, when ``looked_up``."""
         cluster = self.cluster
         assert cluster is not None
-        record = laid if looked_up else memo.laid_out(self)
+        record = laid if looked_up else self._laid_out()
         if record is None or self.ranks is not None:
             return cluster_report(self)
         return record.cluster_report(cluster, lambda: cluster_report(self))
