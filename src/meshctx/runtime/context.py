@@ -117,7 +117,7 @@ def _read_sizes(device_mesh: Any, moe_mesh: Any) -> _Sizes:
     size = mesh_axes._get_axis_size
     mapping = _flatten_mapping(device_mesh)
 
-    def open_names(mesh: Any, flattened: dict[str, Any] | None, axes: tuple[MeshAxisName, ...]) -> list[str]:
+    def unsettled_names(mesh: Any, flattened: dict[str, Any] | None, axes: tuple[MeshAxisName, ...]) -> list[str]:
         """The size properties of ``axes`` still unsettled: neither a dimension of ``mesh`` nor flattened yet."""
         if mesh is None or flattened is None:
             return []
@@ -125,7 +125,7 @@ def _read_sizes(device_mesh: Any, moe_mesh: Any) -> _Sizes:
         return [f"{axis.value}_size" for axis in axes if axis not in names and axis not in flattened]
 
     device_axes = (A.TP, A.PP, A.CP, A.DP, A.DP_REPLICATE, A.DP_SHARD)
-    unsettled = open_names(device_mesh, mapping, device_axes) + open_names(
+    unsettled = unsettled_names(device_mesh, mapping, device_axes) + unsettled_names(
         moe_mesh, _flatten_mapping(moe_mesh), (A.EP,)
     )
     if "pp_size" in unsettled:
