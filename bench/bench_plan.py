@@ -24,8 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from meshctx import ParallelismSizes  # noqa: E402
-from meshctx.plan import validate_topology  # noqa: E402
-from meshctx.plan.mesh_plan import _layout_topology  # noqa: E402
+from meshctx.plan import memo, validate_topology  # noqa: E402
 
 
 def topology(world: int) -> ParallelismSizes:
@@ -53,7 +52,7 @@ def time_planner(world: int, repeats: int, *, cold: bool) -> list[float]:
 
 
 def clear_plan_caches() -> None:
-    _layout_topology.cache_clear()
+    memo.clear()
 
 
 TORCH_CHILD = r"""

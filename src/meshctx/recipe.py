@@ -40,7 +40,7 @@ class RecipeError(FieldErrors):
         return f"invalid distributed section: {len(self.errors)} problem(s)\n{lines}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DistributedRecipe:
     strategy: Strategy
     strategy_config: StrategyConfig
@@ -147,7 +147,7 @@ def parse_distributed(section: Mapping[str, Any] | None) -> DistributedRecipe:
     return DistributedRecipe(
         strategy=strategy,
         strategy_config=STRATEGY_CONFIGS[strategy](**chosen),
-        sizes=ParallelismSizes(**sizes),  # type: ignore[arg-type]
+        sizes=ParallelismSizes.of(sizes),
         pipeline=blocks.get("pipeline"),
         moe=blocks.get("moe"),
     )

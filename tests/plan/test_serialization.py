@@ -8,7 +8,7 @@ import json
 import pytest
 
 from meshctx import ParallelismSizes
-from meshctx.plan import AxisLayout, ClusterShape, MeshPlan, plan_mesh, validate_topology
+from meshctx.plan import AxisLayout, ClusterShape, MeshPlan, Problem, Suggestion, plan_mesh, validate_topology
 
 
 def test_round_trip_preserves_everything() -> None:
@@ -198,3 +198,51 @@ def test_to_dict_hands_out_copies_of_what_to_json_encodes_from_the_kept_parts() 
     plan["cluster"]["nodes"] = -1
     again = validate_topology("fsdp2", sizes, world_size=256, cluster=ClusterShape(gpus_per_node=8))
     assert report.to_json() == again.to_json() == encoded
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("world_size",), "many", "world_size must be an integer, got 'many'"),
+        (("ranks",), 4, "ranks must be a list, got 4"),
+        (("ranks", 1), "two", r"ranks\[1\] must be an integer, got 'two'"),
+        (("sizes", "tp"), None, "sizes.tp must be an integer, got None"),
+        (("sizes",), [1, 2], r"sizes must be an object, got \[1, 2\]"),
+        (("device_mesh", "shape"), "2x2", "device_mesh.shape must be a list, got '2x2'"),
+        (("device_mesh", "flattened", "dp"), "dp_shard", "device_mesh.flattened.dp must be a list, got 'dp_shard'"),
+        (("layouts", "tp", "strides"), [1.5e400], r"layouts.tp.strides\[0\] must be an integer, got inf"),
+        (("layouts", "tp"), "2:1", "layouts.tp must be an object, got '2:1'"),
+        (("cluster", "gpus_per_node"), "eight", "cluster.gpus_per_node must be an integer, got 'eight'"),
+        (("cp_degrees", "ring"), [2], r"cp_degrees.ring must be an integer, got \[2\]"),
+    ],
+)
+def test_from_dict_names_the_field_it_cannot_read(path: tuple[object, ...], value: object, message: str) -> None:
+    plan = plan_mesh(
+        "fsdp2",
+        ParallelismSizes(tp_size=2, cp_size=2),
+        world_size=8,
+        ranks=[7, 6, 5, 4, 3, 2, 1, 0],
+        cluster=ClusterShape(gpus_per_node=8),
+    )
+    data = json.loads(json.dumps(plan.to_dict()))
+    assert MeshPlan.from_dict(data) == plan
+    inner = data
+    for key in path[:-1]:
+        inner = inner[key]
+    inner[path[-1]] = value
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        MeshPlan.from_dict(data)
+
+
+def test_sizes_and_problems_read_back_through_their_from_dict() -> None:
+    report = validate_topology("fsdp2", ParallelismSizes(tp_size=3), world_size=8)
+    assert not report.valid and report.suggestions
+    for suggestion in report.suggestions:
+        assert Suggestion.from_dict(json.loads(json.dumps(suggestion.to_dict()))) == suggestion
+    for problem in report.problems:
+        assert Problem.from_dict(json.loads(json.dumps(problem.to_dict()))) == problem
+    assert ParallelismSizes.from_dict({"tp_size": "4", "dp_size": None}) == ParallelismSizes(tp_size=4)
+    with pytest.raises(ValueError, match=r"unknown size fields \['tp'\]"):
+        ParallelismSizes.from_dict({"tp": 2})
+    with pytest.raises(ValueError, match="tp_size may not be None"):
+        ParallelismSizes.from_dict({"tp_size": None})

@@ -92,6 +92,51 @@ def test_reassigning_a_mesh_drops_the_cached_sizes() -> None:
         assert ctx.parallelize_axis_kwargs() == axis_kwargs(("tp",), ())
 
 
+class CountingMesh:
+    """A stand-in mesh (names, ``mesh[axis].size()``, a flatten mapping) that counts how often a size is read."""
+
+    def __init__(self, dims: dict[str, int], flattened: dict[str, int]) -> None:
+        self.mesh_dim_names = tuple(dims)
+        self.dims = dims
+        self._flatten_mapping = {name: CountingMesh({name: size}, {}) for name, size in flattened.items()}
+        self.reads = 0
+
+    def __getitem__(self, axis: str) -> CountingMesh:
+        self.reads += 1
+        return CountingMesh({axis: self.dims[axis]}, {})
+
+    def size(self) -> int:
+        return sum(self.dims.values()) if len(self.dims) == 1 else 0
+
+
+SIZE_PROPERTIES = ("tp_size", "pp_size", "cp_size", "ep_size", "dp_size", "dp_replicate_size", "dp_shard_size")
+
+
+def test_sizes_are_read_from_the_mesh_once_read_only_and_read_again_when_an_axis_is_flattened() -> None:
+    mesh = CountingMesh({"dp_shard": 4, "tp": 2}, {"dp_shard_cp": 4})
+    ctx = MeshContext(device_mesh=mesh)  # type: ignore[arg-type]
+    first = {name: getattr(ctx, name) for name in (*SIZE_PROPERTIES, "pp_enabled")}
+    assert first == {
+        **dict.fromkeys(SIZE_PROPERTIES, 1),
+        "tp_size": 2,
+        "dp_shard_size": 4,
+        "dp_size": None,
+        "dp_replicate_size": None,
+        "pp_enabled": False,
+    }
+    reads = mesh.reads
+    for _ in range(3):
+        assert {name: getattr(ctx, name) for name in first} == first
+    assert mesh.reads == reads  # kept, not read from the mesh again
+    mesh._flatten_mapping["dp"] = CountingMesh({"dp": 4}, {})  # an axis flattened after the first read
+    assert ctx.dp_size == 4 and ctx.tp_size == 2 and ctx.dp_replicate_size is None
+    for name in (*SIZE_PROPERTIES, "pp_enabled"):
+        with pytest.raises(AttributeError, match=f"property '{name}' of 'MeshContext' object has no setter"):
+            setattr(ctx, name, 3)
+    ctx.device_mesh = CountingMesh({"tp": 8}, {})  # type: ignore[assignment]
+    assert (ctx.tp_size, ctx.dp_size, ctx.dp_shard_size) == (8, None, 1)
+
+
 @pytest.mark.torch
 def test_build_reads_world_size_and_checks_the_plan_against_the_job() -> None:
     with fake_world(12, 3):

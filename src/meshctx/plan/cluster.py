@@ -16,9 +16,10 @@ from typing import Protocol
 from .arith import divisors, join_or
 from .layout import AxisLayout
 from .problems import Code, Problem
+from .wire import int_of, optional_int
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ClusterShape:
     """Rank ``r`` runs on node ``r // gpus_per_node`` (launcher order); an NVLink domain holds
     ``nvlink_domain`` consecutive ranks (e.g. 72 on a GB200 NVL72 rack), when given."""
@@ -34,6 +35,15 @@ class ClusterShape:
         if self.nproc_per_node is not None:
             out["nproc_per_node"] = self.nproc_per_node
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> ClusterShape:
+        """Read back ``to_dict()`` (or a plan's ``cluster`` report, whose other keys are derived)."""
+        return cls(
+            gpus_per_node=int_of(data["gpus_per_node"], "cluster.gpus_per_node"),
+            nvlink_domain=optional_int(data.get("nvlink_domain"), "cluster.nvlink_domain"),
+            nproc_per_node=optional_int(data.get("nproc_per_node"), "cluster.nproc_per_node"),
+        )
 
     @property
     def ranks_per_node(self) -> int:
@@ -194,13 +204,20 @@ def cluster_report(plan: PlacedAxes) -> dict[str, object]:
     return out | {"nodes": -(-highest // cluster.ranks_per_node), "spans": spans}
 
 
+def report_spans(report: Mapping[str, object]) -> Mapping[str, Mapping[str, int]]:
+    """The ``spans`` of a ``cluster_report``: per axis, how many nodes (and NVLink domains) one group spans."""
+    spans = report["spans"]
+    assert isinstance(spans, dict)
+    return spans
+
+
 def cluster_warnings(plan: PlacedAxes, report: Mapping[str, object] | None = None) -> list[Problem]:
     """Warn when a TP group or an EP group leaves its node (or NVLink domain, when one is given). ``report``, the
     plan's ``cluster_report`` when the caller has it, is read instead of counting those spans again."""
     cluster = plan.cluster
     if cluster is None:
         return []
-    spans: Mapping[str, Mapping[str, int]] | None = report["spans"] if report is not None else None  # type: ignore[assignment]
+    spans = report_spans(report) if report is not None else None
     domain = cluster.ranks_per_nvlink_domain
     if domain:
         unit, code, what, counted = domain, Code.AXIS_SPANS_NVLINK_DOMAIN, "NVLink domains", "nvlink_domains"

@@ -27,9 +27,9 @@ def cp_degree_problems(cp: int | None, ring: object, ulysses: object) -> tuple[t
             )
     if problems or cp is None:
         return None, problems
-    assert isinstance(ring, int)
+    assert isinstance(ring, int) and (ulysses is None or isinstance(ulysses, int))  # both checked above
     resolved_ulysses = ulysses if ulysses is not None else cp // ring
-    if ring * resolved_ulysses != cp or cp % ring:  # type: ignore[operator]
+    if ring * resolved_ulysses != cp or cp % ring:
         splits = [f"{r}×{cp // r}" for r in divisors(cp)]
         unset = "cp_ulysses_degree unset (cp / cp_ring_degree)"
         shown = f"cp_ulysses_degree {ulysses}" if ulysses is not None else unset
@@ -43,4 +43,4 @@ def cp_degree_problems(cp: int | None, ring: object, ulysses: object) -> tuple[t
             )
         )
         return None, problems
-    return (ring, resolved_ulysses), problems  # type: ignore[return-value]
+    return (ring, resolved_ulysses), problems

@@ -12,12 +12,15 @@ dimensions, so the coordinate of position ``p`` in mode ``i`` is ``(p // stride_
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import product
 from math import prod
 
+from .wire import int_list
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class AxisLayout:
     sizes: tuple[int, ...]
     strides: tuple[int, ...]
@@ -90,17 +93,11 @@ class AxisLayout:
     def to_dict(self) -> dict[str, object]:
         return {"size": self.size, "sizes": list(self.sizes), "strides": list(self.strides)}
 
-    def kept_dict(self) -> dict[str, object]:
-        """``to_dict()`` made once and kept on the layout, for encoders that only read it (``MeshPlan.to_json``)."""
-        kept: dict[str, object] | None = self.__dict__.get("_dict_kept")
-        if kept is None:
-            kept = self.__dict__["_dict_kept"] = self.to_dict()  # frozen dataclass: beside the fields
-        return kept
-
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> AxisLayout:
-        sizes = tuple(int(v) for v in data["sizes"])  # type: ignore[attr-defined]
-        strides = tuple(int(v) for v in data["strides"])  # type: ignore[attr-defined]
+    def from_dict(cls, data: Mapping[str, object], where: str = "layout") -> AxisLayout:
+        """Read back ``to_dict()``; ``where`` names the layout in errors."""
+        sizes = tuple(int_list(data["sizes"], f"{where}.sizes"))
+        strides = tuple(int_list(data["strides"], f"{where}.strides"))
         layout = cls.of(sizes, strides)
         if "size" in data and data["size"] != layout.size:
             raise ValueError(f"layout size {data['size']} does not match sizes {list(sizes)}")

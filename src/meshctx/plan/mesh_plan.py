@@ -9,19 +9,20 @@ one for 8 until somebody asks for every group.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from functools import cache, cached_property, lru_cache
-from operator import attrgetter
+from collections.abc import Mapping
+from dataclasses import dataclass
 
+from . import memo
 from .axes import MeshAxisName
-from .cluster import ClusterShape, cluster_report
+from .cluster import ClusterShape, cluster_report, report_spans
 from .encode import dumps, dumps_canonical
-from .frozen import FrozenDict
 from .layout import AxisLayout
+from .meshes import MeshNames, MeshSpec, axis_kwargs, mesh_dict
 from .sizes import ResolvedSizes
-from .strategies import MOE_AXES, RULES, Strategy
+from .strategies import Strategy
+from .wire import int_list, int_of, mapping_of
+
+__all__ = ["LISTED_GROUP_LIMIT", "TOPOLOGY_KEYS", "MeshPlan", "MeshSpec", "axis_kwargs"]
 
 A = MeshAxisName
 
@@ -32,200 +33,7 @@ LISTED_GROUP_LIMIT = 4096
 TOPOLOGY_KEYS: tuple[str, ...] = ("strategy", "world_size", "ranks", "sizes", "device_mesh", "moe_mesh", "layouts")
 
 
-@dataclass(frozen=True)
-class MeshSpec:
-    """A named mesh: its axes (outermost first), their sizes and the axes flattened from them."""
-
-    axes: tuple[MeshAxisName, ...]
-    shape: tuple[int, ...]
-    flattened: Mapping[MeshAxisName, tuple[MeshAxisName, ...]] = field(default_factory=dict)
-
-    @property
-    def _names(self) -> _MeshNames:
-        # Kept beside the fields by hand: functools.cached_property takes a lock on every first read (3.11).
-        names = self.__dict__.get("_names_kept")
-        if names is None:
-            names = self.__dict__["_names_kept"] = _mesh_names(self.axes, self.flattened)
-        return names
-
-    def to_dict(self, *, with_flattened: bool = True) -> dict[str, object]:
-        axes, flattened = self._names
-        out: dict[str, object] = {"axes": list(axes), "shape": list(self.shape)}
-        if with_flattened:
-            out["flattened"] = {name: list(sources) for name, sources in flattened}
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> MeshSpec:
-        flattened = data.get("flattened") or {}
-        return cls(
-            axes=tuple(A(a) for a in data["axes"]),  # type: ignore[attr-defined]
-            shape=tuple(int(s) for s in data["shape"]),  # type: ignore[attr-defined]
-            flattened={A(k): tuple(A(a) for a in v) for k, v in flattened.items()},  # type: ignore[attr-defined]
-        )
-
-
-_MeshNames = tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]
-
-
-def _mesh_names(
-    axes: tuple[MeshAxisName, ...], flattened: Mapping[MeshAxisName, tuple[MeshAxisName, ...]]
-) -> _MeshNames:
-    """A mesh's axis names and flattened axes as plain strings (what ``to_dict`` and the kwargs read)."""
-    return tuple(a.value for a in axes), tuple((k.value, tuple(a.value for a in v)) for k, v in flattened.items())
-
-
-def axis_kwargs(
-    device_axes: tuple[str, ...], moe_axes: tuple[str, ...], flattened: tuple[str, ...] = ()
-) -> dict[str, object]:
-    """``parallelize_fn`` axis kwargs, decided exactly as NeMo Automodel's ``MeshContext`` decides them: axis
-    names from the *real* axes of the device mesh and the MoE mesh; ``dp_axis_names`` spans the replicas
-    (``dp_replicate`` first) whenever ``dp_replicate`` is a real axis and ``dp_shard_cp`` exists, real or
-    ``flattened``, so HSDP gradients are reduced across every replica (NeMo's rule since its HSDP fix)."""
-    if A.DP_REPLICATE in device_axes and (A.DP_SHARD_CP in device_axes or A.DP_SHARD_CP in flattened):
-        dp_axis_names: tuple[MeshAxisName, ...] = (A.DP_REPLICATE, A.DP_SHARD_CP)
-    else:
-        dp_axis_names = (A.DP_SHARD_CP,)
-    return {
-        "dp_axis_names": dp_axis_names,
-        "cp_axis_name": A.CP if A.CP in device_axes else None,
-        "tp_axis_name": A.TP if A.TP in device_axes else None,
-        "ep_axis_name": A.EP if A.EP in moe_axes else None,
-        "ep_shard_axis_names": (A.EP_SHARD,) if A.EP_SHARD in moe_axes else None,
-    }
-
-
-@lru_cache(maxsize=64)
-def _kwargs_json(device_axes: tuple[str, ...], moe_axes: tuple[str, ...], flattened: tuple[str, ...] = ()) -> str:
-    """The JSON form of both kwargs dicts; cached, since only a handful of axis sets exist."""
-    parallelize = {
-        key: list(value) if isinstance(value, tuple) else value  # str enums encode as their values
-        for key, value in axis_kwargs(device_axes, moe_axes, flattened).items()
-    }
-    return json.dumps({"parallelize": parallelize, "pipeline": {"pp_axis_name": A.PP.value, **parallelize}})
-
-
-@lru_cache(maxsize=64)
-def _kwargs_wire(
-    device_axes: tuple[str, ...], moe_axes: tuple[str, ...], flattened: tuple[str, ...] = ()
-) -> dict[str, dict[str, object]]:
-    """``_kwargs_json`` read back once per axis set; ``to_dict`` hands out copies of it (its lists included)."""
-    parsed: dict[str, dict[str, object]] = json.loads(_kwargs_json(device_axes, moe_axes, flattened))
-    return parsed
-
-
-@dataclass(frozen=True)
-class _MeshRecipe:
-    """What a strategy's device mesh is made of, apart from its sizes: the same for every topology of that
-    strategy with (or without) cp, so it is worked out once and each plan only does the arithmetic."""
-
-    axes: tuple[MeshAxisName, ...]
-    shape_of: Callable[[ResolvedSizes], tuple[int, ...]]  # the sizes of ``axes``, in order
-    flattened: Mapping[MeshAxisName, tuple[MeshAxisName, ...]]
-    #: Every axis of the mesh, then every flattened one: its name and the run of mesh dims it covers.
-    runs: tuple[tuple[str, int, int], ...]
-    names: _MeshNames  # MeshSpec._names, handed to each plan's mesh
-
-
-@cache  # one per strategy with a mesh and cp on or off: four in all
-def _mesh_recipe(strategy: Strategy, with_cp: bool) -> _MeshRecipe | None:
-    rules = RULES[strategy]
-    if rules.mesh_axes is None:
-        return None
-    axes = rules.mesh_axes
-    flattened = rules.flattened_for(2 if with_cp else 1)
-    runs = [(axis.value, i, i) for i, axis in enumerate(axes)]
-    runs += [(name.value, axes.index(sources[0]), axes.index(sources[-1])) for name, sources in flattened.items()]
-    names = _mesh_names(axes, flattened)
-    assert len(axes) > 1  # so attrgetter returns a tuple
-    return _MeshRecipe(axes, attrgetter(*names[0]), flattened, tuple(runs), names)
-
-
-@dataclass
-class _Derived:
-    """What a plain topology (no rank subset) determines by itself, kept beside its layouts in
-    ``_layout_topology``'s cache, so it is worked out at most once per distinct topology: its fingerprint, and
-    its cluster report on each cluster it was asked about (at most ``CLUSTERS_KEPT``)."""
-
-    fingerprint: str | None = None
-    cluster_reports: dict[ClusterShape, dict[str, object]] = field(default_factory=dict)
-
-    CLUSTERS_KEPT = 2
-
-
-@lru_cache(maxsize=256)
-def _layout_topology(
-    strategy: Strategy, sizes: ResolvedSizes, world_size: int
-) -> tuple[MeshSpec | None, MeshSpec | None, Mapping[str, AxisLayout], _Derived]:
-    """The meshes and every axis layout of a resolved topology: a pure function of its arguments, so it is
-    computed once per distinct topology (the service sees the same few topologies over and over). Axes that
-    select the same positions share one ``AxisLayout``."""
-    layouts: dict[str, AxisLayout] = {}
-    made: dict[tuple[int, int], AxisLayout] = {}
-    device_mesh: MeshSpec | None = None
-    moe_mesh: MeshSpec | None = None
-    recipe = _mesh_recipe(strategy, sizes.cp > 1)
-    if recipe is not None:
-        shape = recipe.shape_of(sizes)
-        device_mesh = _named_mesh(recipe.axes, shape, recipe.flattened, recipe.names)
-        strides = [1] * len(shape)
-        for i in range(len(shape) - 2, -1, -1):
-            strides[i] = strides[i + 1] * shape[i + 1]
-        for name, first, last in recipe.runs:
-            layouts[name] = _run_layout(shape, strides, first, last, made)
-    else:
-        layouts[A.DP.value] = _mode(world_size, 1, made)
-    if RULES[strategy].moe and sizes.ep > 1:
-        moe_mesh = _named_mesh(MOE_AXES, (sizes.ep_shard, sizes.ep), {}, _MOE_NAMES)
-        # Each pipeline stage's ranks, in (dp_replicate, dp_shard, cp, tp) order, reshaped to (ep_shard, ep).
-        layouts[A.EP_SHARD.value] = _mode(sizes.ep_shard, sizes.ep, made)
-        layouts[A.EP.value] = _mode(sizes.ep, 1, made)
-    return device_mesh, moe_mesh, FrozenDict(layouts), _Derived()
-
-
-_MOE_NAMES = _mesh_names(MOE_AXES, {})
-
-
-def _named_mesh(
-    axes: tuple[MeshAxisName, ...],
-    shape: tuple[int, ...],
-    flattened: Mapping[MeshAxisName, tuple[MeshAxisName, ...]],
-    names: _MeshNames,
-) -> MeshSpec:
-    """A ``MeshSpec`` handed its names (``MeshSpec._names``), worked out once per mesh kind instead of per plan."""
-    mesh = MeshSpec(axes, shape, flattened)
-    mesh.__dict__["_names_kept"] = names
-    return mesh
-
-
-def _run_layout(
-    shape: tuple[int, ...], strides: list[int], first: int, last: int, made: dict[tuple[int, int], AxisLayout]
-) -> AxisLayout:
-    """The layout of the consecutive row-major dims ``first..last``: one mode (the product of their sizes, the
-    stride of the innermost dim of size > 1), already normal — what ``AxisLayout.of`` would make of those dims'
-    (sizes, strides), without its general normalization (the hot path)."""
-    size, stride = 1, 1
-    for d in range(first, last + 1):
-        if shape[d] > 1:
-            size, stride = size * shape[d], strides[d]
-    return _mode(size, stride, made)
-
-
-_NO_MODE = AxisLayout((), ())
-
-
-def _mode(size: int, stride: int, made: dict[tuple[int, int], AxisLayout]) -> AxisLayout:
-    """The normal layout of one mode (``AxisLayout.of((size,), (stride,))``, on the hot path); the one in
-    ``made`` when another axis of the same plan already has it."""
-    if size <= 1:
-        return _NO_MODE
-    layout = made.get((size, stride))
-    if layout is None:
-        layout = made[(size, stride)] = AxisLayout((size,), (stride,))
-    return layout
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MeshPlan:
     strategy: Strategy
     world_size: int
@@ -253,13 +61,10 @@ class MeshPlan:
         """Lay out a valid, resolved topology (see ``rules.check_sizes``)."""
         if ranks is not None and list(ranks) == list(range(len(ranks))):
             ranks = None  # the identity subset is the plain world: one canonical form
-        device_mesh, moe_mesh, layouts, derived = _layout_topology(strategy, sizes, world_size)
-        plan = cls(strategy, world_size, ranks, sizes, device_mesh, moe_mesh, layouts, cluster, cp_degrees)
-        if ranks is None:  # then the topology, hence the fingerprint, is a function of these three
-            plan.__dict__["_derived"] = derived
-            if derived.fingerprint is not None:
-                plan.__dict__["_fingerprint"] = derived.fingerprint
-        return plan
+        laid = memo.topology(strategy, sizes, world_size)
+        return cls(
+            strategy, world_size, ranks, sizes, laid.device_mesh, laid.moe_mesh, laid.layouts, cluster, cp_degrees
+        )
 
     # ------------------------------------------------------------------ axes and ranks
     @property
@@ -277,21 +82,17 @@ class MeshPlan:
     def size(self, axis: str) -> int:
         return self.layout(axis).size
 
-    @cached_property
-    def _position_of(self) -> dict[int, int] | None:
-        return None if self.ranks is None else {r: p for p, r in enumerate(self.ranks)}
-
     def position(self, rank: int) -> int:
         """The mesh position that holds global ``rank``."""
-        if self._position_of is None:
+        if self.ranks is None:
             if not 0 <= rank < self.world_size:
                 last = self.world_size - 1
                 raise ValueError(f"rank {rank} is outside this mesh of {self.world_size} ranks (0..{last})")
             return rank
-        try:
-            return self._position_of[rank]
-        except KeyError:
-            raise ValueError(f"rank {rank} is not one of this mesh's ranks") from None
+        position = memo.position_in(self.ranks, rank)
+        if position is None:
+            raise ValueError(f"rank {rank} is not one of this mesh's ranks")
+        return position
 
     def rank_at(self, position: int) -> int:
         return position if self.ranks is None else self.ranks[position]
@@ -337,15 +138,29 @@ class MeshPlan:
             flat = [flat[i : i + size] for i in range(0, len(flat), size)]
         return flat
 
+    def _laid_out(self) -> memo.Topology | None:
+        """The kept record this plan was built from (``MeshPlan.build``); None if it is not kept, or if this plan's
+        layouts or meshes are not the record's own objects (read back, or changed with ``dataclasses.replace``)."""
+        laid = memo.kept(self.strategy, self.sizes, self.world_size)
+        if laid is None or laid.layouts is not self.layouts:
+            return None
+        return laid if laid.device_mesh is self.device_mesh and laid.moe_mesh is self.moe_mesh else None
+
     # ------------------------------------------------------------------ NeMo-compatible kwargs
-    def _axis_sets(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-        device_axes = self.device_mesh._names[0] if self.device_mesh else ()
-        moe_axes = self.moe_mesh._names[0] if self.moe_mesh else ()
-        flattened = tuple(name for name, _ in self.device_mesh._names[1]) if self.device_mesh else ()
-        return device_axes, moe_axes, flattened
+    def _mesh_names(self, laid: memo.Topology | None) -> tuple[MeshNames | None, MeshNames | None]:
+        """``names()`` of the device mesh and the MoE mesh (None where there is none): the record's, if kept."""
+        if laid is not None:
+            return laid.device_names, laid.moe_names
+        return self.device_mesh.names() if self.device_mesh else None, self.moe_mesh.names() if self.moe_mesh else None
+
+    def _axis_sets(self, laid: memo.Topology | None) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        device, moe = self._mesh_names(laid)
+        device_axes = device[0] if device else ()
+        flattened = tuple(name for name, _ in device[1]) if device else ()
+        return device_axes, moe[0] if moe else (), flattened
 
     def parallelize_axis_kwargs(self) -> dict[str, object]:
-        return axis_kwargs(*self._axis_sets())
+        return axis_kwargs(*self._axis_sets(self._laid_out()))
 
     def pipeline_axis_kwargs(self) -> dict[str, object]:
         return {"pp_axis_name": A.PP} | self.parallelize_axis_kwargs()
@@ -353,38 +168,57 @@ class MeshPlan:
     # ------------------------------------------------------------------ serialization
     def topology_dict(self) -> dict[str, object]:
         """The canonical description of the topology (no context, no derived fields)."""
-        return self._topology(fresh=True)
+        return self._topology(self._laid_out())
 
-    def _topology(self, *, fresh: bool) -> dict[str, object]:
-        # Unless ``fresh``, the layouts' dicts are the ones kept on the layouts: only for encoding at once.
-        layout_dict = AxisLayout.to_dict if fresh else AxisLayout.kept_dict
+    def _topology(self, laid: memo.Topology | None, *, fresh: bool = True) -> dict[str, object]:
+        """The topology; ``laid`` is the plan's kept record (``_laid_out``), whose mesh names it reads. Unless
+        ``fresh``, the layouts' dicts are the record's own: only for encoding at once."""
+        device_names, moe_names = self._mesh_names(laid)
+        device = moe = None
+        if self.device_mesh is not None and device_names is not None:
+            device = mesh_dict(device_names, self.device_mesh.shape, with_flattened=True)
+        if self.moe_mesh is not None and moe_names is not None:
+            moe = mesh_dict(moe_names, self.moe_mesh.shape, with_flattened=False)
+        if fresh or laid is None:
+            layouts = {name: layout.to_dict() for name, layout in self.layouts.items()}
+        else:
+            if laid.layout_dicts is None:
+                laid.layout_dicts = {name: layout.to_dict() for name, layout in self.layouts.items()}
+            layouts = laid.layout_dicts
         return {
             "strategy": self.strategy.value,
             "world_size": self.world_size,
             "ranks": list(self.ranks) if self.ranks is not None else None,
             "sizes": self.sizes.to_dict(),
-            "device_mesh": self.device_mesh.to_dict() if self.device_mesh else None,
-            "moe_mesh": self.moe_mesh.to_dict(with_flattened=False) if self.moe_mesh else None,
-            "layouts": {name: layout_dict(layout) for name, layout in self.layouts.items()},
+            "device_mesh": device,
+            "moe_mesh": moe,
+            "layouts": layouts,
         }
 
     def fingerprint(self) -> str:
         """sha256 of the canonical topology JSON: equal fingerprints mean identical meshes."""
-        cached = self.__dict__.get("_fingerprint")
-        return cached if cached is not None else self._remember_fingerprint(self._topology(fresh=False))
+        laid = self._laid_out()
+        return self._fingerprint(laid, None)
 
-    def _canonical(self, topology: dict[str, object]) -> bytes:
-        """``topology`` as ``json.dumps(sort_keys=True, separators=(",", ":"))`` writes it; a plan ``build`` made
-        holds only mesh-axis names and the planner's own ints, so orjson may write it (``dumps_canonical``)."""
-        return dumps_canonical(topology, fast="_derived" in self.__dict__)
-
-    def _remember_fingerprint(self, topology: dict[str, object]) -> str:
-        fingerprint = "sha256:" + hashlib.sha256(self._canonical(topology)).hexdigest()
-        self.__dict__["_fingerprint"] = fingerprint  # frozen dataclass: cache beside the fields
-        derived: _Derived | None = self.__dict__.get("_derived")
-        if derived is not None:
-            derived.fingerprint = fingerprint
+    def _fingerprint(self, laid: memo.Topology | None, topology: dict[str, object] | None) -> str:
+        """The fingerprint; of a plan without a rank subset, the one kept for its topology. ``topology`` is
+        ``self._topology(laid)`` when the caller has it."""
+        plain = laid if laid is not None and self.ranks is None else None
+        if plain is not None and plain.fingerprint is not None:
+            return plain.fingerprint
+        topology = topology if topology is not None else self._topology(laid, fresh=False)
+        fingerprint = "sha256:" + hashlib.sha256(self._canonical(topology, fast=plain is not None)).hexdigest()
+        if plain is not None:
+            plain.fingerprint = fingerprint
         return fingerprint
+
+    def _canonical(self, topology: dict[str, object], *, fast: bool | None = None) -> bytes:
+        """``topology`` as ``json.dumps(sort_keys=True, separators=(",", ":"))`` writes it; a plan ``build`` made
+        (no rank subset) holds only mesh-axis names and the planner's own ints, so orjson may write it
+        (``dumps_canonical``). ``fast``: whether this plan is one, when the caller knows."""
+        if fast is None:
+            fast = self.ranks is None and self._laid_out() is not None
+        return dumps_canonical(topology, fast=fast)
 
     def to_dict(self, *, groups: bool = False) -> dict[str, object]:
         out = self._wire(fresh=True)
@@ -400,10 +234,10 @@ class MeshPlan:
         """``to_dict()`` without groups. Unless ``fresh``, the parts every plan of this topology shares (layouts,
         kwargs, the cluster report) are the kept objects themselves, not copies: for an encoder, which only
         reads them (``to_json``, and ``ValidationReport.to_json`` on the service's hot path)."""
-        out = self._topology(fresh=fresh)
-        if "_fingerprint" not in self.__dict__:
-            self._remember_fingerprint(out)
-        kwargs = _kwargs_wire(*self._axis_sets())
+        laid = self._laid_out()
+        out = self._topology(laid, fresh=fresh)
+        out_fingerprint = self._fingerprint(laid, out)
+        kwargs = memo.kwargs_wire(*self._axis_sets(laid))
         out["kwargs"] = (
             {
                 section: {k: list(v) if isinstance(v, list) else v for k, v in part.items()}
@@ -412,11 +246,11 @@ class MeshPlan:
             if fresh
             else kwargs
         )
-        out["fingerprint"] = self.fingerprint()
+        out["fingerprint"] = out_fingerprint
         if self.cluster is not None:
-            report = self._cluster_report()
+            report = self._cluster_report(laid, looked_up=True)
             out["cluster"] = (
-                {**report, "spans": {axis: dict(entry) for axis, entry in report["spans"].items()}}  # type: ignore[attr-defined]
+                {**report, "spans": {axis: dict(entry) for axis, entry in report_spans(report).items()}}
                 if fresh
                 else report
             )
@@ -424,19 +258,15 @@ class MeshPlan:
             out["cp_degrees"] = {"ring": self.cp_degrees[0], "ulysses": self.cp_degrees[1]}
         return out
 
-    def _cluster_report(self) -> dict[str, object]:
-        """The cluster report; of a plain plan, the one kept for its topology and cluster (not to be changed)."""
-        assert self.cluster is not None
-        derived: _Derived | None = self.__dict__.get("_derived")
-        if derived is None:
+    def _cluster_report(self, laid: memo.Topology | None = None, *, looked_up: bool = False) -> dict[str, object]:
+        """The cluster report (``cluster.cluster_report``); of a plan without a rank subset, the one kept for its
+        topology and cluster: not to be changed. ``laid``: the plan's ``_laid_out``, when ``looked_up``."""
+        cluster = self.cluster
+        assert cluster is not None
+        record = laid if looked_up else self._laid_out()
+        if record is None or self.ranks is not None:
             return cluster_report(self)
-        # Without a rank subset, a pure function of the topology and the cluster: computed once.
-        report = derived.cluster_reports.get(self.cluster)
-        if report is None:
-            if len(derived.cluster_reports) >= _Derived.CLUSTERS_KEPT:
-                derived.cluster_reports.clear()
-            report = derived.cluster_reports[self.cluster] = cluster_report(self)
-        return report
+        return record.cluster_report(cluster, lambda: cluster_report(self))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> MeshPlan:
@@ -445,25 +275,26 @@ class MeshPlan:
         cluster = data.get("cluster")
         device_mesh = data.get("device_mesh")
         moe_mesh = data.get("moe_mesh")
-        cp_degrees = data.get("cp_degrees")
+        cp_degrees = mapping_of(data.get("cp_degrees") or {}, "cp_degrees")
         plan = cls(
             strategy=Strategy(str(data["strategy"])),
-            world_size=int(data["world_size"]),  # type: ignore[call-overload]
-            ranks=tuple(int(r) for r in ranks) if ranks is not None else None,  # type: ignore[attr-defined]
-            sizes=ResolvedSizes.from_dict(data["sizes"]),  # type: ignore[arg-type]
-            device_mesh=MeshSpec.from_dict(device_mesh) if device_mesh else None,  # type: ignore[arg-type]
-            moe_mesh=MeshSpec.from_dict(moe_mesh) if moe_mesh else None,  # type: ignore[arg-type]
-            layouts={str(k): AxisLayout.from_dict(v) for k, v in data["layouts"].items()},  # type: ignore[attr-defined]
-            cluster=(
-                ClusterShape(
-                    gpus_per_node=int(cluster["gpus_per_node"]),  # type: ignore[index]
-                    nvlink_domain=cluster.get("nvlink_domain"),  # type: ignore[attr-defined]
-                    nproc_per_node=cluster.get("nproc_per_node"),  # type: ignore[attr-defined]
-                )
-                if cluster
+            world_size=int_of(data["world_size"], "world_size"),
+            ranks=tuple(int_list(ranks, "ranks")) if ranks is not None else None,
+            sizes=ResolvedSizes.from_dict(mapping_of(data["sizes"], "sizes")),
+            device_mesh=MeshSpec.from_dict(mapping_of(device_mesh, "device_mesh"), "device_mesh")
+            if device_mesh
+            else None,
+            moe_mesh=MeshSpec.from_dict(mapping_of(moe_mesh, "moe_mesh"), "moe_mesh") if moe_mesh else None,
+            layouts={
+                str(k): AxisLayout.from_dict(mapping_of(v, f"layouts.{k}"), f"layouts.{k}")
+                for k, v in mapping_of(data["layouts"], "layouts").items()
+            },
+            cluster=ClusterShape.from_dict(mapping_of(cluster, "cluster")) if cluster else None,
+            cp_degrees=(
+                (int_of(cp_degrees["ring"], "cp_degrees.ring"), int_of(cp_degrees["ulysses"], "cp_degrees.ulysses"))
+                if cp_degrees
                 else None
             ),
-            cp_degrees=(int(cp_degrees["ring"]), int(cp_degrees["ulysses"])) if cp_degrees else None,  # type: ignore[index]
         )
         claimed = data.get("fingerprint")
         if claimed is not None and claimed != plan.fingerprint():

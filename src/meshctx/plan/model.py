@@ -8,7 +8,7 @@ from .arith import divisors, is_size, join_or, nearest
 from .problems import Code, Problem
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ModelShape:
     """The model dimensions that constrain the sizes; names follow Hugging Face configs."""
 

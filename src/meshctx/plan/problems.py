@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
 from ..errors import MeshctxError
+from .wire import str_list
 
 
 class Severity(str, Enum):
@@ -65,7 +67,7 @@ class Code(str, Enum):
         return self.value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Problem:
     code: Code
     severity: Severity
@@ -91,11 +93,11 @@ class Problem:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> Problem:
+    def from_dict(cls, data: Mapping[str, object]) -> Problem:
         return cls(
             Code(str(data["code"])),
             Severity(str(data["severity"])),
-            tuple(str(f) for f in data["fields"]),  # type: ignore[attr-defined]
+            tuple(str_list(data["fields"], "fields")),
             str(data["message"]),
             str(data["hint"]),
         )

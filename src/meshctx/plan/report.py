@@ -10,7 +10,7 @@ from .problems import Problem, TopologyError
 from .suggest import Suggestion
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorldSizeVerdict:
     """One world size of an elastic node range."""
 
@@ -28,7 +28,7 @@ class WorldSizeVerdict:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ValidationReport:
     """Everything the planner has to say about a request; ``plan`` is ``None`` when it is invalid."""
 

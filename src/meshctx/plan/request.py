@@ -26,7 +26,7 @@ from .strategies import Strategy, StrategyLike, choices, resolve_strategy
 from .suggest import Suggestion, suggest_sizes
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TopologyRequest:
     """The world is ``world_size`` ranks, or ``nnodes × nproc_per_node`` (``nnodes`` may be a range ``"MIN:MAX"``
     for elastic jobs), or the ``ranks`` subset. Without a cluster shape, ``nproc_per_node`` is taken as the GPUs
@@ -256,10 +256,12 @@ def _check_one(
             )
             errors = tuple(advised(p, request.sizes, world, request.model, suggestions) for p in errors)
         return ValidationReport(False, errors, tuple(warnings), tuple(suggestions))
+    world = len(ranks) if ranks is not None else request.world_size
+    assert world is not None  # check_sizes resolved the sizes against it
     plan = MeshPlan.build(
         strategy,
         resolved,
-        len(ranks) if ranks is not None else request.world_size,  # type: ignore[arg-type]
+        world,
         tuple(ranks) if ranks is not None else None,
         request.cluster,
         cp_degrees if resolved.cp > 1 else None,

@@ -5,13 +5,16 @@ CLI flags, ``MESHCTX_*`` environment variables, ``meshctx.io/*`` annotations and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from .wire import int_of, optional_int
 
 #: Kubernetes annotations of meshctx (``meshctx.io/tp-size``, ``meshctx.io/strategy``, ...) start with this.
 ANNOTATION_PREFIX = "meshctx.io/"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SizeField:
     """One size field; ``name`` is its Python attribute and JSON key, ``axis`` the mesh dimension it sets."""
 
@@ -52,7 +55,7 @@ SIZE_BY_NAME: dict[str, SizeField] = {f.name: f for f in SIZE_TABLE}
 DEGREE_FIELDS: tuple[str, ...] = tuple(f.name for f in SIZE_TABLE if not f.optional)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ParallelismSizes:
     """What the user asked for; ``None`` for ``dp_size`` means "infer from the world size"."""
 
@@ -66,12 +69,43 @@ class ParallelismSizes:
     def to_dict(self) -> dict[str, int | None]:
         return {name: getattr(self, name) for name in SIZE_FIELDS}
 
+    @classmethod
+    def of(cls, values: Mapping[str, int | None]) -> ParallelismSizes:
+        """The sizes named in ``values`` (a missing one takes its default); only dp and dp_replicate may be None."""
+        unknown = sorted(set(values) - set(SIZE_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown size fields {unknown}; the size fields are {list(SIZE_FIELDS)}")
+
+        def degree(name: str) -> int:
+            value = values.get(name, 1)
+            if value is None:
+                raise ValueError(f"{name} may not be None (only dp_size and dp_replicate_size may be unset)")
+            return value
+
+        return cls(
+            dp_size=values.get("dp_size"),
+            dp_replicate_size=values.get("dp_replicate_size"),
+            tp_size=degree("tp_size"),
+            pp_size=degree("pp_size"),
+            cp_size=degree("cp_size"),
+            ep_size=degree("ep_size"),
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> ParallelismSizes:
+        """Read back ``to_dict()``."""
+        return cls.of({name: optional_int(value, f"sizes.{name}") for name, value in data.items()})
+
+    def changed(self, changes: Mapping[str, int | None]) -> ParallelismSizes:
+        """These sizes with the fields named in ``changes`` set (``dataclasses.replace`` by field name)."""
+        return ParallelismSizes.of({**self.to_dict(), **changes})
+
 
 #: The same class under its other public name (docs/contract.md "Names").
 ParallelSizes = ParallelismSizes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResolvedSizes:
     """Every degree of a valid topology, nothing left to infer; the names are the mesh axes'."""
 
@@ -84,24 +118,19 @@ class ResolvedSizes:
     ep: int
     ep_shard: int
 
-    def __hash__(self) -> int:
-        # Sizes key the planner's memos several times a request: hash the fields once, not at every lookup.
-        cached: int | None = self.__dict__.get("_hash")
-        if cached is None:
-            fields = (self.dp, self.dp_replicate, self.dp_shard, self.tp, self.pp, self.cp, self.ep, self.ep_shard)
-            cached = hash(fields)
-            self.__dict__["_hash"] = cached  # frozen dataclass: kept beside the fields, not one of them
-        return cached
-
     def to_dict(self) -> dict[str, int]:
-        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+        return {key: getattr(self, key) for key in RESOLVED_FIELDS}
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> ResolvedSizes:
-        return cls(**{key: int(data[key]) for key in cls.__dataclass_fields__})  # type: ignore[call-overload]
+    def from_dict(cls, data: Mapping[str, object]) -> ResolvedSizes:
+        return cls(*(int_of(data[key], f"sizes.{key}") for key in RESOLVED_FIELDS))
 
     def launch_values(self, *, elastic: bool) -> list[tuple[SizeField, int]]:
         """The sizes a launcher hands the job, dp last; an elastic job's dp is only known once it runs, so it
         is left out then."""
         fixed = [(f, getattr(self, f.axis)) for f in SIZE_TABLE if f.name != "dp_size"]
         return fixed if elastic else [*fixed, (SIZE_BY_NAME["dp_size"], self.dp)]
+
+
+#: The fields of ``ResolvedSizes``, in order: its wire keys.
+RESOLVED_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ResolvedSizes))

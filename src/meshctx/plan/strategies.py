@@ -72,7 +72,7 @@ FEATURE: dict[str, str] = {
 MOE_AXES: tuple[MeshAxisName, ...] = (A.EP_SHARD, A.EP)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StrategyRules:
     """What a strategy builds. ``mesh_axes`` is ``None`` when it builds no device mesh (DDP)."""
 

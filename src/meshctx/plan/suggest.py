@@ -14,7 +14,7 @@ never proposes a size the rules refuse.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import combinations
 from math import log2
@@ -24,12 +24,13 @@ from .model import ModelShape, model_problems
 from .rules import check_sizes
 from .sizes import SIZE_BY_NAME, SIZE_TABLE, ParallelismSizes, ResolvedSizes
 from .strategies import RULES, Strategy
+from .wire import mapping_of
 
 #: The degrees a suggestion may move; dp is inferred (or kept) rather than moved.
 DEGREES: tuple[str, ...] = tuple(f.name for f in SIZE_TABLE if f.name != "dp_size")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Suggestion:
     sizes: ParallelismSizes
     reason: str
@@ -38,8 +39,8 @@ class Suggestion:
         return {"sizes": self.sizes.to_dict(), "reason": self.reason}
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> Suggestion:
-        return cls(ParallelismSizes(**data["sizes"]), str(data["reason"]))  # type: ignore[arg-type]
+    def from_dict(cls, data: Mapping[str, object]) -> Suggestion:
+        return cls(ParallelismSizes.from_dict(mapping_of(data["sizes"], "sizes")), str(data["reason"]))
 
 
 def _degree(value: int | None) -> int:
@@ -108,7 +109,7 @@ def suggest_sizes(
     unsupported = RULES[strategy].unsupported
     for field in unsupported:
         if _degree(getattr(base, field)) > 1:
-            base = replace(base, **{field: None if SIZE_BY_NAME[field].optional else 1})  # type: ignore[arg-type]
+            base = base.changed({field: None if SIZE_BY_NAME[field].optional else 1})
     supported = [f for f in DEGREES if f not in unsupported]
     # Prefer moving only the degrees the user turned on: enabling EP or CP on their behalf is rarely a fix.
     explicit = [f for f in supported if _degree(getattr(base, f)) > 1]
@@ -151,7 +152,7 @@ def _accepted(ranked: list[Suggestion], accept: Fit | None, limit: int) -> list[
     return [entry[2] for entry in sorted(fitting, key=lambda entry: entry[:2])[:limit]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Search:
     """The candidate sets around one request."""
 
@@ -197,11 +198,11 @@ class _Search:
         for field in movable:
             for value in self.near(field, singles):
                 for dp in dict.fromkeys((base.dp_size, None)):
-                    candidates.append(replace(base, **{field: value, "dp_size": dp}))  # type: ignore[arg-type]
+                    candidates.append(base.changed({field: value, "dp_size": dp}))
         for first, second in combinations(movable, 2):
             for a in self.near(first, pairs):
                 for b in self.near(second, pairs):
-                    candidates.append(replace(base, **{first: a, second: b, "dp_size": None}))  # type: ignore[arg-type]
+                    candidates.append(base.changed({first: a, second: b, "dp_size": None}))
         return _by_cost(self.strategy, self.request, candidates, self.world, self.model)
 
 

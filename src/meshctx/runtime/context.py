@@ -2,7 +2,10 @@
 
 Size properties are read from the attached meshes once and cached, because slicing a mesh on every access
 costs hundreds of microseconds at scale; assigning a new ``device_mesh`` or ``moe_mesh``, or flattening a new
-axis onto the mesh, drops the cache. Meshes may be torch's or stand-ins NeMo's helpers accept (objects with
+axis onto the mesh, drops the cache. A size no later flattening can change (the axis is a dimension of its mesh,
+already flattened onto the root, or the mesh keeps no flatten mapping: torch never removes or replaces a
+flattened axis) is kept in the instance's ``__dict__`` under the property's own name, so reading it again is a
+plain attribute read (``_SizeProperty``). Meshes may be torch's or stand-ins NeMo's helpers accept (objects with
 ``mesh_dim_names`` and ``mesh[axis].size()``). ``build`` takes NeMo's strategy configs as well as meshctx's and
 plans first, so a bad topology fails with every problem before any process group exists (with NeMo's exception
 type and message first, see ``nemo_rules``), then realizes the plan and checks the live meshes against it.
@@ -18,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, overload
 
 from ..errors import require
 from ..plan import MeshPlan
@@ -44,9 +47,41 @@ class _Sizes(NamedTuple):
     dp: int | None
     dp_replicate: int | None
     dp_shard: int
+    #: The size properties a new flattened axis could still change (their axis is on neither mesh nor flattened).
+    unsettled: frozenset[str]
     #: The root mesh's flatten mapping and its length when read: a new flattened axis makes the cache stale.
     flattened: dict[str, Any] | None
     flattened_count: int
+
+
+T = TypeVar("T")
+
+
+class _SizeProperty(Generic[T]):
+    """A read-only size property of ``MeshContext`` (NeMo's are properties), read from the context's cached
+    ``_Sizes``. A value that no later flattening can change is then kept in the instance's ``__dict__`` under the
+    property's name; this descriptor has no ``__set__``, so that value shadows it and later reads cost a plain
+    attribute read. ``MeshContext.__setattr__`` refuses assignments and drops the kept values with the meshes."""
+
+    def __init__(self, read: Callable[[_Sizes], T]) -> None:
+        self._read = read
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, ctx: None, owner: type) -> _SizeProperty[T]: ...
+    @overload
+    def __get__(self, ctx: MeshContext, owner: type) -> T: ...
+    def __get__(self, ctx: MeshContext | None, owner: type) -> _SizeProperty[T] | T:
+        if ctx is None:
+            return self
+        sizes = ctx._current_sizes()
+        value = self._read(sizes)
+        if self.name not in sizes.unsettled:
+            vars(ctx)[self.name] = value
+        return value
 
 
 def _flatten_mapping(mesh: Any) -> dict[str, Any] | None:
@@ -81,6 +116,20 @@ def _axis_kwargs(device_mesh: Any, moe_mesh: Any) -> dict[str, object]:
 def _read_sizes(device_mesh: Any, moe_mesh: Any) -> _Sizes:
     size = mesh_axes._get_axis_size
     mapping = _flatten_mapping(device_mesh)
+
+    def unsettled_names(mesh: Any, flattened: dict[str, Any] | None, axes: tuple[MeshAxisName, ...]) -> list[str]:
+        """The size properties of ``axes`` still unsettled: neither a dimension of ``mesh`` nor flattened yet."""
+        if mesh is None or flattened is None:
+            return []
+        names = mesh.mesh_dim_names or ()
+        return [f"{axis.value}_size" for axis in axes if axis not in names and axis not in flattened]
+
+    device_axes = (A.TP, A.PP, A.CP, A.DP, A.DP_REPLICATE, A.DP_SHARD)
+    unsettled = unsettled_names(device_mesh, mapping, device_axes) + unsettled_names(
+        moe_mesh, _flatten_mapping(moe_mesh), (A.EP,)
+    )
+    if "pp_size" in unsettled:
+        unsettled.append("pp_enabled")
     return _Sizes(
         tp=size(device_mesh, A.TP) or 1,
         pp=size(device_mesh, A.PP) or 1,
@@ -89,6 +138,7 @@ def _read_sizes(device_mesh: Any, moe_mesh: Any) -> _Sizes:
         dp=size(device_mesh, A.DP, None),
         dp_replicate=size(device_mesh, A.DP_REPLICATE, None),
         dp_shard=size(device_mesh, A.DP_SHARD, 1) or 1,
+        unsettled=frozenset(unsettled),
         flattened=mapping,
         flattened_count=len(mapping) if mapping is not None else 0,
     )
@@ -127,9 +177,13 @@ class MeshContext:
         _check_axis_names(device_mesh=self.device_mesh, moe_mesh=self.moe_mesh)
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SIZE_PROPERTIES:
+            raise AttributeError(f"property {name!r} of {type(self).__name__!r} object has no setter")
         if name in _MESH_FIELDS and "_axis_meshes" in self.__dict__:  # a reassignment after __init__
             _check_axis_names(**{name: value})
             object.__setattr__(self, "_sizes", None)
+            for kept in _SIZE_PROPERTIES:
+                self.__dict__.pop(kept, None)
             self._axis_meshes.clear()
         object.__setattr__(self, name, value)
 
@@ -218,7 +272,8 @@ class MeshContext:
                 "layer (meshctx.recipe, NeMo's DistributedSetup.build).",
             )
             raise refusal([problem], nemo)
-        subset = ranks is not None and not isinstance(ranks, (str, bytes))
+        listed = len(ranks) if ranks is not None and not isinstance(ranks, (str, bytes)) else None
+        subset = listed is not None
         # NeMo reads world_size only to infer dp; with dp given, the mesh must fill the job (or the subset).
         dp_given = isinstance(sizes.dp_size, int) and sizes.dp_size > 0
         plan_world = job_size if subset or (dp_given and job_size is not None) else nemo_world
@@ -232,13 +287,13 @@ class MeshContext:
             cp_ulysses_degree=cp_ulysses_degree,
         )
         problems = list(report.problems)
-        if subset and world_size is not None and world_size != len(ranks) and sizes.dp_size is None:  # type: ignore[arg-type]
+        if listed is not None and world_size is not None and world_size != listed and sizes.dp_size is None:
             problems.append(
                 Problem.error(
                     Code.INVALID_RANKS,
                     ("world_size", "ranks"),
-                    f"world_size {world_size} is the size of the mesh, but {len(ranks)} ranks are listed.",  # type: ignore[arg-type]
-                    f"Pass world_size={len(ranks)} (the number of ranks), or leave it unset.",  # type: ignore[arg-type]
+                    f"world_size {world_size} is the size of the mesh, but {listed} ranks are listed.",
+                    f"Pass world_size={listed} (the number of ranks), or leave it unset.",
                 )
             )
         if not subset and job_size is not None and plan_world != job_size:
@@ -259,7 +314,7 @@ class MeshContext:
                 mesh_size = given * sizes.tp_size * sizes.cp_size * sizes.pp_size
             elif nemo_world != job_size:
                 mesh_size = nemo_world
-            seen = len(ranks) if subset else job_size  # type: ignore[arg-type]
+            seen = listed if listed is not None else job_size
             raise refusal(problems or list(report.problems), nemo, mesh_size=mesh_size, world=seen)
         plan = report.plan
         policy = {
@@ -360,44 +415,21 @@ class MeshContext:
         return self.to_plan().fingerprint()
 
     # ------------------------------------------------------------------ sizes (cached)
-    def _cached(self) -> _Sizes:
+    def _current_sizes(self) -> _Sizes:
         sizes = self._sizes
         if sizes is None or (sizes.flattened is not None and len(sizes.flattened) != sizes.flattened_count):
             sizes = _read_sizes(self.device_mesh, self.moe_mesh)
             object.__setattr__(self, "_sizes", sizes)
         return sizes
 
-    @property
-    def tp_size(self) -> int:
-        return self._cached().tp
-
-    @property
-    def pp_size(self) -> int:
-        return self._cached().pp
-
-    @property
-    def cp_size(self) -> int:
-        return self._cached().cp
-
-    @property
-    def ep_size(self) -> int:
-        return self._cached().ep
-
-    @property
-    def dp_size(self) -> int | None:
-        return self._cached().dp
-
-    @property
-    def dp_replicate_size(self) -> int | None:
-        return self._cached().dp_replicate
-
-    @property
-    def dp_shard_size(self) -> int:
-        return self._cached().dp_shard
-
-    @property
-    def pp_enabled(self) -> bool:
-        return self._cached().pp > 1
+    tp_size = _SizeProperty(lambda sizes: sizes.tp)
+    pp_size = _SizeProperty(lambda sizes: sizes.pp)
+    cp_size = _SizeProperty(lambda sizes: sizes.cp)
+    ep_size = _SizeProperty(lambda sizes: sizes.ep)
+    dp_size = _SizeProperty(lambda sizes: sizes.dp)
+    dp_replicate_size = _SizeProperty(lambda sizes: sizes.dp_replicate)
+    dp_shard_size = _SizeProperty(lambda sizes: sizes.dp_shard)
+    pp_enabled = _SizeProperty(lambda sizes: sizes.pp > 1)
 
     # ------------------------------------------------------------------ NeMo axis kwargs
     def _dp_axis_names(self) -> tuple[MeshAxisName, ...]:
@@ -470,3 +502,9 @@ class MeshContext:
                 f"the live meshes do not match the plan: live {live.fingerprint()} "
                 f"{live.topology_dict()} vs planned {plan.fingerprint()} {plan.topology_dict()}"
             )
+
+
+#: The names of ``MeshContext``'s size properties (kept in an instance's ``__dict__`` once settled).
+_SIZE_PROPERTIES: frozenset[str] = frozenset(
+    name for name, value in vars(MeshContext).items() if isinstance(value, _SizeProperty)
+)

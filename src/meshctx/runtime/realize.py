@@ -109,13 +109,18 @@ def realize(plan: MeshPlan, *, device_type: str | None = None, timeout_minutes: 
         stage_size = plan.sizes.ep * plan.sizes.ep_shard
         stage_override = None if stage_size == world else override
         stage = _flatten(root, STAGE_AXES, "_".join(STAGE_AXES), stage_override, member)
-        sized = zip(moe_axes, plan.moe_mesh.shape)
-        moe_override = {a: override for a, n in sized if n != world} if override else None
+        # the override goes to the MoE axes that do not span the whole world
+        over = [a for a, n in zip(moe_axes, plan.moe_mesh.shape) if n != world] if override else []
         if member:
             assert stage is not None
-            moe_mesh = stage._unflatten(0, plan.moe_mesh.shape, moe_axes, backend_override=moe_override or None)  # type: ignore[arg-type]
+            moe_mesh = stage._unflatten(
+                0,
+                plan.moe_mesh.shape,
+                moe_axes,
+                backend_override=dict.fromkeys(over, override) if override and over else None,
+            )
         else:
-            per_axis = tuple((moe_override or {}).get(a, None) for a in moe_axes)
+            per_axis = tuple(override if a in over else None for a in moe_axes)
             _replay_unflatten(root, STAGE_AXES, plan.moe_mesh.shape, moe_axes, per_axis)
             first_stage = torch.tensor([plan.rank_at(p) for p in range(stage_size)], dtype=torch.int)
             moe_mesh = DeviceMesh(
