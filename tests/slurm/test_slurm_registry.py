@@ -242,6 +242,8 @@ def test_reconcile_settles_the_jobs_slurm_ended_or_forgot_and_leaves_running_one
         assert _state(hooked.client, f"slurm-{running}") == "registered"
     finally:
         hooked.cluster.run("scancel", running)
+        # its epilog frees the node before the next test submits a job to it (else: 409 nodes_in_use there)
+        _until(lambda: _state(hooked.client, f"slurm-{running}") not in ("registered", "running"), message="epilog")
 
 
 def test_reconcile_changes_nothing_when_slurm_does_not_answer(hooked: Hooked, tmp_path: Path) -> None:

@@ -1,6 +1,8 @@
-"""One rank of a real gloo job: build every case's MeshContext and report what torch built.
+"""The ranks of a real gloo job: build every case's MeshContext and report what torch built.
 
-Usage: gloo_worker.py STORE_FILE RANK WORLD_SIZE CASES_JSON OUT_JSON. For every case and every axis of its
+Usage: gloo_worker.py STORE_FILE WORLD_SIZE CASES_JSON OUT_DIR. This process imports torch once, then forks one
+process per rank (none has a process group before it joins the job); rank R writes OUT_DIR/rankR.json and its
+output to OUT_DIR/rankR.log; the exit status is 0 when every rank exited 0. For every case and every axis of its
 plan this records the ranks of the axis's process group on this rank (torch sorts them), the axis mesh's rank
 order and an all-reduce of the global ranks over the group, so the test compares real communication with the plan.
 """
@@ -9,9 +11,12 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import pickle
 import sys
+import traceback
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -68,19 +73,47 @@ def copies(ctx: MeshContext) -> dict[str, str]:
     return out
 
 
-def main() -> None:
-    store, rank, world, cases_file, out_file = sys.argv[1:6]
+def rank_main(store: str, rank: int, world: int, cases: list[dict], out_dir: Path) -> None:
     dist.init_process_group(
-        "gloo", init_method=f"file://{store}", rank=int(rank), world_size=int(world), timeout=timedelta(seconds=90)
+        "gloo", init_method=f"file://{store}", rank=rank, world_size=world, timeout=timedelta(seconds=90)
     )
-    with open(cases_file) as f:
-        cases = json.load(f)
     results = [report(case) for case in cases]
     dist.barrier()
     dist.destroy_process_group()
-    with open(out_file, "w") as f:
-        json.dump(results, f)
+    (out_dir / f"rank{rank}.json").write_text(json.dumps(results))
+
+
+def main() -> int:
+    """Fork the ranks (torch is imported once, not once per rank: on a small machine that is most of the cost)."""
+    store, world, cases_file, out = sys.argv[1:5]
+    out_dir = Path(out)
+    cases = json.loads(Path(cases_file).read_text())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    children = []
+    for rank in range(int(world)):
+        pid = os.fork()
+        if pid == 0:  # the rank: its output to its own log, its exit status says whether it finished
+            code = 1
+            try:
+                log = os.open(out_dir / f"rank{rank}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.dup2(log, 1)
+                os.dup2(log, 2)
+                rank_main(store, rank, int(world), cases, out_dir)
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        children.append(pid)
+    failed = 0
+    for pid in children:
+        _, status = os.waitpid(pid, 0)
+        failed += os.waitstatus_to_exitcode(status) != 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

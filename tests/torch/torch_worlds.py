@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -48,33 +49,28 @@ def fake_world(world_size: int, rank: int) -> Iterator[None]:
 
 
 def run_gloo_world(world_size: int, cases: list[dict[str, object]], tmp: Path, timeout: float = 240) -> list[dict]:
-    """Run ``gloo_worker.py`` as ``world_size`` real processes on one gloo job; returns each rank's report."""
+    """Run ``gloo_worker.py``: ``world_size`` real processes (forked after one torch import) on one gloo job;
+    returns each rank's report."""
     cases_file = tmp / "cases.json"
     cases_file.write_text(json.dumps(cases))
     env = dict(os.environ, PYTHONPATH=f"{REPO / 'src'}{os.pathsep}{REPO / 'service'}", OMP_NUM_THREADS="1")
-    store = tmp / "store"
-    procs = []
-    for rank in range(world_size):
-        out = tmp / f"rank{rank}.json"
-        args = [sys.executable, str(WORKER), str(store), str(rank), str(world_size), str(cases_file), str(out)]
-        log = open(tmp / f"rank{rank}.log", "w")  # noqa: SIM115 - closed below
-        procs.append((subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT), log))
-    failed = []
-    try:
-        for rank, (proc, log) in enumerate(procs):
-            try:
-                code = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                code = "timeout"
-            log.close()
-            if code != 0:
-                failed.append((rank, code))
-    finally:
-        for proc, _ in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    if failed:
-        logs = "\n".join(f"--- rank {r} ({c}):\n{(tmp / f'rank{r}.log').read_text()[-3000:]}" for r, c in failed)
-        pytest.fail(f"gloo world of {world_size} failed: {failed}\n{logs}")
+    args = [sys.executable, str(WORKER), str(tmp / "store"), str(world_size), str(cases_file), str(tmp)]
+    with open(tmp / "launcher.log", "w") as log:
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            code: int | str = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            code = "timeout"
+            os.killpg(proc.pid, signal.SIGKILL)  # the launcher and every rank it forked
+            proc.wait()
+    failed = [rank for rank in range(world_size) if not (tmp / f"rank{rank}.json").exists()]
+    if code != 0 or failed:
+        logs = "\n".join(
+            f"--- rank {r}:\n{(tmp / f'rank{r}.log').read_text()[-3000:] if (tmp / f'rank{r}.log').exists() else ''}"
+            for r in failed
+        )
+        pytest.fail(
+            f"gloo world of {world_size} failed ({code}), ranks {failed}:\n{(tmp / 'launcher.log').read_text()[-3000:]}"
+            f"\n{logs}"
+        )
     return [json.loads((tmp / f"rank{rank}.json").read_text()) for rank in range(world_size)]
