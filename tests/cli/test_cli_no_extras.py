@@ -3,6 +3,7 @@ service). Offline planning works; everything that needs an extra exits 2 naming 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import sysconfig
@@ -13,6 +14,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+#: The bare venv's environment: a developer's PYTHONPATH (e.g. ``src:service``) must not hand it the extras.
+BARE_ENV = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+
+
 @pytest.fixture(scope="module")
 def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("bare") / "venv"
@@ -20,6 +25,7 @@ def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     python = venv / "bin" / "python"
     purelib = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        env=BARE_ENV,
         capture_output=True,
         text=True,
         check=True,
@@ -31,7 +37,12 @@ def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def bare(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [str(python), "-m", "meshctx.cli", *args], capture_output=True, text=True, timeout=120, check=False
+        [str(python), "-m", "meshctx.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=BARE_ENV,
     )
     assert "Traceback" not in done.stdout + done.stderr, done.stderr
     return done
@@ -40,7 +51,7 @@ def bare(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_the_bare_venv_has_no_extras(bare_python: Path) -> None:
     extras = "('httpx', 'torch', 'yaml', 'meshctx_service')"
     probe = f"import importlib.util as u; print([m for m in {extras} if u.find_spec(m)])"
-    done = subprocess.run([str(bare_python), "-c", probe], capture_output=True, text=True, check=True)
+    done = subprocess.run([str(bare_python), "-c", probe], capture_output=True, text=True, check=True, env=BARE_ENV)
     assert done.stdout.strip() == "[]"
 
 
@@ -74,7 +85,9 @@ def test_serve_names_the_service_extra(bare_python: Path) -> None:
 
 def bare_script(python: Path, script: str) -> list[str]:
     """The lines ``script`` prints in the bare venv (it must exit 0)."""
-    done = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [str(python), "-c", script], capture_output=True, text=True, timeout=60, check=False, env=BARE_ENV
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
 
