@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Column, Connection, Engine, MetaData, PrimaryKeyConstraint, String, Table, inspect, text
 
 from .engine import SQLITE_BEGIN, make_engine
-from .schema import HEAD_REVISION
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -75,8 +74,9 @@ def upgrade_database(url: str, revision: str = "head") -> str | None:
         engine.dispose()
 
 
-def bring_to_head(url: str) -> None:
-    """Start-up: bring the database at ``url`` to ``HEAD_REVISION`` unless it is there already.
+def bring_to_head(url: str, head: str) -> None:
+    """Start-up: bring the database at ``url`` to the newest revision ``head`` (``schema.HEAD_REVISION``) unless it
+    is there already.
 
     An empty database is created here, in this process, from the models; one at an older revision is migrated
     by a child interpreter (``sys.executable -c``, this process's ``sys.path``) that loads only the registry's
@@ -85,7 +85,7 @@ def bring_to_head(url: str) -> None:
     """
     engine = make_engine(url)
     try:
-        if current_revision(engine) == HEAD_REVISION or _create_if_empty(engine):
+        if current_revision(engine) == head or _create_if_empty(engine, head):
             return
     finally:
         engine.dispose()
@@ -96,7 +96,7 @@ def bring_to_head(url: str) -> None:
     _, errors = child.communicate()
     if child.returncode != 0:
         raise RuntimeError(
-            f"migrating the registry database to revision {HEAD_REVISION} failed (exit code {child.returncode}): "
+            f"migrating the registry database to revision {head} failed (exit code {child.returncode}): "
             f"{errors.strip()[-2000:]}\nRun `meshctx db upgrade` to see it on its own."
         )
 
@@ -115,15 +115,15 @@ def _serialized(engine: Engine) -> AbstractContextManager[Connection]:
     return locked()
 
 
-def _create_if_empty(engine: Engine) -> bool:
-    """Create the models' tables and stamp ``HEAD_REVISION`` when the database has no table at all; False when
+def _create_if_empty(engine: Engine, head: str) -> bool:
+    """Create the models' tables and stamp ``head`` when the database has no table at all; False when
     it has some (then the migrations decide). Checked again under the lock: another replica may have won."""
     from .models import Base
 
     with _serialized(engine) as connection:
         tables = inspect(connection).get_table_names()
         if tables:
-            return current_revision_of(connection) == HEAD_REVISION
+            return current_revision_of(connection) == head
         Base.metadata.create_all(connection)
         version = MetaData()
         stamp = Table(
@@ -133,7 +133,7 @@ def _create_if_empty(engine: Engine) -> bool:
             PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
         )
         version.create_all(connection)
-        connection.execute(stamp.insert().values(version_num=HEAD_REVISION))
+        connection.execute(stamp.insert().values(version_num=head))
     return True
 
 

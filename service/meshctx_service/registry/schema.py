@@ -109,7 +109,7 @@ def ensure_schema(url: str) -> None:
     if path is None or not _sqlite_at_head(path):
         from .migrate import bring_to_head
 
-        bring_to_head(url)
+        bring_to_head(url, HEAD_REVISION)
 
 
 def _sqlite_file(url: str) -> Path | None:
