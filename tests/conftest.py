@@ -33,21 +33,10 @@ def _starts_processes(path: Path) -> bool:
     return SLOW_TEXT.search(path.read_text()) is not None
 
 
-#: Under pytest-xdist (``./scripts/test`` runs ``-n 2 --dist loadgroup``) each test module runs whole on one worker, so
-#: a module's servers start once, as in a serial run; these folders run whole on one worker, as they share one
-#: session resource that must not start twice (the Slurm cluster, the browser).
-ONE_WORKER_FOLDERS = frozenset({"slurm", "ui"})
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     tests = Path(__file__).parent
-    grouped = config.getoption("dist", "no") == "loadgroup"
     for item in items:
         folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
-        if grouped:
-            group = folder if folder in ONE_WORKER_FOLDERS else item.nodeid.split("::", 1)[0]
-            item.add_marker(pytest.mark.xdist_group(group))
         if (
             folder in SLOW_FOLDERS
             or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
