@@ -66,8 +66,7 @@ def _schema(url: str) -> dict[str, object]:
         engine.dispose()
 
 
-def test_ensure_schema_creates_an_empty_database_as_the_migrations_would(db_url: str, tmp_path: Path) -> None:
-    ensure_schema(db_url)  # empty database: the models' tables, stamped at the head revision, in this process
+def _assert_at_head_as_the_models_make_it(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
         assert current_revision(engine) == HEAD_REVISION
@@ -75,6 +74,11 @@ def test_ensure_schema_creates_an_empty_database_as_the_migrations_would(db_url:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     finally:
         engine.dispose()
+
+
+def test_ensure_schema_creates_an_empty_database_as_the_migrations_would(db_url: str, tmp_path: Path) -> None:
+    ensure_schema(db_url)  # empty database: the models' tables, stamped at the head revision, in this process
+    _assert_at_head_as_the_models_make_it(db_url)
     migrated = f"sqlite:///{tmp_path / 'migrated.db'}" if db_url.startswith("sqlite") else None
     if migrated is not None:  # the same schema as Alembic builds (PostgreSQL: compare_metadata above)
         upgrade_database(migrated)
@@ -96,13 +100,7 @@ def test_concurrent_start_ups_on_an_empty_database_create_it_once(db_url: str) -
 def test_ensure_schema_migrates_an_older_database_in_a_child_interpreter(db_url: str) -> None:
     assert upgrade_database(db_url, "0001") == "0001"
     ensure_schema(db_url)
-    engine = make_engine(db_url)
-    try:
-        assert current_revision(engine) == HEAD_REVISION
-        with engine.connect() as connection:
-            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
-    finally:
-        engine.dispose()
+    _assert_at_head_as_the_models_make_it(db_url)
 
 
 def _loaded_after_start_ups(*urls: str) -> list[str]:
