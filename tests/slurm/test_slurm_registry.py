@@ -129,15 +129,7 @@ def test_a_cancelled_job_is_failed(hooked: Hooked) -> None:
     _until(lambda: _state(hooked.client, f"slurm-{job}") == "registered", message="registered while it runs")
     _until(lambda: _slurm_state(hooked.cluster, job) == "RUNNING", message="its prolog is done")  # not CONFIGURING
     assert hooked.cluster.run("scancel", job).returncode == 0
-    _until(
-        lambda: _state(hooked.client, f"slurm-{job}") == "failed",
-        message="scancel → failed",
-        show=lambda: (
-            _state(hooked.client, f"slurm-{job}"),
-            _slurm_state(hooked.cluster, job),
-            _log_lines(hooked, job),
-        ),
-    )
+    _until_state(hooked, job, "failed", "scancel → failed")
 
 
 def test_jobs_that_did_not_opt_in_are_not_registered(hooked: Hooked) -> None:
@@ -168,6 +160,19 @@ def test_a_job_cancelled_while_it_is_being_registered_is_not_left_registered(hoo
 def _log_lines(hooked: Hooked, job: str) -> list[str]:
     text = hooked.log.read_text() if hooked.log.exists() else ""
     return [line for line in text.splitlines() if f"job {job} " in line]
+
+
+def _until_state(hooked: Hooked, job: str, state: str, message: str) -> None:
+    """Wait for the registry to show ``state`` for Slurm job ``job``; on timeout, show both sides and the hook log."""
+    _until(
+        lambda: _state(hooked.client, f"slurm-{job}") == state,
+        message=message,
+        show=lambda: (
+            _state(hooked.client, f"slurm-{job}"),
+            _slurm_state(hooked.cluster, job),
+            _log_lines(hooked, job),
+        ),
+    )
 
 
 def test_jobs_run_when_the_service_is_down_or_hangs_with_one_log_line_each(hooked: Hooked) -> None:
@@ -269,12 +274,4 @@ def test_a_job_running_across_a_slurmctld_restart_is_finished(hooked: Hooked) ->
     _until(lambda: _slurm_state(hooked.cluster, job) == "RUNNING", message="its prolog is done")
     restarted = hooked.cluster.restart_controller()
     assert restarted.returncode == 0, restarted.stderr[-3000:]
-    _until(
-        lambda: _state(hooked.client, f"slurm-{job}") == "finished",
-        message="the epilog after the restart",
-        show=lambda: (
-            _state(hooked.client, f"slurm-{job}"),
-            _slurm_state(hooked.cluster, job),
-            _log_lines(hooked, job),
-        ),
-    )
+    _until_state(hooked, job, "finished", "the epilog after the restart")
